@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/jwtd/jwtd/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitCode is an error that only sets the process's exit status; whatever
+// needed saying was already printed.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// env is what every subcommand gets from the process.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+const usage = `jwtd is a self-hosted JWT token service.
+
+Usage:
+  jwtd serve                   serve the HTTP API
+  jwtd token sign|verify|decode  mint, check or read a token
+  jwtd keys generate --alg A   make a new signing key
+  jwtd version                 print the version
+
+Run "jwtd <command> --help" for a command's flags.
+`
+
+// run is the whole program; main only supplies the process's context,
+// arguments, environment and streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return exitCode(2)
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, e)
+	case "token":
+		return cmdToken(rest, e)
+	case "keys":
+		return cmdKeys(rest, e)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "jwtd %s (%s)\n", version, goVersion())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "jwtd: unknown command %q\n\n%s", cmd, usage)
+	return exitCode(2)
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown"
+}
+
+// newFlagSet makes a subcommand's flag set; with config true it has the
+// configuration flags too.
+func newFlagSet(name, synopsis string, e env, withConfig bool) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.SortFlags = false
+	if withConfig {
+		config.AddFlags(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
+		if withConfig {
+			fmt.Fprintf(e.stderr, "\nEnvironment: %s\n", config.EnvNames())
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args; --help is a success, a bad flag exit status 2.
+func parseFlags(fs *pflag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return true, nil
+		}
+		return false, exitCode(2)
+	}
+	return false, nil
+}
+
+// subcommand picks the subcommand of a command group such as "token".
+func subcommand(group string, args []string, e env, help string) (string, []string, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprint(e.stdout, help)
+			return "", nil, nil
+		}
+		fmt.Fprint(e.stderr, help)
+		return "", nil, exitCode(2)
+	}
+	return args[0], args[1:], nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/config"
+	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/token"
+)
+
+// buildService loads the configured keys, gives each built-in profile
+// without a configured key the one jwtd keeps in the data directory
+// (generating it on first start), and checks the profiles against the keys.
+func buildService(cfg *config.Config) (*token.Service, error) {
+	list := make([]*keys.Key, 0, len(cfg.Keys)+3)
+	for _, spec := range cfg.Keys {
+		k, err := keys.Load(spec, cfg.Dir())
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, k)
+	}
+	profiles := maps.Clone(cfg.Profiles)
+	if profiles == nil {
+		profiles = map[string]token.ProfileSpec{}
+	}
+	builtin := token.BuiltinProfiles()
+	names := make([]string, 0, len(builtin))
+	for name := range builtin {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		spec, ok := profiles[name]
+		if !ok {
+			spec = builtin[name]
+		}
+		if spec.Key != "" {
+			continue
+		}
+		k, err := keys.LoadOrGenerate(cfg.DataDir, name, token.BuiltinAlg(name))
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, k)
+		spec.Key = k.Kid()
+		profiles[name] = spec
+	}
+	set, err := keys.NewSet(list...)
+	if err != nil {
+		return nil, err
+	}
+	return token.NewService(set, profiles, token.Options{Leeway: cfg.Leeway})
+}
+
+// rotation enforces, across reloads, that a key is not removed while tokens
+// it signed may still be live: a key that signs now cannot be removed, and a
+// key that stopped signing can be removed once the longest TTL of the
+// profiles it signed for has passed. It remembers only what this process
+// saw; a restart starts afresh.
+type rotation struct {
+	retired map[string]time.Time // kid → when its tokens are all expired
+}
+
+// check refuses next if it drops a key that may have live tokens; on
+// success it records the keys next stops signing with.
+func (r *rotation) check(cur, next *token.Service, now time.Time) error {
+	if r.retired == nil {
+		r.retired = map[string]time.Time{}
+	}
+	signing := signingTTLs(cur)
+	var refused []string
+	for _, k := range cur.Keys().All() {
+		if _, kept := next.Keys().Lookup(k.Kid()); kept {
+			continue
+		}
+		if _, ok := signing[k.Kid()]; ok {
+			refused = append(refused, fmt.Sprintf("%q signs now; make it verify-only first", k.Kid()))
+		} else if until, ok := r.retired[k.Kid()]; ok && now.Before(until) {
+			refused = append(refused, fmt.Sprintf("%q may have live tokens until %s", k.Kid(), until.Format(time.RFC3339)))
+		}
+	}
+	if len(refused) > 0 {
+		sort.Strings(refused)
+		return fmt.Errorf("refusing to remove keys: %s", strings.Join(refused, "; "))
+	}
+	nextSigning := signingTTLs(next)
+	for kid, ttl := range signing {
+		if _, still := nextSigning[kid]; !still {
+			r.retired[kid] = now.Add(ttl)
+		}
+	}
+	return nil
+}
+
+// signingTTLs maps each signing key's kid to the longest TTL it signs for.
+func signingTTLs(s *token.Service) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, p := range s.Profiles() {
+		if p.TTL > out[p.Key.Kid()] {
+			out[p.Key.Kid()] = p.TTL
+		}
+	}
+	return out
+}

@@ -1,0 +1,210 @@
+// Package config reads jwtd's configuration: built-in defaults, then one
+// YAML file, then JWTD_* environment variables, then command-line flags, each
+// layer over the one before (koanf does the layering). Unknown keys in the
+// file are errors, so a typo does not silently fall back to a default.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/token"
+)
+
+// Config is the whole configuration. Field names follow SPEC §6.
+type Config struct {
+	Listen   string                       `koanf:"listen"`
+	DataDir  string                       `koanf:"data_dir"`
+	LogLevel string                       `koanf:"log_level"`
+	Leeway   time.Duration                `koanf:"leeway"`
+	HTTP     HTTP                         `koanf:"http"`
+	Keys     []keys.Spec                  `koanf:"keys"`
+	Profiles map[string]token.ProfileSpec `koanf:"profiles"`
+
+	// File is the configuration file read, if any; relative key file names
+	// are resolved against its directory.
+	File string `koanf:"-"`
+}
+
+// HTTP holds the server's limits.
+type HTTP struct {
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
+	ReadTimeout       time.Duration `koanf:"read_timeout"`
+	WriteTimeout      time.Duration `koanf:"write_timeout"`
+	IdleTimeout       time.Duration `koanf:"idle_timeout"`
+	MaxBodyBytes      int64         `koanf:"max_body_bytes"`
+	ShutdownTimeout   time.Duration `koanf:"shutdown_timeout"`
+}
+
+// setting is one of the common settings that also have a flag and an
+// environment variable.
+type setting struct {
+	key, flag, env, usage string
+}
+
+var settings = []setting{
+	{"listen", "listen", "JWTD_LISTEN", "address to listen on (host:port)"},
+	{"data_dir", "data-dir", "JWTD_DATA_DIR", "directory for generated keys and the embedded store"},
+	{"log_level", "log-level", "JWTD_LOG_LEVEL", "debug, info, warn or error"},
+	{"leeway", "leeway", "JWTD_LEEWAY", "clock-skew allowance when verifying (at most 60s)"},
+}
+
+// defaults are the values with no configuration at all.
+func defaults() map[string]any {
+	d := map[string]any{
+		"listen":                   "127.0.0.1:8080",
+		"data_dir":                 "./jwtd-data",
+		"log_level":                "info",
+		"leeway":                   "30s",
+		"http.read_header_timeout": "5s",
+		"http.read_timeout":        "10s",
+		"http.write_timeout":       "15s",
+		"http.idle_timeout":        "60s",
+		"http.max_body_bytes":      1 << 20,
+		"http.shutdown_timeout":    "20s",
+	}
+	for name, p := range token.BuiltinProfiles() {
+		prefix := "profiles." + name + "."
+		d[prefix+"layout"] = string(p.Layout)
+		d[prefix+"issuer"] = p.Issuer
+		d[prefix+"ttl"] = p.TTL.String()
+		d[prefix+"backdate"] = p.Backdate.String()
+		d[prefix+"data_claim"] = p.DataClaim
+	}
+	return d
+}
+
+// AddFlags registers --config and the common settings' flags on fs.
+func AddFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (env JWTD_CONFIG)")
+	d := defaults()
+	for _, s := range settings {
+		fs.String(s.flag, fmt.Sprint(d[s.key]), s.usage+" (env "+s.env+")")
+	}
+}
+
+// Load layers defaults, the file named by --config or JWTD_CONFIG, the
+// environment (through getenv) and the flags that were set, then validates.
+func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
+		return nil, err
+	}
+	path := getenv("JWTD_CONFIG")
+	if f := fs.Lookup("config"); f != nil && f.Changed {
+		path = f.Value.String()
+	}
+	if path != "" {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+	env := map[string]any{}
+	for _, s := range settings {
+		if v := getenv(s.env); v != "" {
+			env[s.key] = v
+		}
+	}
+	if err := k.Load(confmap.Provider(env, "."), nil); err != nil {
+		return nil, err
+	}
+	flagKeys := map[string]string{}
+	for _, s := range settings {
+		flagKeys[s.flag] = s.key
+	}
+	err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+		key, ok := flagKeys[f.Name]
+		if !ok || !f.Changed {
+			return "", nil
+		}
+		return key, f.Value.String()
+	}), nil)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	err = k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc()),
+		Result:           &c,
+		WeaklyTypedInput: true,
+		ErrorUnused:      true,
+		TagName:          "koanf",
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	c.File = path
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks what can be checked without touching keys or files.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir must not be empty"))
+	}
+	if _, err := c.Level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Leeway < 0 || c.Leeway > token.MaxLeeway {
+		errs = append(errs, fmt.Errorf("leeway %s is outside 0–%s", c.Leeway, token.MaxLeeway))
+	}
+	if c.HTTP.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("http.max_body_bytes must be positive"))
+	}
+	for name, t := range map[string]time.Duration{
+		"read_header_timeout": c.HTTP.ReadHeaderTimeout, "read_timeout": c.HTTP.ReadTimeout,
+		"write_timeout": c.HTTP.WriteTimeout, "idle_timeout": c.HTTP.IdleTimeout,
+	} {
+		if t <= 0 {
+			errs = append(errs, fmt.Errorf("http.%s must be positive", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Level is the configured log level.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("log_level %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+// Dir is the directory relative key files are resolved against.
+func (c *Config) Dir() string {
+	if c.File == "" {
+		return ""
+	}
+	return filepath.Dir(c.File)
+}
+
+// EnvNames lists the environment variables Load reads, for --help.
+func EnvNames() string {
+	names := []string{"JWTD_CONFIG"}
+	for _, s := range settings {
+		names = append(names, s.env)
+	}
+	return strings.Join(names, ", ")
+}

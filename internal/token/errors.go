@@ -1,0 +1,36 @@
+// Package token mints jwtd's tokens from profiles and verifies tokens under
+// the rules of SPEC §5, which the JOSE libraries alone do not enforce.
+//
+// Verification is in two layers. Decode and CheckHeader are the JWS layer:
+// size, segments, strict base64url, JSON without duplicate keys, and the
+// header members jwtd refuses. Service.Verify adds the key (pinned by kid),
+// the signature and the JWT claims (exp required and numeric, iat and nbf not
+// in the future, bounded leeway). Any error means reject; errors wrap one of
+// the reason sentinels below, whose text is the RFC 7662 reason jwtd reports.
+package token
+
+import "errors"
+
+// Reasons a token is rejected. Each error returned by Decode, CheckHeader and
+// Verify wraps exactly one of them; the wrapping text is safe to show a
+// client (it never holds key material).
+var (
+	ErrMalformed    = errors.New("malformed")
+	ErrBadSignature = errors.New("bad_signature")
+	ErrUnknownKid   = errors.New("unknown_kid")
+	ErrExpired      = errors.New("expired")
+	ErrNotYetValid  = errors.New("not_yet_valid")
+	ErrRevoked      = errors.New("revoked")
+)
+
+// Reason returns the reason code of a verification error: "malformed",
+// "bad_signature", "unknown_kid", "expired", "not_yet_valid" or "revoked".
+// An error that wraps none of them is reported as malformed.
+func Reason(err error) string {
+	for _, r := range []error{ErrMalformed, ErrBadSignature, ErrUnknownKid, ErrExpired, ErrNotYetValid, ErrRevoked} {
+		if errors.Is(err, r) {
+			return r.Error()
+		}
+	}
+	return ErrMalformed.Error()
+}
