@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jwtd/jwtd/internal/keys"
@@ -120,6 +121,18 @@ func TestWycheproofJSONWebSignature(t *testing.T) {
 	t.Logf("%d valid accepted, %d invalid rejected", valid, invalid)
 }
 
+// Why the key groups must be refused, checked so that a key is not refused
+// for some other reason than the one the vector is about.
+var wycheproofKeyErrors = map[string]string{
+	"jws_mixedSymmetryKeyset": "mixes secrets and asymmetric keys",
+	"jws_duplicate_kid":       "used by two keys",
+	"jws_rsa_roca_key":        "ROCA",
+	"keysize_too_small":       "1024 bits",
+	"exponentOne":             "bad e value",
+	"wrong_algorithm":         "not supported",
+	"invalid_use":             "use is",
+}
+
 func TestWycheproofJSONWebKey(t *testing.T) {
 	f := readWycheproof(t, "json_web_key_test.json")
 	for _, g := range f.TestGroups {
@@ -128,6 +141,9 @@ func TestWycheproofJSONWebKey(t *testing.T) {
 			jwks = g.Private
 		}
 		set, keyErr := keys.ParseJWKSet(jwks)
+		if want, ok := wycheproofKeyErrors[g.Comment]; ok && (keyErr == nil || !strings.Contains(keyErr.Error(), want)) {
+			t.Errorf("group %s: key error %v, want one that says %q", g.Comment, keyErr, want)
+		}
 		for _, tc := range g.Tests {
 			err := keyErr
 			if err == nil {
