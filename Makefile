@@ -7,7 +7,7 @@ VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 FUZZTIME    ?= 30s
 
-.PHONY: all build run test lint unit bench fuzz clean
+.PHONY: all build run test deps lint unit bench fuzz clean
 
 all: build
 
@@ -17,7 +17,11 @@ build:
 run:
 	$(GO) run ./cmd/jwtd serve
 
-test: lint unit
+test: deps lint unit
+
+# Debian packages the tests drive (installed only when missing).
+deps:
+	@scripts/ensure-packages.sh curl:curl
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -31,7 +31,7 @@ type seedExample struct {
 	Expected json.RawMessage `json:"expected_response"`
 }
 
-func readSeedExample(t *testing.T) seedExample {
+func readSeedExample(t testing.TB) seedExample {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seed003-example.json"))
 	if err != nil {
@@ -46,7 +46,7 @@ func readSeedExample(t *testing.T) seedExample {
 
 // testServer serves a Service whose castlabs profile is keyed by the seed's
 // key string, as in SPEC §1.
-func testServer(t *testing.T) (http.Handler, *token.Service) {
+func testServer(t testing.TB) (http.Handler, *token.Service) {
 	t.Helper()
 	ex := readSeedExample(t)
 	cl, err := keys.New("cl1", "HS512", []byte(ex.Key))
@@ -67,7 +67,7 @@ func testServer(t *testing.T) (http.Handler, *token.Service) {
 	return NewServer(logger, func() *token.Service { return svc }, Options{MaxBodyBytes: 1 << 20}), svc
 }
 
-func do(t *testing.T, h http.Handler, method, path, contentType, body string) *httptest.ResponseRecorder {
+func do(t testing.TB, h http.Handler, method, path, contentType, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	if contentType != "" {

@@ -143,8 +143,12 @@ func checkPublic(alg string, info algInfo, pub any) error {
 		if p.Curve != info.curve {
 			return fmt.Errorf("%w: %s needs curve %s, the key is on %s", ErrUnsafeKey, alg, info.curve.Params().Name, p.Curve.Params().Name)
 		}
-		if !p.Curve.IsOnCurve(p.X, p.Y) { //nolint:staticcheck // deprecated but still the plain on-curve check
-			return fmt.Errorf("%w: EC point is not on the curve", ErrUnsafeKey)
+		point, err := p.Bytes()
+		if err == nil {
+			_, err = ecdsa.ParseUncompressedPublicKey(p.Curve, point) // checks the point is on the curve
+		}
+		if err != nil {
+			return fmt.Errorf("%w: EC public key is not a valid point", ErrUnsafeKey)
 		}
 	case ed25519.PublicKey:
 		if info.family != familyEd25519 {

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// jwtdBinary is built once by TestMain for the tests that need a real
+// process (signals).
+var jwtdBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jwtd-bin-")
+	if err != nil {
+		panic(err)
+	}
+	jwtdBinary = filepath.Join(dir, "jwtd")
+	build := exec.Command("go", "build", "-o", jwtdBinary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("building jwtd: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startProcess runs the built binary's serve on 127.0.0.1:0.
+func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *logSink, chan error) {
+	t.Helper()
+	logs := newLogSink()
+	cmd := exec.Command(jwtdBinary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Stderr = logs
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return cmd, logs.waitAddr(t, done), logs, done
+}
+
+func waitLog(t *testing.T, logs *logSink, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(logs.String(), text) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("log never said %q\n%s", text, logs)
+}
+
+// SIGHUP reloads keys without dropping the listener; removing a key that
+// signs now is refused and the running keys stay.
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.pem", "b.pem"} {
+		if _, _, err := runCLI(t, nil, "", "keys", "generate", "--alg", "ES256", "--out", filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := writeFile(t, dir, "c.yaml", `
+keys:
+  - {kid: a, alg: ES256, private_key_file: a.pem}
+profiles:
+  default: {key: a}
+`)
+	cmd, base, logs, _ := startProcess(t, "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"))
+	if jwks := get(t, base+"/.well-known/jwks.json"); !strings.Contains(jwks, `"kid":"a"`) || strings.Contains(jwks, `"kid":"b"`) {
+		t.Fatalf("JWKS before: %s", jwks)
+	}
+
+	// Publish b before it signs.
+	writeFile(t, dir, "c.yaml", `
+keys:
+  - {kid: a, alg: ES256, private_key_file: a.pem}
+  - {kid: b, alg: ES256, private_key_file: b.pem, publish_only: true}
+profiles:
+  default: {key: a}
+`)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, logs, "reloaded keys and profiles")
+	if jwks := get(t, base+"/.well-known/jwks.json"); !strings.Contains(jwks, `"kid":"b"`) {
+		t.Fatalf("JWKS after publishing b: %s", jwks)
+	}
+
+	// Dropping a, which signs, is refused; a keeps serving.
+	writeFile(t, dir, "c.yaml", `
+keys:
+  - {kid: b, alg: ES256, private_key_file: b.pem}
+profiles:
+  default: {key: b}
+`)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, logs, "reload refused")
+	if !strings.Contains(logs.String(), `\"a\" signs now`) {
+		t.Errorf("refusal does not say why:\n%s", logs)
+	}
+	if jwks := get(t, base+"/.well-known/jwks.json"); !strings.Contains(jwks, `"kid":"a"`) {
+		t.Errorf("a was dropped: %s", jwks)
+	}
+}
+
+// SIGTERM: stop accepting, finish in-flight requests, exit 0.
+func TestSIGTERMGraceful(t *testing.T) {
+	dir := t.TempDir()
+	cmd, _, logs, done := startProcess(t, "--data-dir", dir)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, logs)
+		}
+		done <- nil // for the cleanup
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not stop")
+	}
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("no stop line:\n%s", logs)
+	}
+}

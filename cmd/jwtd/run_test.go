@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// logSink collects a server's stderr and reports the address it listens on.
+type logSink struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	addrs chan string
+}
+
+func newLogSink() *logSink { return &logSink{addrs: make(chan string, 1)} }
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for _, line := range strings.Split(string(p), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+			select {
+			case l.addrs <- rec.Addr:
+			default:
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitAddr waits for the listening line, then for /healthz to answer.
+func (l *logSink) waitAddr(t *testing.T, done <-chan error) string {
+	t.Helper()
+	select {
+	case addr := <-l.addrs:
+		base := "http://" + addr
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if resp, err := http.Get(base + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return base
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("/healthz never answered\n%s", l)
+	case err := <-done:
+		t.Fatalf("server exited: %v\n%s", err, l)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not start\n%s", l)
+	}
+	return ""
+}
+
+// startServe runs "jwtd serve" in-process on 127.0.0.1:0 and stops it when
+// the test ends.
+func startServe(t *testing.T, env map[string]string, args ...string) (base string, logs *logSink) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = newLogSink()
+	done := make(chan error, 1)
+	argv := append([]string{"jwtd", "serve", "--listen", "127.0.0.1:0"}, args...)
+	go func() {
+		done <- run(ctx, argv, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return logs.waitAddr(t, done), logs
+}
+
+// runCLI runs one jwtd command in-process.
+func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err = run(context.Background(), append([]string{"jwtd"}, args...), func(k string) string { return env[k] },
+		strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+type seedExample struct {
+	Key      string          `json:"signing_key"`
+	Token    string          `json:"token"`
+	Expected json.RawMessage `json:"expected_response"`
+}
+
+func readSeedExample(t *testing.T) seedExample {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seed003-example.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex seedExample
+	if err := json.Unmarshal(data, &ex); err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// castlabsConfig keys the castlabs profile with the seed's key string.
+func castlabsConfig(t *testing.T, dir string) string {
+	ex := readSeedExample(t)
+	return writeFile(t, dir, "jwtd.yaml", fmt.Sprintf(`
+keys:
+  - {kid: cl1, alg: HS512, secret: %q, encoding: raw}
+profiles:
+  castlabs: {key: cl1}
+`, ex.Key))
+}
+
+// The curl commands of seed 003 section 7, host replaced, work as printed.
+func TestSeed003CurlCommands(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal("curl is needed (make test installs it): ", err)
+	}
+	dir := t.TempDir()
+	base, _ := startServe(t, nil, "--config", castlabsConfig(t, dir), "--data-dir", filepath.Join(dir, "data"))
+	host := strings.TrimPrefix(base, "http://")
+	ex := readSeedExample(t)
+
+	// 7.1.1
+	out, err := exec.Command(curl, "--silent", "--location", "--request", "POST", host+"/generateToken",
+		"--header", "Content-Type: application/json",
+		"--data-raw", "{\n    \"user_data\": \"this is test3\"\n}").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gen map[string]string
+	if err := json.Unmarshal(out, &gen); err != nil || !strings.HasPrefix(gen["JWT Token"], "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9.") {
+		t.Fatalf("generateToken: %s (%v)", out, err)
+	}
+
+	// 7.2.1, with the document's token (recovered from its OCR text).
+	body := fmt.Sprintf("{\n    \"Token\": %q,\n    \"Signing_key\": %q\n}", ex.Token, ex.Key)
+	out, err = exec.Command(curl, "--silent", "--location", "--request", "GET", base+"/verifyToken",
+		"--header", "Content-Type: application/json", "--data-raw", body).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	_ = json.Compact(&want, ex.Expected)
+	if strings.TrimSpace(string(out)) != want.String() {
+		t.Errorf("verifyToken:\n got %s\nwant %s", out, want.String())
+	}
+
+	// The token generated in 7.1 verifies the same way.
+	body = fmt.Sprintf(`{"Token": %q, "Signing_key": %q}`, gen["JWT Token"], ex.Key)
+	out, _ = exec.Command(curl, "--silent", "--request", "GET", base+"/verifyToken",
+		"--header", "Content-Type: application/json", "--data-raw", body).Output()
+	if !strings.Contains(string(out), `"Signature Verification":true`) || !strings.Contains(string(out), `"payload":{"data":"this is test3"`) {
+		t.Errorf("generated token: %s", out)
+	}
+}
+
+// With no configuration, serve generates its keys in the data directory
+// (0600) and keeps them across restarts, so tokens stay verifiable.
+func TestZeroConfigKeysPersist(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data")}
+	tok, stderr, err := runCLI(t, env, "", "token", "sign", "--sub", "alice", "--data", `{"role":"ops"}`)
+	if err != nil {
+		t.Fatalf("sign: %v %s", err, stderr)
+	}
+	tok = strings.TrimSpace(tok)
+
+	base, _ := startServe(t, env)
+	jwks1 := get(t, base+"/.well-known/jwks.json")
+	if !strings.Contains(jwks1, `"alg":"ES256"`) || strings.Contains(jwks1, `"oct"`) {
+		t.Errorf("JWKS %s", jwks1)
+	}
+	out, stderr, err := runCLI(t, env, tok+"\n", "token", "verify", "-")
+	if out = compact(out); err != nil || !strings.Contains(out, `"active":true`) || !strings.Contains(out, `"sub":"alice"`) {
+		t.Errorf("verify after restart: %v %s %s", err, out, stderr)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "data", "keys"))
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("keys dir: %v %v", entries, err)
+	}
+	for _, e := range entries {
+		info, _ := e.Info()
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", e.Name(), info.Mode().Perm())
+		}
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data")}
+
+	// Every command answers --help with its usage, exit status 0.
+	for _, args := range [][]string{
+		{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"token", "sign", "--help"},
+		{"token", "verify", "--help"}, {"token", "decode", "--help"}, {"keys", "--help"}, {"keys", "generate", "--help"},
+	} {
+		out, errOut, err := runCLI(t, env, "", args...)
+		if err != nil || !strings.Contains(out+errOut, "Usage") {
+			t.Errorf("%v: %v %q %q", args, err, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"token"}, {"token", "frob"}, {"keys", "frob"}, {"serve", "--bogus"}} {
+		if _, _, err := runCLI(t, env, "", args...); err != exitCode(2) {
+			t.Errorf("%v: got %v, want exit status 2", args, err)
+		}
+	}
+	out, _, err := runCLI(t, env, "", "version")
+	if err != nil || !strings.HasPrefix(out, "jwtd ") {
+		t.Errorf("version: %q %v", out, err)
+	}
+
+	// sign → decode → verify, and a tampered token fails verify with exit 1.
+	tok, _, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify", "--phone", "+14155552671", "--xid", "tx-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok = strings.TrimSpace(tok)
+	out, _, err = runCLI(t, env, "", "token", "decode", tok)
+	if out = compact(out); err != nil || !strings.Contains(out, `"phn":"+14155552671"`) || !strings.Contains(out, "not checked") {
+		t.Errorf("decode: %v %s", err, out)
+	}
+	out, _, err = runCLI(t, env, "", "token", "verify", tok)
+	if out = compact(out); err != nil || !strings.Contains(out, `"kid":"appverify-generated"`) {
+		t.Errorf("verify: %v %s", err, out)
+	}
+	out, _, err = runCLI(t, env, "", "token", "verify", tok[:len(tok)-2]+"AA")
+	if out = compact(out); err != exitCode(1) || !strings.Contains(out, `"reason":"bad_signature"`) {
+		t.Errorf("tampered: %v %s", err, out)
+	}
+	if _, _, err := runCLI(t, env, "", "token", "sign", "--profile", "nope"); err == nil {
+		t.Error("unknown profile signed")
+	}
+	if _, _, err := runCLI(t, env, "", "token", "decode", "garbage"); err == nil {
+		t.Error("garbage decoded")
+	}
+
+	// keys generate writes a usable key and a configuration snippet.
+	keyFile := filepath.Join(dir, "es.pem")
+	_, errOut, err := runCLI(t, env, "", "keys", "generate", "--alg", "ES384", "--kid", "e1", "--out", keyFile)
+	if err != nil || !strings.Contains(errOut, `private_key_file: "`+keyFile+`"`) {
+		t.Fatalf("keys generate: %v %s", err, errOut)
+	}
+	if info, err := os.Stat(keyFile); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", info, err)
+	}
+	if _, _, err := runCLI(t, env, "", "keys", "generate", "--alg", "ES384", "--out", keyFile); err == nil {
+		t.Error("keys generate overwrote a file")
+	}
+	cfg := writeFile(t, dir, "c.yaml", "keys:\n  - {kid: e1, alg: ES384, private_key_file: es.pem}\nprofiles:\n  p: {key: e1, ttl: 1m}\n")
+	tok, errOut, err = runCLI(t, env, "", "token", "sign", "--config", cfg, "--profile", "p")
+	if err != nil {
+		t.Fatalf("sign with generated key: %v %s", err, errOut)
+	}
+	if out, _, err := runCLI(t, env, "", "token", "verify", "--config", cfg, strings.TrimSpace(tok)); err != nil {
+		t.Errorf("verify with generated key: %v %s", err, out)
+	}
+	secret, errOut, err := runCLI(t, env, "", "keys", "generate", "--alg", "HS512")
+	if err != nil || len(strings.TrimSpace(secret)) != 86 || !strings.Contains(errOut, "encoding: base64url") {
+		t.Errorf("HS512 secret: %q %q %v", secret, errOut, err)
+	}
+	if _, _, err := runCLI(t, env, "", "keys", "generate", "--alg", "none"); err != exitCode(2) {
+		t.Errorf("alg none: %v", err)
+	}
+}
+
+// A weak HMAC key stops the start with a message naming the key and why.
+func TestServeRefusesWeakKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yaml", "keys:\n  - {kid: weak1, alg: HS256, secret: password}\nprofiles:\n  appverify: {key: weak1}\n")
+	_, _, err := runCLI(t, nil, "", "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), `key "weak1"`) || !strings.Contains(err.Error(), "at least 32") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// compact removes the indentation of the CLI's JSON output.
+func compact(s string) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		return s
+	}
+	return b.String()
+}
