@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need, when their command is missing.
-# Usage: ensure-packages.sh command:package [command:package ...]
+# Installs the Debian packages the tests need, when they are not installed.
+# Usage: ensure-packages.sh package [package ...]
 set -euo pipefail
 missing=()
-for pair in "$@"; do
-  cmd=${pair%%:*} pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+for pkg in "$@"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""

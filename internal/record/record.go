@@ -1,0 +1,110 @@
+// Package record defines what jwtd remembers of every token it hands out,
+// and the Store contract the storage adapters (sqlite, mongodb) implement.
+// recordtest holds the conformance suite every Store passes.
+package record
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Errors of the Store contract. Adapters translate their driver's errors
+// into these.
+var (
+	ErrNotFound    = errors.New("record not found")
+	ErrDuplicate   = errors.New("a record with this jti exists")
+	ErrXIDConflict = errors.New("the xid belongs to another phone number")
+	ErrUnavailable = errors.New("record store unavailable")
+)
+
+// Status of a token, derived from its record at a moment.
+type Status string
+
+const (
+	Active  Status = "active"
+	Expired Status = "expired"
+	Revoked Status = "revoked"
+)
+
+// Record is one minted token. Times are UTC; Revoked is zero unless the
+// token was revoked. The whole token is kept only when its profile asks
+// (TokenText); TokenSHA256 always.
+type Record struct {
+	JTI         string
+	Profile     string
+	Kid         string
+	Alg         string
+	XID         string
+	Phone       string // E.164, or empty
+	Subject     string
+	Issued      time.Time // when jwtd minted it (full precision; orders records)
+	Expires     time.Time
+	Revoked     time.Time
+	ClientIP    string
+	TokenSHA256 string // hex
+	TokenText   string
+}
+
+// Status is the record's status at now: revoked wins over expired.
+func (r *Record) Status(now time.Time) Status {
+	switch {
+	case !r.Revoked.IsZero():
+		return Revoked
+	case !now.Before(r.Expires):
+		return Expired
+	}
+	return Active
+}
+
+// HashToken is the hex SHA-256 of a token, as records keep it.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Page is one page of a listing and the cursor of the next, empty at the end.
+type Page struct {
+	Records []Record
+	Next    string
+}
+
+// Store keeps records. Implementations are safe for concurrent use.
+//
+// Insert returns only once the record is durably committed: a token may be
+// handed out after Insert returns nil and never before. It returns
+// ErrDuplicate when the jti exists and ErrXIDConflict when the record's
+// non-empty XID already belongs to records with another phone; in both cases
+// nothing is written. Lookups return records newest first (by Issued, then
+// jti); ByJTI returns ErrNotFound. Revoke marks every unrevoked record of a
+// jti or an xid and returns how many it marked. Purge deletes records that
+// expired before the given time. A store that cannot be reached returns
+// errors wrapping ErrUnavailable; every method honours ctx.
+type Store interface {
+	Insert(ctx context.Context, r *Record) error
+	ByJTI(ctx context.Context, jti string) (*Record, error)
+	ByXID(ctx context.Context, xid string) ([]Record, error)
+	ByPhone(ctx context.Context, phone string, limit int, cursor string) (Page, error)
+	RevokeJTI(ctx context.Context, jti string, at time.Time) (int, error)
+	RevokeXID(ctx context.Context, xid string, at time.Time) (int, error)
+	Purge(ctx context.Context, expiredBefore time.Time) (int, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ValidXID reports whether s is a transaction ID jwtd accepts: 1 to 128
+// characters of [A-Za-z0-9._:-].
+func ValidXID(s string) bool {
+	if len(s) < 1 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

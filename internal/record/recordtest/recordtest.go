@@ -1,0 +1,355 @@
+// Package recordtest is the conformance suite of record.Store: every store
+// (sqlite, mongodb) runs Run against a real backend.
+package recordtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/record"
+)
+
+// Run runs the suite. newStore returns an empty store; the suite closes it.
+func Run(t *testing.T, newStore func(t *testing.T) record.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, record.Store)
+	}{
+		{"InsertAndByJTI", testInsertAndByJTI},
+		{"DuplicateJTI", testDuplicateJTI},
+		{"XIDConflict", testXIDConflict},
+		{"ByXIDNewestFirst", testByXID},
+		{"ByPhonePaginated", testByPhone},
+		{"Revoke", testRevoke},
+		{"StatusByExpiry", testStatusByExpiry},
+		{"Purge", testPurge},
+		{"ConcurrentWriters", testConcurrentWriters},
+		{"ContextCancelled", testContextCancelled},
+		{"Closed", testClosed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			closed := false
+			t.Cleanup(func() {
+				if !closed {
+					_ = s.Close()
+				}
+			})
+			if tc.name == "Closed" {
+				closed = true
+			}
+			tc.fn(t, s)
+		})
+	}
+}
+
+// base is the suite's clock origin; times are whole microseconds so that
+// every backend stores them exactly.
+var base = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// rec makes a record issued n milliseconds after base.
+func rec(jti, xid, phone string, n int) *record.Record {
+	issued := base.Add(time.Duration(n) * time.Millisecond)
+	return &record.Record{
+		JTI: jti, Profile: "appverify", Kid: "av1", Alg: "HS256", XID: xid, Phone: phone,
+		Subject: "sub-" + jti, Issued: issued, Expires: issued.Add(90 * time.Second),
+		ClientIP: "192.0.2.1", TokenSHA256: record.HashToken("token-" + jti),
+	}
+}
+
+func insert(t *testing.T, s record.Store, r *record.Record) {
+	t.Helper()
+	if err := s.Insert(context.Background(), r); err != nil {
+		t.Fatalf("insert %s: %v", r.JTI, err)
+	}
+}
+
+func equal(a, b record.Record) bool {
+	return a.JTI == b.JTI && a.Profile == b.Profile && a.Kid == b.Kid && a.Alg == b.Alg && a.XID == b.XID &&
+		a.Phone == b.Phone && a.Subject == b.Subject && a.Issued.Equal(b.Issued) && a.Expires.Equal(b.Expires) &&
+		a.Revoked.Equal(b.Revoked) && a.ClientIP == b.ClientIP && a.TokenSHA256 == b.TokenSHA256 && a.TokenText == b.TokenText
+}
+
+func jtis(recs []record.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.JTI
+	}
+	return out
+}
+
+func testInsertAndByJTI(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	r := rec("j1", "x1", "+14155552671", 0)
+	r.TokenText = "a.b.c"
+	insert(t, s, r)
+	got, err := s.ByJTI(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(*got, *r) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", *got, *r)
+	}
+	if _, err := s.ByJTI(ctx, "nope"); !errors.Is(err, record.ErrNotFound) {
+		t.Errorf("unknown jti: %v", err)
+	}
+	// Records without XID or phone (castlabs, native) are fine.
+	insert(t, s, rec("j2", "", "", 1))
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("ping: %v", err)
+	}
+}
+
+func testDuplicateJTI(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	insert(t, s, rec("dup", "x1", "+1", 0))
+	other := rec("dup", "x2", "+2", 5)
+	if err := s.Insert(ctx, other); !errors.Is(err, record.ErrDuplicate) {
+		t.Fatalf("duplicate jti: %v", err)
+	}
+	got, err := s.ByJTI(ctx, "dup")
+	if err != nil || got.XID != "x1" {
+		t.Errorf("the first record was changed: %+v %v", got, err)
+	}
+	if recs, _ := s.ByXID(ctx, "x2"); len(recs) != 0 {
+		t.Errorf("the refused record was written: %v", jtis(recs))
+	}
+}
+
+func testXIDConflict(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	insert(t, s, rec("a", "tx", "+14155552671", 0))
+	insert(t, s, rec("b", "tx", "+14155552671", 1)) // re-issue: same xid, same phone
+	if err := s.Insert(ctx, rec("c", "tx", "+14155550000", 2)); !errors.Is(err, record.ErrXIDConflict) {
+		t.Fatalf("other phone: %v", err)
+	}
+	if _, err := s.ByJTI(ctx, "c"); !errors.Is(err, record.ErrNotFound) {
+		t.Errorf("conflicting record was written: %v", err)
+	}
+	// Concurrent inserts of one xid with two phones: exactly one phone wins.
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			phone := fmt.Sprintf("+1415555%04d", i%2)
+			errs[i] = s.Insert(ctx, rec(fmt.Sprintf("race-%d", i), "race", phone, 10+i))
+		}()
+	}
+	wg.Wait()
+	recs, err := s.ByXID(ctx, "race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	phones := map[string]bool{}
+	for _, r := range recs {
+		phones[r.Phone] = true
+	}
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, record.ErrXIDConflict):
+			t.Errorf("race insert: %v", err)
+		}
+	}
+	if len(phones) != 1 || ok != len(recs) {
+		t.Errorf("xid race: %d phones in %d records, %d inserts succeeded", len(phones), len(recs), ok)
+	}
+}
+
+func testByXID(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	for i, jti := range []string{"o1", "o3", "o2"} {
+		insert(t, s, rec(jti, "tx", "+1", []int{0, 20, 10}[i]))
+	}
+	insert(t, s, rec("other", "tx2", "+1", 30))
+	recs, err := s.ByXID(ctx, "tx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(jtis(recs)); got != "[o3 o2 o1]" {
+		t.Errorf("ByXID order %s", got)
+	}
+	if recs, err := s.ByXID(ctx, "none"); err != nil || len(recs) != 0 {
+		t.Errorf("unknown xid: %v %v", recs, err)
+	}
+	if recs, err := s.ByXID(ctx, ""); err != nil || len(recs) != 0 {
+		t.Errorf("empty xid matched records without one: %v %v", jtis(recs), err)
+	}
+}
+
+func testByPhone(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	var want []string
+	for i := range 25 {
+		// Pairs share an issue time, so the jti breaks ties.
+		r := rec(fmt.Sprintf("p%02d", i), fmt.Sprintf("x%02d", i), "+14155552671", i/2)
+		insert(t, s, r)
+		want = append(want, r.JTI)
+	}
+	insert(t, s, rec("elsewhere", "y", "+14155550000", 100))
+	sort.Sort(sort.Reverse(sort.StringSlice(want))) // newest first: p24, p23, ...
+	var got []string
+	cursor, pages := "", 0
+	for {
+		page, err := s.ByPhone(ctx, "+14155552671", 10, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		got = append(got, jtis(page.Records)...)
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || pages != 3 {
+		t.Errorf("pages %d:\n got %v\nwant %v", pages, got, want)
+	}
+	if _, err := s.ByPhone(ctx, "+14155552671", 10, "not-a-cursor!"); !errors.Is(err, record.ErrBadCursor) {
+		t.Errorf("bad cursor: %v", err)
+	}
+	if page, err := s.ByPhone(ctx, "+19999999999", 10, ""); err != nil || len(page.Records) != 0 || page.Next != "" {
+		t.Errorf("unknown phone: %+v %v", page, err)
+	}
+}
+
+func testRevoke(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	insert(t, s, rec("r1", "tx", "+1", 0))
+	insert(t, s, rec("r2", "tx", "+1", 1))
+	insert(t, s, rec("r3", "tx", "+1", 2))
+	insert(t, s, rec("r4", "other", "+1", 3))
+	at := base.Add(time.Minute)
+	if n, err := s.RevokeJTI(ctx, "r1", at); n != 1 || err != nil {
+		t.Errorf("revoke jti: %d %v", n, err)
+	}
+	if n, err := s.RevokeJTI(ctx, "r1", at.Add(time.Second)); n != 0 || err != nil {
+		t.Errorf("revoke again: %d %v", n, err)
+	}
+	if n, err := s.RevokeXID(ctx, "tx", at.Add(2*time.Second)); n != 2 || err != nil {
+		t.Errorf("revoke xid: %d %v (r1 already revoked)", n, err)
+	}
+	if n, err := s.RevokeJTI(ctx, "nope", at); n != 0 || err != nil {
+		t.Errorf("revoke unknown: %d %v", n, err)
+	}
+	r1, _ := s.ByJTI(ctx, "r1")
+	r2, _ := s.ByJTI(ctx, "r2")
+	r4, _ := s.ByJTI(ctx, "r4")
+	if !r1.Revoked.Equal(at) || !r2.Revoked.Equal(at.Add(2*time.Second)) || !r4.Revoked.IsZero() {
+		t.Errorf("revoked times: %v %v %v", r1.Revoked, r2.Revoked, r4.Revoked)
+	}
+	if r1.Status(base) != record.Revoked || r4.Status(base) != record.Active {
+		t.Errorf("status: %s %s", r1.Status(base), r4.Status(base))
+	}
+}
+
+func testStatusByExpiry(t *testing.T, s record.Store) {
+	insert(t, s, rec("e1", "", "", 0))
+	r, err := s.ByJTI(context.Background(), "e1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want record.Status
+	}{
+		{r.Expires.Add(-time.Nanosecond), record.Active},
+		{r.Expires, record.Expired},
+		{r.Expires.Add(time.Hour), record.Expired},
+	} {
+		if got := r.Status(tc.at); got != tc.want {
+			t.Errorf("at %s: %s, want %s", tc.at, got, tc.want)
+		}
+	}
+}
+
+func testPurge(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		insert(t, s, rec(fmt.Sprintf("old%d", i), "", "", i))
+	}
+	young := rec("young", "", "", 0)
+	young.Expires = base.Add(48 * time.Hour)
+	insert(t, s, young)
+	// Retention 24h, clock injected at base+72h: the five that expired at
+	// base+90s are past retention and go; the one expiring at base+48h stays.
+	p := record.Purger{Store: s, Retention: 24 * time.Hour, Now: func() time.Time { return base.Add(72 * time.Hour) }}
+	n, err := p.RunOnce(ctx)
+	if err != nil || n != 5 {
+		t.Fatalf("purged %d, %v; want 5", n, err)
+	}
+	if _, err := s.ByJTI(ctx, "old0"); !errors.Is(err, record.ErrNotFound) {
+		t.Errorf("old0 survived: %v", err)
+	}
+	if _, err := s.ByJTI(ctx, "young"); err != nil {
+		t.Errorf("young was purged: %v", err)
+	}
+	if n, err := p.RunOnce(ctx); n != 0 || err != nil {
+		t.Errorf("second purge: %d %v", n, err)
+	}
+}
+
+func testConcurrentWriters(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	const writers, each = 64, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				errs <- s.Insert(ctx, rec(fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("x%d", w), "+1", i))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for w := range writers {
+		recs, err := s.ByXID(ctx, fmt.Sprintf("x%d", w))
+		if err != nil || len(recs) != each {
+			t.Fatalf("writer %d: %d records, %v", w, len(recs), err)
+		}
+	}
+}
+
+func testContextCancelled(t *testing.T, s record.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Insert(ctx, rec("c1", "", "", 0)); !errors.Is(err, context.Canceled) {
+		t.Errorf("insert: %v", err)
+	}
+	if _, err := s.ByXID(ctx, "x"); err == nil {
+		t.Error("ByXID with a cancelled context succeeded")
+	}
+	if _, err := s.ByPhone(ctx, "+1", 10, ""); err == nil {
+		t.Error("ByPhone with a cancelled context succeeded")
+	}
+}
+
+func testClosed(t *testing.T, s record.Store) {
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Insert(context.Background(), rec("late", "", "", 0)); !errors.Is(err, record.ErrUnavailable) {
+		t.Errorf("insert after close: %v", err)
+	}
+}

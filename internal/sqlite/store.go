@@ -1,0 +1,379 @@
+// Package sqlite is jwtd's embedded record store: one SQLite file (pure Go,
+// modernc.org/sqlite) in WAL mode with synchronous=FULL, so a committed
+// record survives a crash or power loss. Inserts go through one writer that
+// commits concurrent requests together (group commit): each caller waits for
+// the transaction that holds its record.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/jwtd/jwtd/internal/record"
+)
+
+var _ record.Store = (*Store)(nil)
+
+// Options tune group commit. The zero value is usable.
+type Options struct {
+	// MaxBatch bounds the records of one transaction (default 256).
+	MaxBatch int
+	// Linger is how long the writer waits for more records once it has one.
+	// Zero (the default) waits for none: a batch is whatever queued while
+	// the previous commit was being made durable, which is what batches
+	// under load without adding latency when idle.
+	Linger time.Duration
+}
+
+// Store is a record.Store over one SQLite file.
+type Store struct {
+	read  *sql.DB // readers; WAL lets them run beside the writer
+	write *sql.DB // one connection: the group committer, revocations, purges
+	opts  Options
+
+	inserts chan *insert
+	quit    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+
+	commits, records atomic.Uint64
+}
+
+type insert struct {
+	rec  *record.Record
+	done chan error
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS tokens (
+	jti          TEXT PRIMARY KEY,
+	profile      TEXT NOT NULL,
+	kid          TEXT NOT NULL,
+	alg          TEXT NOT NULL,
+	xid          TEXT NOT NULL DEFAULT '',
+	phone        TEXT NOT NULL DEFAULT '',
+	subject      TEXT NOT NULL DEFAULT '',
+	issued       INTEGER NOT NULL,
+	expires      INTEGER NOT NULL,
+	revoked      INTEGER,
+	client_ip    TEXT NOT NULL DEFAULT '',
+	token_sha256 TEXT NOT NULL DEFAULT '',
+	token        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS tokens_xid ON tokens (xid, issued DESC, jti DESC) WHERE xid != '';
+CREATE INDEX IF NOT EXISTS tokens_phone ON tokens (phone, issued DESC, jti DESC) WHERE phone != '';
+CREATE INDEX IF NOT EXISTS tokens_expires ON tokens (expires);
+`
+
+// Open opens (creating if needed) the store at path.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	dsn := func(extra string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+			q.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + q.Encode() + extra
+	}
+	write, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	if _, err := write.Exec(schema); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("%w: opening %s: %v", record.ErrUnavailable, path, err)
+	}
+	read, err := sql.Open("sqlite", dsn(""))
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(8)
+	s := &Store{
+		read: read, write: write, opts: opts,
+		inserts: make(chan *insert), quit: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Stats returns how many transactions and records the group committer has
+// committed.
+func (s *Store) Stats() (commits, records uint64) { return s.commits.Load(), s.records.Load() }
+
+// Insert queues the record for the next group commit and waits until it is
+// durable.
+func (s *Store) Insert(ctx context.Context, r *record.Record) error {
+	in := &insert{rec: r, done: make(chan error, 1)}
+	select {
+	case s.inserts <- in:
+	case <-s.quit:
+		return fmt.Errorf("%w: store closed", record.ErrUnavailable)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-in.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writer is the group committer: it takes one insert, gathers what else is
+// queued (up to MaxBatch, waiting at most Linger), commits them in one
+// transaction and answers each. On Close it stops taking new inserts; the
+// ones it took are committed first.
+func (s *Store) writer() {
+	defer close(s.stopped)
+	batch := make([]*insert, 0, s.opts.MaxBatch)
+	for {
+		select {
+		case in := <-s.inserts:
+			batch = append(batch[:0], in)
+		case <-s.quit:
+			return
+		}
+		var timer *time.Timer
+		var linger <-chan time.Time
+		if s.opts.Linger > 0 {
+			timer = time.NewTimer(s.opts.Linger)
+			linger = timer.C
+		}
+	gather:
+		for len(batch) < s.opts.MaxBatch {
+			if linger == nil {
+				select {
+				case in := <-s.inserts:
+					batch = append(batch, in)
+				default:
+					break gather
+				}
+				continue
+			}
+			select {
+			case in := <-s.inserts:
+				batch = append(batch, in)
+			case <-linger:
+				break gather
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		s.commit(batch)
+	}
+}
+
+// commit writes a batch in one transaction. Per-record refusals (duplicate
+// jti, XID conflict) are answered without failing the others; a failed
+// transaction fails them all.
+func (s *Store) commit(batch []*insert) {
+	results := make([]error, len(batch))
+	err := func() error {
+		ctx := context.Background()
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+		conflict, err := tx.PrepareContext(ctx, `SELECT 1 FROM tokens WHERE xid = ? AND phone != ? LIMIT 1`)
+		if err != nil {
+			return err
+		}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO tokens
+			(jti, profile, kid, alg, xid, phone, subject, issued, expires, revoked, client_ip, token_sha256, token)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		for i, in := range batch {
+			r := in.rec
+			if r.XID != "" {
+				var one int
+				switch err := conflict.QueryRowContext(ctx, r.XID, r.Phone).Scan(&one); {
+				case err == nil:
+					results[i] = record.ErrXIDConflict
+					continue
+				case !errors.Is(err, sql.ErrNoRows):
+					return err
+				}
+			}
+			res, err := ins.ExecContext(ctx, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
+				r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, r.TokenSHA256, r.TokenText)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				results[i] = record.ErrDuplicate
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		err = unavailable(err)
+		for i := range results {
+			results[i] = err
+		}
+	} else {
+		s.commits.Add(1)
+		s.records.Add(uint64(len(batch)))
+	}
+	for i, in := range batch {
+		in.done <- results[i]
+	}
+}
+
+// Close stops the writer after the inserts it has taken are committed, and
+// closes the database.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.quit) })
+	<-s.stopped
+	return errors.Join(s.write.Close(), s.read.Close())
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+const columns = `jti, profile, kid, alg, xid, phone, subject, issued, expires, revoked, client_ip, token_sha256, token`
+
+func scan(sc interface{ Scan(...any) error }) (record.Record, error) {
+	var r record.Record
+	var issued, expires int64
+	var revoked sql.NullInt64
+	err := sc.Scan(&r.JTI, &r.Profile, &r.Kid, &r.Alg, &r.XID, &r.Phone, &r.Subject,
+		&issued, &expires, &revoked, &r.ClientIP, &r.TokenSHA256, &r.TokenText)
+	r.Issued, r.Expires = time.Unix(0, issued).UTC(), time.Unix(0, expires).UTC()
+	if revoked.Valid {
+		r.Revoked = time.Unix(0, revoked.Int64).UTC()
+	}
+	return r, err
+}
+
+// ByJTI returns the record of one token.
+func (s *Store) ByJTI(ctx context.Context, jti string) (*record.Record, error) {
+	r, err := scan(s.read.QueryRowContext(ctx, `SELECT `+columns+` FROM tokens WHERE jti = ?`, jti))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, record.ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return &r, nil
+}
+
+// ByXID returns a transaction's records, newest first.
+func (s *Store) ByXID(ctx context.Context, xid string) ([]record.Record, error) {
+	return s.query(ctx, `SELECT `+columns+` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`, xid)
+}
+
+// ByPhone returns a page of a phone number's records, newest first.
+func (s *Store) ByPhone(ctx context.Context, phone string, limit int, cursor string) (record.Page, error) {
+	c, ok, err := record.DecodeCursor(cursor)
+	if err != nil {
+		return record.Page{}, err
+	}
+	q := `SELECT ` + columns + ` FROM tokens WHERE phone = ? AND phone != ''`
+	args := []any{phone}
+	if ok {
+		q += ` AND (issued < ? OR (issued = ? AND jti < ?))`
+		args = append(args, c.Issued.UnixNano(), c.Issued.UnixNano(), c.JTI)
+	}
+	q += ` ORDER BY issued DESC, jti DESC LIMIT ?`
+	args = append(args, limit+1)
+	recs, err := s.query(ctx, q, args...)
+	if err != nil {
+		return record.Page{}, err
+	}
+	return record.NewPage(recs, limit), nil
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]record.Record, error) {
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []record.Record
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+// RevokeJTI marks one token revoked.
+func (s *Store) RevokeJTI(ctx context.Context, jti string, at time.Time) (int, error) {
+	return s.exec(ctx, `UPDATE tokens SET revoked = ? WHERE jti = ? AND revoked IS NULL`, at.UnixNano(), jti)
+}
+
+// RevokeXID marks every token of a transaction revoked.
+func (s *Store) RevokeXID(ctx context.Context, xid string, at time.Time) (int, error) {
+	return s.exec(ctx, `UPDATE tokens SET revoked = ? WHERE xid = ? AND xid != '' AND revoked IS NULL`, at.UnixNano(), xid)
+}
+
+// Purge deletes records that expired before the given time, a thousand per
+// transaction so that inserts are never held up for long.
+func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := s.exec(ctx, `DELETE FROM tokens WHERE rowid IN
+			(SELECT rowid FROM tokens WHERE expires < ? LIMIT 1000)`, expiredBefore.UnixNano())
+		total += n
+		if err != nil || n < 1000 {
+			return total, err
+		}
+	}
+}
+
+func (s *Store) exec(ctx context.Context, q string, args ...any) (int, error) {
+	res, err := s.write.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// unavailable wraps a driver error as record.ErrUnavailable, keeping
+// context errors as they are.
+func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, record.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: sqlite: %v", record.ErrUnavailable, err)
+}
+
+// PathFromURL turns "sqlite:///abs/path.db" or "sqlite://./rel.db" into a
+// file path.
+func PathFromURL(u string) (string, error) {
+	rest, ok := strings.CutPrefix(u, "sqlite://")
+	if !ok || rest == "" {
+		return "", fmt.Errorf("store url %q is not sqlite://<path>", u)
+	}
+	return rest, nil
+}
