@@ -9,14 +9,18 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/httpapi"
+	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -39,12 +43,33 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	var current atomic.Pointer[token.Service]
 	current.Store(svc)
 
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("closing the record store", "err", err)
+		}
+	}()
+	apiKeys, err := loadAPIKeys(cfg, e)
+	if err != nil {
+		return err
+	}
+	purger := &record.Purger{Store: store, Retention: cfg.Store.Retention, Now: time.Now}
+	purgeCtx, stopPurge := context.WithCancel(context.Background())
+	defer stopPurge()
+	go purgeLoop(purgeCtx, purger, cfg.Store.PurgeInterval, logger)
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(logger, current.Load, httpapi.Options{MaxBodyBytes: cfg.HTTP.MaxBodyBytes}),
+		Handler: httpapi.NewServer(
+			httpapi.Deps{Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys},
+			httpapi.Options{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, DefaultRegion: cfg.Phone.DefaultRegion},
+		),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -76,6 +101,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
+			// In-flight requests are done; the deferred Close commits
+			// whatever the group committer still holds.
 			logger.Info("stopped")
 			return nil
 		}
@@ -97,4 +124,54 @@ func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, current *atomic.Point
 		}
 	}
 	logger.Error("reload refused; keeping the running keys and profiles", "err", err)
+}
+
+// openStore opens the configured record store.
+func openStore(cfg *config.Config) (*sqlite.Store, error) {
+	path, err := sqlite.PathFromURL(cfg.StoreURL())
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(path, sqlite.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger})
+}
+
+// loadAPIKeys returns the configured API keys or, with none configured, the
+// admin key kept in the data directory, made (and printed once to stderr)
+// on first start.
+func loadAPIKeys(cfg *config.Config, e env) (*apikey.Set, error) {
+	if len(cfg.APIKeys) > 0 {
+		return apikey.NewSet(cfg.APIKeys)
+	}
+	spec, plain, err := apikey.LoadOrCreateAdmin(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if plain != "" {
+		fmt.Fprintf(e.stderr, "jwtd: created an admin API key (scopes admin, issue, introspect); it is shown only this once:\n\n    %s\n\n"+
+			"Keep it secret. Its SHA-256 is kept in %s.\n", plain, filepath.Join(cfg.DataDir, "admin-api-key.json"))
+	}
+	return apikey.NewSet([]apikey.Spec{spec})
+}
+
+// purgeLoop deletes records past retention, now and every interval.
+func purgeLoop(ctx context.Context, p *record.Purger, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := p.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("purging expired records", "err", err)
+		case n > 0:
+			logger.Info("purged expired records", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -21,7 +21,9 @@ import (
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 
+	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -32,8 +34,11 @@ type Config struct {
 	LogLevel string                       `koanf:"log_level"`
 	Leeway   time.Duration                `koanf:"leeway"`
 	HTTP     HTTP                         `koanf:"http"`
+	Store    Store                        `koanf:"store"`
+	Phone    Phone                        `koanf:"phone"`
 	Keys     []keys.Spec                  `koanf:"keys"`
 	Profiles map[string]token.ProfileSpec `koanf:"profiles"`
+	APIKeys  []apikey.Spec                `koanf:"api_keys"`
 
 	// File is the configuration file read, if any; relative key file names
 	// are resolved against its directory.
@@ -50,6 +55,30 @@ type HTTP struct {
 	ShutdownTimeout   time.Duration `koanf:"shutdown_timeout"`
 }
 
+// Store is where records go.
+type Store struct {
+	// URL is sqlite://<path> (default: jwtd.db in data_dir).
+	URL           string        `koanf:"url"`
+	Retention     time.Duration `koanf:"retention"`      // records are purged this long after expiry
+	PurgeInterval time.Duration `koanf:"purge_interval"` // how often the purge runs
+	MaxBatch      int           `koanf:"max_batch"`      // group commit: records per transaction
+	Linger        time.Duration `koanf:"linger"`         // group commit: wait for more records
+}
+
+// Phone holds phone-number parsing settings.
+type Phone struct {
+	// DefaultRegion reads numbers without a leading + (ISO 3166 alpha-2).
+	DefaultRegion string `koanf:"default_region"`
+}
+
+// StoreURL is the configured store URL or the default file in data_dir.
+func (c *Config) StoreURL() string {
+	if c.Store.URL != "" {
+		return c.Store.URL
+	}
+	return "sqlite://" + filepath.Join(c.DataDir, "jwtd.db")
+}
+
 // setting is one of the common settings that also have a flag and an
 // environment variable.
 type setting struct {
@@ -61,6 +90,8 @@ var settings = []setting{
 	{"data_dir", "data-dir", "JWTD_DATA_DIR", "directory for generated keys and the embedded store"},
 	{"log_level", "log-level", "JWTD_LOG_LEVEL", "debug, info, warn or error"},
 	{"leeway", "leeway", "JWTD_LEEWAY", "clock-skew allowance when verifying (at most 60s)"},
+	{"store.url", "store-url", "JWTD_STORE_URL", "record store: sqlite://<path> (default: jwtd.db in the data directory)"},
+	{"phone.default_region", "default-region", "JWTD_DEFAULT_REGION", "region for phone numbers without + (such as US)"},
 }
 
 // defaults are the values with no configuration at all.
@@ -76,6 +107,12 @@ func defaults() map[string]any {
 		"http.idle_timeout":        "60s",
 		"http.max_body_bytes":      1 << 20,
 		"http.shutdown_timeout":    "20s",
+		"store.url":                "",
+		"store.retention":          "720h",
+		"store.purge_interval":     "1h",
+		"store.max_batch":          256,
+		"store.linger":             "0s",
+		"phone.default_region":     "",
 	}
 	for name, p := range token.BuiltinProfiles() {
 		prefix := "profiles." + name + "."
@@ -168,6 +205,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Leeway < 0 || c.Leeway > token.MaxLeeway {
 		errs = append(errs, fmt.Errorf("leeway %s is outside 0–%s", c.Leeway, token.MaxLeeway))
+	}
+	if c.Store.Retention < 0 || c.Store.PurgeInterval <= 0 || c.Store.MaxBatch <= 0 || c.Store.Linger < 0 {
+		errs = append(errs, errors.New("store: retention must be at least 0, purge_interval and max_batch positive, linger at least 0"))
+	}
+	if !strings.HasPrefix(c.StoreURL(), "sqlite://") {
+		errs = append(errs, fmt.Errorf("store.url %q: only sqlite://<path> is supported", c.Store.URL))
+	}
+	if r := c.Phone.DefaultRegion; r != "" && !phone.ValidRegion(r) {
+		errs = append(errs, fmt.Errorf("phone.default_region %q is not a region libphonenumber knows", r))
+	}
+	if _, err := apikey.NewSet(c.APIKeys); err != nil {
+		errs = append(errs, err)
 	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("http.max_body_bytes must be positive"))

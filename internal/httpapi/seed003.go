@@ -71,10 +71,13 @@ func (s *Server) handleGenerateToken() http.Handler {
 			return
 		}
 		raw, _ := json.Marshal(data)
-		issued, err := s.tokens().Issue("castlabs", token.Request{Data: raw})
+		issued, err := s.mint(r, "castlabs", token.Request{Data: raw})
 		if err != nil {
-			s.log.Error("issuing a castlabs token", "request_id", RequestID(r.Context()), "err", err)
-			writeSeedError(w, &seedError{http.StatusInternalServerError, http.StatusInternalServerError, "Internal error"})
+			status, title, fault := httpError(err)
+			if fault {
+				s.log.Error(title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err)
+			}
+			writeSeedError(w, &seedError{status, status, title})
 			return
 		}
 		writeJSON(w, http.StatusOK, "application/json", response{Token: issued.Token})

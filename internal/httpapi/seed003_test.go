@@ -21,7 +21,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -44,27 +46,57 @@ func readSeedExample(t testing.TB) seedExample {
 	return ex
 }
 
+// API keys of the test server, one per scope set.
+const (
+	adminKey      = "admin-key"
+	issuerKey     = "issuer-key"
+	introspectKey = "introspect-key"
+)
+
 // testServer serves a Service whose castlabs profile is keyed by the seed's
-// key string, as in SPEC §1.
+// key string (SPEC §1), with an appverify and a default profile, over a real
+// SQLite store in a temporary directory.
 func testServer(t testing.TB) (http.Handler, *token.Service) {
+	h, svc, _ := testServerWithStore(t)
+	return h, svc
+}
+
+func testServerWithStore(t testing.TB) (http.Handler, *token.Service, *sqlite.Store) {
 	t.Helper()
 	ex := readSeedExample(t)
 	cl, err := keys.New("cl1", "HS512", []byte(ex.Key))
 	if err != nil {
 		t.Fatal(err)
 	}
+	av, _ := keys.New("av1", "HS256", []byte("appverify-secret-0123456789abcdef"))
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	es, _ := keys.New("es1", "ES256", ec)
-	set, _ := keys.NewSet(cl, es)
+	set, _ := keys.NewSet(cl, av, es)
 	svc, err := token.NewService(set, map[string]token.ProfileSpec{
-		"castlabs": {Key: "cl1", Layout: token.LayoutCastlabs, TTL: time.Hour},
-		"default":  {Key: "es1", TTL: time.Minute},
+		"castlabs":  {Key: "cl1", Layout: token.LayoutCastlabs, TTL: time.Hour},
+		"appverify": {Key: "av1", Layout: token.LayoutAppVerify, Issuer: "cust", TTL: 90 * time.Second, Backdate: 10 * time.Second},
+		"default":   {Key: "es1", TTL: time.Minute},
 	}, token.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "jwtd.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	apiKeys, err := apikey.NewSet([]apikey.Spec{
+		{Name: "admin", SHA256: apikey.Hash(adminKey), Scopes: []string{apikey.ScopeAdmin}},
+		{Name: "issuer", SHA256: apikey.Hash(issuerKey), Scopes: []string{apikey.ScopeIssue}},
+		{Name: "introspector", SHA256: apikey.Hash(introspectKey), Scopes: []string{apikey.ScopeIntrospect}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	return NewServer(logger, func() *token.Service { return svc }, Options{MaxBodyBytes: 1 << 20}), svc
+	h := NewServer(Deps{Logger: logger, Tokens: func() *token.Service { return svc }, Store: store, APIKeys: apiKeys},
+		Options{MaxBodyBytes: 1 << 20, DefaultRegion: "US"})
+	return h, svc, store
 }
 
 func do(t testing.TB, h http.Handler, method, path, contentType, body string) *httptest.ResponseRecorder {

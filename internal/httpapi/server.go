@@ -1,5 +1,5 @@
-// Package httpapi is jwtd's HTTP interface: the seed 003 routes, the JWKS
-// and health routes, and the middleware every route shares (request IDs,
+// Package httpapi is jwtd's HTTP interface: the seed 000 and seed 003
+// routes, the native API, the JWKS and health routes, and the middleware every route shares (request IDs,
 // access logs, body limits, panic recovery). Errors are turned into responses
 // in one place, errors.go; internal detail goes to the log, never to clients.
 package httpapi
@@ -7,31 +7,55 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
+	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
-// Options are the server's limits.
+// Deps are the server's collaborators.
+type Deps struct {
+	Logger *slog.Logger
+	// Tokens returns the current token service; it is called once per
+	// request, so a reload swaps keys and profiles without touching
+	// connections.
+	Tokens  func() *token.Service
+	Store   record.Store
+	APIKeys *apikey.Set
+	Now     func() time.Time // defaults to time.Now
+}
+
+// Options are the server's limits and defaults.
 type Options struct {
 	// MaxBodyBytes bounds every request body; larger ones get 413.
 	MaxBodyBytes int64
+	// DefaultRegion reads phone numbers written without a leading +.
+	DefaultRegion string
 }
 
 // Server holds what the handlers need. Build it with NewServer.
 type Server struct {
-	log    *slog.Logger
-	tokens func() *token.Service
-	opts   Options
+	log     *slog.Logger
+	tokens  func() *token.Service
+	store   record.Store
+	apiKeys *apikey.Set
+	now     func() time.Time
+	opts    Options
 }
 
-// NewServer returns jwtd's HTTP handler. tokens returns the current token
-// service; it is called once per request, so a reload swaps keys and
-// profiles without touching connections.
-func NewServer(logger *slog.Logger, tokens func() *token.Service, opts Options) http.Handler {
+// NewServer returns jwtd's HTTP handler.
+func NewServer(d Deps, opts Options) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
-	s := &Server{log: logger, tokens: tokens, opts: opts}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.APIKeys == nil {
+		d.APIKeys = &apikey.Set{}
+	}
+	s := &Server{log: d.Logger, tokens: d.Tokens, store: d.Store, apiKeys: d.APIKeys, now: d.Now, opts: opts}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.middleware(mux)

@@ -125,8 +125,9 @@ type Issued struct {
 	JTI       string
 	Kid       string
 	Alg       string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
+	IssuedAt  time.Time // the iat claim
+	ExpiresAt time.Time // the exp claim (for castlabs, which has none: iat + ttl)
+	MintedAt  time.Time // the service clock when minting, full precision
 }
 
 // Issue mints a token with the named profile.
@@ -191,7 +192,7 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	return &Issued{
 		Token:   input + "." + base64.RawURLEncoding.EncodeToString(sig),
 		Profile: p.Name, JTI: jti, Kid: p.Key.Kid(), Alg: p.Key.Alg(),
-		IssuedAt: time.Unix(iat, 0).UTC(), ExpiresAt: time.Unix(exp, 0).UTC(),
+		IssuedAt: time.Unix(iat, 0).UTC(), ExpiresAt: time.Unix(exp, 0).UTC(), MintedAt: now.UTC(),
 	}, nil
 }
 

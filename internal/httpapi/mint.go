@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/token"
+)
+
+// mint issues a token with the profile and, when the profile records,
+// durably records it before returning: a token is handed out only after its
+// record is committed.
+func (s *Server) mint(r *http.Request, profile string, req token.Request) (*token.Issued, error) {
+	svc := s.tokens()
+	p, ok := svc.Profile(profile)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", token.ErrUnknownProfile, profile)
+	}
+	if p.Record && req.XID != "" {
+		// Refuse a known conflict before signing anything; Insert checks
+		// again atomically.
+		if err := s.checkXID(r.Context(), req.XID, req.Phone); err != nil {
+			return nil, err
+		}
+	}
+	issued, err := svc.Issue(profile, req)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Record {
+		return issued, nil
+	}
+	rec := &record.Record{
+		JTI: issued.JTI, Profile: issued.Profile, Kid: issued.Kid, Alg: issued.Alg,
+		XID: req.XID, Phone: req.Phone, Subject: req.Subject,
+		Issued: issued.MintedAt, Expires: issued.ExpiresAt,
+		ClientIP: clientIP(r), TokenSHA256: record.HashToken(issued.Token),
+	}
+	if p.StoreToken {
+		rec.TokenText = issued.Token
+	}
+	if err := s.store.Insert(r.Context(), rec); err != nil {
+		return nil, err
+	}
+	return issued, nil
+}
+
+func (s *Server) checkXID(ctx context.Context, xid, phone string) error {
+	recs, err := s.store.ByXID(ctx, xid)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Phone != phone {
+			return record.ErrXIDConflict
+		}
+	}
+	return nil
+}
+
+// clientIP is the TCP peer's address.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// httpError maps an error to the status and title a client sees, and
+// whether it is the server's fault (to be logged). The one place errors
+// become HTTP statuses.
+func httpError(err error) (status int, title string, serverFault bool) {
+	switch {
+	case errors.Is(err, record.ErrXIDConflict):
+		return http.StatusConflict, "The XID belongs to another phone number", false
+	case errors.Is(err, token.ErrUnknownProfile):
+		return http.StatusBadRequest, "Unknown profile", false
+	case errors.Is(err, token.ErrTTLTooLong):
+		return http.StatusBadRequest, "ttl exceeds the profile's", false
+	case errors.Is(err, record.ErrBadCursor):
+		return http.StatusBadRequest, "Invalid cursor", false
+	case errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "Record store unavailable", true
+	case errors.Is(err, context.Canceled):
+		return 499, "Client closed the request", false
+	}
+	return http.StatusInternalServerError, "Internal error", true
+}
+
+// writeError writes err as problem+json and logs what the client does not see.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, title, fault := httpError(err)
+	if fault {
+		s.log.Error(title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	detail := ""
+	if !fault {
+		detail = err.Error()
+	}
+	writeProblem(w, status, title, detail)
+}
