@@ -76,25 +76,42 @@ func (l *logSink) waitAddr(t *testing.T, done <-chan error) string {
 // the test ends.
 func startServe(t *testing.T, env map[string]string, args ...string) (base string, logs *logSink) {
 	t.Helper()
+	base, logs, _ = startServeFull(t, env, args...)
+	return base, logs
+}
+
+// startServeStoppable is startServe with a stop function to call mid-test.
+func startServeStoppable(t *testing.T, env map[string]string, args ...string) (base string, stop func()) {
+	t.Helper()
+	base, _, stop = startServeFull(t, env, args...)
+	return base, stop
+}
+
+func startServeFull(t *testing.T, env map[string]string, args ...string) (string, *logSink, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs = newLogSink()
+	logs := newLogSink()
 	done := make(chan error, 1)
 	argv := append([]string{"jwtd", "serve", "--listen", "127.0.0.1:0"}, args...)
 	go func() {
 		done <- run(ctx, argv, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logs)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve returned %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("serve did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	return logs.waitAddr(t, done), logs
+		})
+	}
+	t.Cleanup(stop)
+	return logs.waitAddr(t, done), logs, stop
 }
 
 // runCLI runs one jwtd command in-process.

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/apikey"
+)
+
+const testAdminKey = "test-admin-key"
+
+// recordsConfig has a base64-encoded appverify key (as TeleSign API keys
+// come) and a known admin key.
+func recordsConfig(t *testing.T, dir string) (path, appverifyKeyB64 string) {
+	appverifyKeyB64 = base64.StdEncoding.EncodeToString([]byte("telesign-api-key-0123456789abcdef!"))
+	path = writeFile(t, dir, "jwtd.yaml", fmt.Sprintf(`
+phone: {default_region: US}
+keys:
+  - {kid: av1, alg: HS256, secret: %q, encoding: base64}
+profiles:
+  appverify: {key: av1, issuer: your_telesign_customer_id}
+api_keys:
+  - {name: test, sha256: %q, scopes: [admin, issue, introspect]}
+`, appverifyKeyB64, apikey.Hash(testAdminKey)))
+	return path, appverifyKeyB64
+}
+
+func httpDo(t *testing.T, method, u, key, contentType, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A token from /v1/token/{phone}/{xid} verifies with PyJWT (Debian's
+// python3-jwt) given the base64-decoded key, with its claims in the seed's
+// order and jti last.
+func TestPyJWTVerifiesAppVerifyToken(t *testing.T) {
+	dir := t.TempDir()
+	cfg, keyB64 := recordsConfig(t, dir)
+	base, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	code, tok := httpDo(t, "GET", base+"/v1/token/"+url.PathEscape("+1 (415) 555-2671")+"/tx-py", "", "", "")
+	if code != 200 {
+		t.Fatalf("%d %s", code, tok)
+	}
+	script := `
+import base64, json, sys, jwt
+token, key = sys.argv[1], base64.b64decode(sys.argv[2])
+claims = jwt.decode(token, key, algorithms=["HS256"])
+header = jwt.get_unverified_header(token)
+print(json.dumps({"header": header, "keys": list(claims), "claims": claims}))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", script, tok, keyB64).CombinedOutput()
+	if err != nil {
+		t.Fatalf("PyJWT refused the token: %v\n%s", err, out)
+	}
+	var got struct {
+		Header map[string]string
+		Keys   []string
+		Claims map[string]any
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if strings.Join(got.Keys, ",") != "iss,iat,exp,phn,xid,jti" {
+		t.Errorf("claim order %v", got.Keys)
+	}
+	iat, exp := got.Claims["iat"].(float64), got.Claims["exp"].(float64)
+	now := float64(time.Now().Unix())
+	if exp-iat != 90 || now-iat < 9 || now-iat > 12 {
+		t.Errorf("iat %v exp %v now %v", iat, exp, now)
+	}
+	if got.Claims["phn"] != "+14155552671" || got.Claims["iss"] != "your_telesign_customer_id" || got.Header["alg"] != "HS256" {
+		t.Errorf("claims %v header %v", got.Claims, got.Header)
+	}
+}
+
+// Get Status, revocation and introspection hold across a restart.
+func TestRecordsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := recordsConfig(t, dir)
+	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data")}
+	base, stop := startServeStoppable(t, nil, args...)
+	_, t1 := httpDo(t, "GET", base+"/v1/token/4155552671/tx-r", "", "", "")
+	_, t2 := httpDo(t, "GET", base+"/v1/token/4155552671/tx-r", "", "", "")
+	if code, body := httpDo(t, "POST", base+"/v1/revoke", testAdminKey, "application/json", `{"jti":"`+jtiOf(t, t1)+`"}`); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	stop()
+
+	base, _ = startServeStoppable(t, nil, args...)
+	code, body := httpDo(t, "GET", base+"/v1/tokens/tx-r", testAdminKey, "", "")
+	var status struct {
+		Records []struct{ JTI, Status string }
+	}
+	_ = json.Unmarshal([]byte(body), &status)
+	if code != 200 || len(status.Records) != 2 || status.Records[0].JTI != jtiOf(t, t2) ||
+		status.Records[0].Status != "active" || status.Records[1].Status != "revoked" {
+		t.Errorf("get status after restart: %d %s", code, body)
+	}
+	for tok, want := range map[string]string{t1: `{"active":false,"reason":"revoked"}`, t2: `"active":true`} {
+		_, body := httpDo(t, "POST", base+"/v1/introspect", testAdminKey, "application/x-www-form-urlencoded", "token="+tok)
+		if !strings.Contains(body, want) {
+			t.Errorf("introspect after restart: %s, want %s", body, want)
+		}
+	}
+	if code, body := httpDo(t, "GET", base+"/v1/tokens?phone=%2B14155552671", testAdminKey, "", ""); code != 200 || strings.Count(body, `"jti"`) != 2 {
+		t.Errorf("list by phone after restart: %d %s", code, body)
+	}
+	if code, _ := httpDo(t, "GET", base+"/readyz", "", "", ""); code != 200 {
+		t.Errorf("readyz: %d", code)
+	}
+}
+
+func jtiOf(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a token: %q", tok)
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c struct{ JTI string }
+	if err := json.Unmarshal(b, &c); err != nil || c.JTI == "" {
+		t.Fatalf("claims %s: %v", b, err)
+	}
+	return c.JTI
+}
+
+// Durability: many concurrent clients mint tokens from the built binary,
+// which is killed with SIGKILL mid-load; after a restart every token that
+// was answered 200 has its record.
+func TestDurabilityUnderSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := recordsConfig(t, dir)
+	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data")}
+	cmd, base, _, _ := startProcess(t, args...)
+
+	type ack struct{ xid, jti string }
+	var mu sync.Mutex
+	var acks []ack
+	var wg sync.WaitGroup
+	stopAt := time.Now().Add(1500 * time.Millisecond)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				xid := fmt.Sprintf("d-%d-%d", g, i)
+				resp, err := client.Get(fmt.Sprintf("%s/v1/token/+1415555%04d/%s", base, g, xid))
+				if err != nil {
+					return // killed
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					if time.Now().After(stopAt) {
+						return
+					}
+					continue
+				}
+				mu.Lock()
+				acks = append(acks, ack{xid, jtiOf(t, string(body))})
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Until(stopAt))
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if len(acks) < 100 {
+		t.Fatalf("only %d tokens were acknowledged before the kill", len(acks))
+	}
+
+	_, base, _, _ = startProcess(t, args...)
+	found := 0
+	for _, a := range acks {
+		code, body := httpDo(t, "GET", base+"/v1/tokens/"+a.xid, testAdminKey, "", "")
+		if code == 200 && strings.Contains(body, a.jti) {
+			found++
+		} else {
+			t.Errorf("acknowledged token %s (xid %s) has no record after the crash: %d %s", a.jti, a.xid, code, body)
+		}
+	}
+	t.Logf("durability: %d tokens acknowledged before SIGKILL, %d records found after restart", len(acks), found)
+}
