@@ -33,8 +33,12 @@ unit:
 	$(GO) test -race -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
+# Go benchmarks (sign, verify, group commit), then wrk against jwtd and the
+# bare net/http floor on loopback (SPEC §10).
 bench:
+	@scripts/ensure-packages.sh wrk curl
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	bench/run.sh
 
 # Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time).
 fuzz:

@@ -40,6 +40,11 @@ type Store struct {
 	write *sql.DB // one connection: the group committer, revocations, purges
 	opts  Options
 
+	// Statements prepared once: parsing SQL is a large part of a small
+	// query's cost.
+	conflictStmt, insertStmt *sql.Stmt // on write
+	byJTIStmt, byXIDStmt     *sql.Stmt // on read
+
 	inserts chan *insert
 	quit    chan struct{}
 	stopped chan struct{}
@@ -101,9 +106,27 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
 	s := &Store{
 		read: read, write: write, opts: opts,
 		inserts: make(chan *insert), quit: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	for _, p := range []struct {
+		db   *sql.DB
+		dst  **sql.Stmt
+		text string
+	}{
+		{write, &s.conflictStmt, `SELECT 1 FROM tokens WHERE xid = ? AND xid != '' AND phone != ? LIMIT 1`},
+		{write, &s.insertStmt, `INSERT INTO tokens (` + columns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`},
+		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
+		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
+	} {
+		if *p.dst, err = p.db.Prepare(p.text); err != nil {
+			write.Close()
+			read.Close()
+			return nil, fmt.Errorf("%w: preparing statements: %v", record.ErrUnavailable, err)
+		}
 	}
 	go s.writer()
 	return s, nil
@@ -189,16 +212,7 @@ func (s *Store) commit(batch []*insert) {
 			return err
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		conflict, err := tx.PrepareContext(ctx, `SELECT 1 FROM tokens WHERE xid = ? AND phone != ? LIMIT 1`)
-		if err != nil {
-			return err
-		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO tokens
-			(jti, profile, kid, alg, xid, phone, subject, issued, expires, revoked, client_ip, token_sha256, token)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`)
-		if err != nil {
-			return err
-		}
+		conflict, ins := tx.StmtContext(ctx, s.conflictStmt), tx.StmtContext(ctx, s.insertStmt)
 		for i, in := range batch {
 			r := in.rec
 			if r.XID != "" {
@@ -241,7 +255,11 @@ func (s *Store) commit(batch []*insert) {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.quit) })
 	<-s.stopped
-	return errors.Join(s.write.Close(), s.read.Close())
+	var errs []error
+	for _, st := range []*sql.Stmt{s.conflictStmt, s.insertStmt, s.byJTIStmt, s.byXIDStmt} {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)
 }
 
 // Ping checks that the database answers.
@@ -270,7 +288,7 @@ func scan(sc interface{ Scan(...any) error }) (record.Record, error) {
 
 // ByJTI returns the record of one token.
 func (s *Store) ByJTI(ctx context.Context, jti string) (*record.Record, error) {
-	r, err := scan(s.read.QueryRowContext(ctx, `SELECT `+columns+` FROM tokens WHERE jti = ?`, jti))
+	r, err := scan(s.byJTIStmt.QueryRowContext(ctx, jti))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, record.ErrNotFound
 	}
@@ -282,7 +300,8 @@ func (s *Store) ByJTI(ctx context.Context, jti string) (*record.Record, error) {
 
 // ByXID returns a transaction's records, newest first.
 func (s *Store) ByXID(ctx context.Context, xid string) ([]record.Record, error) {
-	return s.query(ctx, `SELECT `+columns+` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`, xid)
+	rows, err := s.byXIDStmt.QueryContext(ctx, xid)
+	return collect(rows, err)
 }
 
 // ByPhone returns a page of a phone number's records, newest first.
@@ -308,6 +327,10 @@ func (s *Store) ByPhone(ctx context.Context, phone string, limit int, cursor str
 
 func (s *Store) query(ctx context.Context, q string, args ...any) ([]record.Record, error) {
 	rows, err := s.read.QueryContext(ctx, q, args...)
+	return collect(rows, err)
+}
+
+func collect(rows *sql.Rows, err error) ([]record.Record, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
