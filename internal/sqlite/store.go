@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -23,15 +21,11 @@ import (
 
 var _ record.Store = (*Store)(nil)
 
-// Options tune group commit. The zero value is usable.
+// Options tune group commit (see record.NewGroupCommitter). The zero value
+// is usable.
 type Options struct {
-	// MaxBatch bounds the records of one transaction (default 256).
-	MaxBatch int
-	// Linger is how long the writer waits for more records once it has one.
-	// Zero (the default) waits for none: a batch is whatever queued while
-	// the previous commit was being made durable, which is what batches
-	// under load without adding latency when idle.
-	Linger time.Duration
+	MaxBatch int           // records per transaction (default 256)
+	Linger   time.Duration // how long to wait for more records (default 0)
 }
 
 // Store is a record.Store over one SQLite file.
@@ -45,17 +39,7 @@ type Store struct {
 	conflictStmt, insertStmt *sql.Stmt // on write
 	byJTIStmt, byXIDStmt     *sql.Stmt // on read
 
-	inserts chan *insert
-	quit    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
-
-	commits, records atomic.Uint64
-}
-
-type insert struct {
-	rec  *record.Record
-	done chan error
+	group *record.GroupCommitter
 }
 
 const schema = `
@@ -81,9 +65,6 @@ CREATE INDEX IF NOT EXISTS tokens_expires ON tokens (expires);
 
 // Open opens (creating if needed) the store at path.
 func Open(path string, opts Options) (*Store, error) {
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
-	}
 	dsn := func(extra string) string {
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
@@ -107,10 +88,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{
-		read: read, write: write, opts: opts,
-		inserts: make(chan *insert), quit: make(chan struct{}), stopped: make(chan struct{}),
-	}
+	s := &Store{read: read, write: write, opts: opts}
 	for _, p := range []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
@@ -128,82 +106,22 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: preparing statements: %v", record.ErrUnavailable, err)
 		}
 	}
-	go s.writer()
+	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger)
 	return s, nil
 }
 
 // Stats returns how many transactions and records the group committer has
 // committed.
-func (s *Store) Stats() (commits, records uint64) { return s.commits.Load(), s.records.Load() }
+func (s *Store) Stats() (commits, records uint64) { return s.group.Stats() }
 
 // Insert queues the record for the next group commit and waits until it is
 // durable.
-func (s *Store) Insert(ctx context.Context, r *record.Record) error {
-	in := &insert{rec: r, done: make(chan error, 1)}
-	select {
-	case s.inserts <- in:
-	case <-s.quit:
-		return fmt.Errorf("%w: store closed", record.ErrUnavailable)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-in.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// writer is the group committer: it takes one insert, gathers what else is
-// queued (up to MaxBatch, waiting at most Linger), commits them in one
-// transaction and answers each. On Close it stops taking new inserts; the
-// ones it took are committed first.
-func (s *Store) writer() {
-	defer close(s.stopped)
-	batch := make([]*insert, 0, s.opts.MaxBatch)
-	for {
-		select {
-		case in := <-s.inserts:
-			batch = append(batch[:0], in)
-		case <-s.quit:
-			return
-		}
-		var timer *time.Timer
-		var linger <-chan time.Time
-		if s.opts.Linger > 0 {
-			timer = time.NewTimer(s.opts.Linger)
-			linger = timer.C
-		}
-	gather:
-		for len(batch) < s.opts.MaxBatch {
-			if linger == nil {
-				select {
-				case in := <-s.inserts:
-					batch = append(batch, in)
-				default:
-					break gather
-				}
-				continue
-			}
-			select {
-			case in := <-s.inserts:
-				batch = append(batch, in)
-			case <-linger:
-				break gather
-			}
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		s.commit(batch)
-	}
-}
+func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.group.Insert(ctx, r) }
 
 // commit writes a batch in one transaction. Per-record refusals (duplicate
 // jti, XID conflict) are answered without failing the others; a failed
 // transaction fails them all.
-func (s *Store) commit(batch []*insert) {
+func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	results := make([]error, len(batch))
 	err := func() error {
 		ctx := context.Background()
@@ -213,8 +131,7 @@ func (s *Store) commit(batch []*insert) {
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 		conflict, ins := tx.StmtContext(ctx, s.conflictStmt), tx.StmtContext(ctx, s.insertStmt)
-		for i, in := range batch {
-			r := in.rec
+		for i, r := range batch {
 			if r.XID != "" {
 				var one int
 				switch err := conflict.QueryRowContext(ctx, r.XID, r.Phone).Scan(&one); {
@@ -237,24 +154,15 @@ func (s *Store) commit(batch []*insert) {
 		return tx.Commit()
 	}()
 	if err != nil {
-		err = unavailable(err)
-		for i := range results {
-			results[i] = err
-		}
-	} else {
-		s.commits.Add(1)
-		s.records.Add(uint64(len(batch)))
+		return nil, unavailable(err)
 	}
-	for i, in := range batch {
-		in.done <- results[i]
-	}
+	return results, nil
 }
 
-// Close stops the writer after the inserts it has taken are committed, and
-// closes the database.
+// Close stops the group committer after the inserts it has taken are
+// committed, and closes the database.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.quit) })
-	<-s.stopped
+	s.group.Close()
 	var errs []error
 	for _, st := range []*sql.Stmt{s.conflictStmt, s.insertStmt, s.byJTIStmt, s.byXIDStmt} {
 		errs = append(errs, st.Close())
