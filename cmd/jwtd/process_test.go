@@ -40,11 +40,12 @@ func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *logSink, ch
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan error, 1) // the exit status, for whoever waits on it
+	exited := make(chan struct{})
+	go func() { done <- cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-done
+		<-exited
 	})
 	return cmd, logs.waitAddr(t, done), logs, done
 }
@@ -122,7 +123,6 @@ func TestSIGTERMGraceful(t *testing.T) {
 		if err != nil {
 			t.Errorf("exit: %v\n%s", err, logs)
 		}
-		done <- nil // for the cleanup
 	case <-time.After(20 * time.Second):
 		t.Fatal("did not stop")
 	}

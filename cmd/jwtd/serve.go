@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/httpapi"
+	"github.com/jwtd/jwtd/internal/mongo"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/token"
@@ -43,7 +45,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	var current atomic.Pointer[token.Service]
 	current.Store(svc)
 
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -126,9 +128,20 @@ func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, current *atomic.Point
 	logger.Error("reload refused; keeping the running keys and profiles", "err", err)
 }
 
-// openStore opens the configured record store.
-func openStore(cfg *config.Config) (*sqlite.Store, error) {
-	path, err := sqlite.PathFromURL(cfg.StoreURL())
+// openStore opens the record store the URL's scheme names.
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (record.Store, error) {
+	url := cfg.StoreURL()
+	if strings.HasPrefix(url, "mongodb") {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := mongo.Open(octx, url, mongo.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Retention: cfg.Store.Retention})
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("record store: mongodb", "ttl_index", s.TTLIndex())
+		return s, nil
+	}
+	path, err := sqlite.PathFromURL(url)
 	if err != nil {
 		return nil, err
 	}

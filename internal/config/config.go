@@ -57,7 +57,8 @@ type HTTP struct {
 
 // Store is where records go.
 type Store struct {
-	// URL is sqlite://<path> (default: jwtd.db in data_dir).
+	// URL is sqlite://<path> (default: jwtd.db in data_dir) or
+	// mongodb://host[:port][,host...]/<database>[?options].
 	URL           string        `koanf:"url"`
 	Retention     time.Duration `koanf:"retention"`      // records are purged this long after expiry
 	PurgeInterval time.Duration `koanf:"purge_interval"` // how often the purge runs
@@ -90,7 +91,7 @@ var settings = []setting{
 	{"data_dir", "data-dir", "JWTD_DATA_DIR", "directory for generated keys and the embedded store"},
 	{"log_level", "log-level", "JWTD_LOG_LEVEL", "debug, info, warn or error"},
 	{"leeway", "leeway", "JWTD_LEEWAY", "clock-skew allowance when verifying (at most 60s)"},
-	{"store.url", "store-url", "JWTD_STORE_URL", "record store: sqlite://<path> (default: jwtd.db in the data directory)"},
+	{"store.url", "store-url", "JWTD_STORE_URL", "record store: sqlite://<path> (default: jwtd.db in the data directory) or mongodb://host/db"},
 	{"phone.default_region", "default-region", "JWTD_DEFAULT_REGION", "region for phone numbers without + (such as US)"},
 }
 
@@ -209,8 +210,8 @@ func (c *Config) Validate() error {
 	if c.Store.Retention < 0 || c.Store.PurgeInterval <= 0 || c.Store.MaxBatch <= 0 || c.Store.Linger < 0 {
 		errs = append(errs, errors.New("store: retention must be at least 0, purge_interval and max_batch positive, linger at least 0"))
 	}
-	if !strings.HasPrefix(c.StoreURL(), "sqlite://") {
-		errs = append(errs, fmt.Errorf("store.url %q: only sqlite://<path> is supported", c.Store.URL))
+	if u := c.StoreURL(); !strings.HasPrefix(u, "sqlite://") && !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
+		errs = append(errs, fmt.Errorf("store.url %q: use sqlite://<path> or mongodb://host[:port]/<database>", c.Store.URL))
 	}
 	if r := c.Phone.DefaultRegion; r != "" && !phone.ValidRegion(r) {
 		errs = append(errs, fmt.Errorf("phone.default_region %q is not a region libphonenumber knows", r))

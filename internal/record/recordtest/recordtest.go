@@ -353,3 +353,36 @@ func testClosed(t *testing.T, s record.Store) {
 		t.Errorf("insert after close: %v", err)
 	}
 }
+
+// Outage checks a networked store through its server going away and coming
+// back: while it is down, Insert and Ping fail with record.ErrUnavailable
+// (and hand nothing out as committed); once it is back, the store works
+// again without being reopened and nothing committed before was lost.
+func Outage(t *testing.T, s record.Store, down, up func()) {
+	ctx := context.Background()
+	insert(t, s, rec("before", "tx-o", "+1", 0))
+	down()
+	short, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := s.Insert(short, rec("during", "tx-o", "+1", 1)); !errors.Is(err, record.ErrUnavailable) {
+		t.Errorf("insert while down: %v", err)
+	}
+	if err := s.Ping(short); !errors.Is(err, record.ErrUnavailable) {
+		t.Errorf("ping while down: %v", err)
+	}
+	up()
+	deadline := time.Now().Add(30 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = s.Insert(ctx, rec(fmt.Sprintf("after-%d", time.Now().UnixNano()), "tx-o", "+1", 2)); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("the store did not recover: %v", err)
+	}
+	if _, err := s.ByJTI(ctx, "before"); err != nil {
+		t.Errorf("the record committed before the outage: %v", err)
+	}
+}

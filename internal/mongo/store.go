@@ -1,0 +1,390 @@
+// Package mongo is jwtd's MongoDB record store (go.mongodb.org/mongo-driver/v2),
+// for running several jwtd instances on one distributed database. Inserts go
+// through the same group committer as the embedded store; the XID-to-phone
+// binding is a document per XID, claimed atomically by an upsert, so that two
+// instances cannot bind one XID to two phones.
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+
+	"github.com/jwtd/jwtd/internal/record"
+)
+
+var _ record.Store = (*Store)(nil)
+
+// Options tune the store. The zero value is usable.
+type Options struct {
+	MaxBatch  int           // group commit: records per InsertMany (default 256)
+	Linger    time.Duration // group commit: how long to wait for more records
+	Retention time.Duration // the TTL index's expireAfterSeconds, where the server has TTL indexes
+}
+
+// Store is a record.Store over a MongoDB database.
+type Store struct {
+	client *mongo.Client
+	tokens *mongo.Collection
+	xids   *mongo.Collection
+	group  *record.GroupCommitter
+	ttl    bool
+}
+
+// token is a record as stored. Times that order or compare exactly are Unix
+// nanoseconds; expires is a BSON date, which the TTL index needs.
+type token struct {
+	JTI         string    `bson:"_id"`
+	Profile     string    `bson:"profile"`
+	Kid         string    `bson:"kid"`
+	Alg         string    `bson:"alg"`
+	XID         string    `bson:"xid"`
+	Phone       string    `bson:"phone"`
+	Subject     string    `bson:"sub"`
+	Issued      int64     `bson:"issued"`
+	Expires     time.Time `bson:"expires"`
+	Revoked     int64     `bson:"revoked"` // 0: not revoked
+	ClientIP    string    `bson:"client_ip"`
+	TokenSHA256 string    `bson:"token_sha256"`
+	TokenText   string    `bson:"token,omitempty"`
+}
+
+func fromRecord(r *record.Record) token {
+	t := token{
+		JTI: r.JTI, Profile: r.Profile, Kid: r.Kid, Alg: r.Alg, XID: r.XID, Phone: r.Phone, Subject: r.Subject,
+		Issued: r.Issued.UnixNano(), Expires: r.Expires, ClientIP: r.ClientIP, TokenSHA256: r.TokenSHA256, TokenText: r.TokenText,
+	}
+	if !r.Revoked.IsZero() {
+		t.Revoked = r.Revoked.UnixNano()
+	}
+	return t
+}
+
+func (t *token) record() record.Record {
+	r := record.Record{
+		JTI: t.JTI, Profile: t.Profile, Kid: t.Kid, Alg: t.Alg, XID: t.XID, Phone: t.Phone, Subject: t.Subject,
+		Issued: time.Unix(0, t.Issued).UTC(), Expires: t.Expires.UTC(), ClientIP: t.ClientIP,
+		TokenSHA256: t.TokenSHA256, TokenText: t.TokenText,
+	}
+	if t.Revoked != 0 {
+		r.Revoked = time.Unix(0, t.Revoked).UTC()
+	}
+	return r
+}
+
+// Open connects to the database named by uri's path (default "jwtd") and
+// makes the indexes. It fails if the server does not answer within ctx.
+func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
+	u, err := url.Parse(uri)
+	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
+		return nil, fmt.Errorf("store url is not mongodb://host/db")
+	}
+	dbName := strings.TrimPrefix(u.Path, "/")
+	if dbName == "" {
+		dbName = "jwtd"
+	}
+	journal := true
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal}))
+	if err != nil {
+		return nil, fmt.Errorf("%w: mongodb: %v", record.ErrUnavailable, err)
+	}
+	db := client.Database(dbName)
+	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids")}
+	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger)
+	return s, nil
+}
+
+// codeNotImplemented is what FerretDB answers for TTL indexes.
+const codeNotImplemented = 238
+
+func (s *Store) ensureIndexes(ctx context.Context, retention time.Duration) error {
+	// One at a time: FerretDB 1.24 drops the connection when one
+	// createIndexes names several indexes that all exist already.
+	for _, keys := range []bson.D{
+		{{Key: "xid", Value: 1}, {Key: "issued", Value: -1}, {Key: "_id", Value: -1}},
+		{{Key: "phone", Value: 1}, {Key: "issued", Value: -1}, {Key: "_id", Value: -1}},
+	} {
+		if _, err := s.tokens.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys}); err != nil {
+			return translate(err)
+		}
+	}
+	// Retention by TTL index where the server has them; jwtd's periodic
+	// purge does the same work everywhere, so the TTL index only saves it.
+	ttl := mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}},
+		Options: options.Index().SetExpireAfterSeconds(int32(min(retention/time.Second, 1<<31-1)))}
+	if _, err := s.tokens.Indexes().CreateOne(ctx, ttl); err == nil {
+		s.ttl = true
+	} else if isServerError(err, codeNotImplemented) || isServerError(err, 85) || isServerError(err, 86) {
+		// Not implemented (FerretDB), or an index on expires with other
+		// options exists: keep a plain index for the purge.
+		if _, err := s.tokens.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}}); err != nil &&
+			!isServerError(err, 85) && !isServerError(err, 86) {
+			return translate(err)
+		}
+	} else {
+		return translate(err)
+	}
+	_, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}})
+	return translate(err)
+}
+
+// TTLIndex reports whether the server expires records by itself.
+func (s *Store) TTLIndex() bool { return s.ttl }
+
+// Stats returns how many batches and records have been committed.
+func (s *Store) Stats() (commits, records uint64) { return s.group.Stats() }
+
+// Insert queues the record for the next group commit and waits until the
+// server has acknowledged it with write concern majority, journaled.
+func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.group.Insert(ctx, r) }
+
+// commit claims the batch's XIDs, then inserts the records that may go in.
+func (s *Store) commit(batch []*record.Record) ([]error, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	results := make([]error, len(batch))
+	owners, err := s.claimXIDs(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	docs := make([]any, 0, len(batch))
+	index := make([]int, 0, len(batch)) // docs[i] is batch[index[i]]
+	for i, r := range batch {
+		if r.XID != "" && owners[r.XID] != r.Phone {
+			results[i] = record.ErrXIDConflict
+			continue
+		}
+		docs = append(docs, fromRecord(r))
+		index = append(index, i)
+	}
+	if len(docs) == 0 {
+		return results, nil
+	}
+	_, err = s.tokens.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	switch {
+	case err == nil:
+	case errors.As(err, &bwe) && bwe.WriteConcernError == nil:
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 || we.Index < 0 || we.Index >= len(index) {
+				return nil, translate(err)
+			}
+			results[index[we.Index]] = record.ErrDuplicate
+		}
+	default:
+		return nil, translate(err)
+	}
+	return results, nil
+}
+
+// claimXIDs binds each XID of the batch to the phone of its first record
+// and returns every XID's owner. The claim is an upsert on the XID that sets
+// the phone only when it inserts, so the first claim wins, atomically on the
+// server and across instances. One round trip claims the whole batch; the
+// owner of an XID that already existed (a re-issue, or a conflict) costs a
+// read, new XIDs none. Filters are on _id alone, which every
+// MongoDB-protocol server serves from its primary key.
+func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (map[string]string, error) {
+	owners := map[string]string{}
+	expires := map[string]time.Time{}
+	var order []string
+	for _, r := range batch {
+		if r.XID == "" {
+			continue
+		}
+		if _, ok := owners[r.XID]; !ok {
+			owners[r.XID] = r.Phone
+			order = append(order, r.XID)
+		}
+		if r.Expires.After(expires[r.XID]) {
+			expires[r.XID] = r.Expires
+		}
+	}
+	if len(order) == 0 {
+		return owners, nil
+	}
+	models := make([]mongo.WriteModel, 0, len(order))
+	for _, xid := range order {
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: xid}}).
+			SetUpdate(bson.D{
+				{Key: "$setOnInsert", Value: bson.D{{Key: "phone", Value: owners[xid]}}},
+				{Key: "$max", Value: bson.D{{Key: "expires", Value: expires[xid]}}},
+			}).
+			SetUpsert(true))
+	}
+	res, err := s.xids.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if err != nil && (!errors.As(err, &bwe) || bwe.WriteConcernError != nil) {
+		return nil, translate(err)
+	}
+	for _, we := range bwe.WriteErrors {
+		// A duplicate key is two claims racing for a new XID; the read
+		// below finds the winner. Anything else fails the batch.
+		if we.Code != 11000 {
+			return nil, translate(err)
+		}
+	}
+	for i, xid := range order {
+		if res != nil {
+			if _, inserted := res.UpsertedIDs[int64(i)]; inserted {
+				continue // ours: the phone we set
+			}
+		}
+		var doc struct {
+			Phone string `bson:"phone"`
+		}
+		if err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}).Decode(&doc); err != nil {
+			return nil, translate(err)
+		}
+		owners[xid] = doc.Phone
+	}
+	return owners, nil
+}
+
+// ByJTI returns the record of one token.
+func (s *Store) ByJTI(ctx context.Context, jti string) (*record.Record, error) {
+	var t token
+	err := s.tokens.FindOne(ctx, bson.D{{Key: "_id", Value: jti}}).Decode(&t)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, record.ErrNotFound
+	}
+	if err != nil {
+		return nil, translate(err)
+	}
+	r := t.record()
+	return &r, nil
+}
+
+var newestFirst = bson.D{{Key: "issued", Value: -1}, {Key: "_id", Value: -1}}
+
+// ByXID returns a transaction's records, newest first.
+func (s *Store) ByXID(ctx context.Context, xid string) ([]record.Record, error) {
+	if xid == "" {
+		return nil, nil
+	}
+	return s.find(ctx, bson.D{{Key: "xid", Value: xid}}, 1000)
+}
+
+// ByPhone returns a page of a phone number's records, newest first.
+func (s *Store) ByPhone(ctx context.Context, phone string, limit int, cursor string) (record.Page, error) {
+	c, ok, err := record.DecodeCursor(cursor)
+	if err != nil {
+		return record.Page{}, err
+	}
+	if phone == "" {
+		return record.Page{}, nil
+	}
+	filter := bson.D{{Key: "phone", Value: phone}}
+	if ok {
+		n := c.Issued.UnixNano()
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "issued", Value: bson.D{{Key: "$lt", Value: n}}}},
+			bson.D{{Key: "issued", Value: n}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: c.JTI}}}},
+		}})
+	}
+	recs, err := s.find(ctx, filter, limit+1)
+	if err != nil {
+		return record.Page{}, err
+	}
+	return record.NewPage(recs, limit), nil
+}
+
+func (s *Store) find(ctx context.Context, filter bson.D, limit int) ([]record.Record, error) {
+	cur, err := s.tokens.Find(ctx, filter, options.Find().SetSort(newestFirst).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, translate(err)
+	}
+	var docs []token
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err)
+	}
+	out := make([]record.Record, len(docs))
+	for i := range docs {
+		out[i] = docs[i].record()
+	}
+	return out, nil
+}
+
+// RevokeJTI marks one token revoked.
+func (s *Store) RevokeJTI(ctx context.Context, jti string, at time.Time) (int, error) {
+	return s.revoke(ctx, bson.D{{Key: "_id", Value: jti}, {Key: "revoked", Value: int64(0)}}, at)
+}
+
+// RevokeXID marks every token of a transaction revoked.
+func (s *Store) RevokeXID(ctx context.Context, xid string, at time.Time) (int, error) {
+	if xid == "" {
+		return 0, nil
+	}
+	return s.revoke(ctx, bson.D{{Key: "xid", Value: xid}, {Key: "revoked", Value: int64(0)}}, at)
+}
+
+func (s *Store) revoke(ctx context.Context, filter bson.D, at time.Time) (int, error) {
+	res, err := s.tokens.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "revoked", Value: at.UnixNano()}}}})
+	if err != nil {
+		return 0, translate(err)
+	}
+	return int(res.ModifiedCount), nil
+}
+
+// Purge deletes records (and XID claims) that expired before the given time.
+func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error) {
+	filter := bson.D{{Key: "expires", Value: bson.D{{Key: "$lt", Value: expiredBefore}}}}
+	res, err := s.tokens.DeleteMany(ctx, filter)
+	if err != nil {
+		return 0, translate(err)
+	}
+	if _, err := s.xids.DeleteMany(ctx, filter); err != nil {
+		return int(res.DeletedCount), translate(err)
+	}
+	return int(res.DeletedCount), nil
+}
+
+// Ping checks that the primary answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return translate(s.client.Ping(ctx, readpref.Primary()))
+}
+
+// Close stops the group committer after the inserts it has taken are
+// committed, and disconnects.
+func (s *Store) Close() error {
+	s.group.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.client.Disconnect(ctx)
+}
+
+func isServerError(err error, code int) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(code)
+}
+
+// translate maps driver errors to the record contract's: a duplicate key
+// is ErrDuplicate, anything else means the store cannot be used now
+// (ErrUnavailable, still wrapping a context error when there was one).
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled):
+		return err
+	case mongo.IsDuplicateKeyError(err):
+		return record.ErrDuplicate
+	}
+	return fmt.Errorf("%w: mongodb: %w", record.ErrUnavailable, err)
+}
