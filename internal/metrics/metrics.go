@@ -1,0 +1,123 @@
+// Package metrics holds jwtd's Prometheus metrics. Every method is safe on
+// a nil *Metrics, which records nothing, so components can be built without
+// metrics in tests. Labels are only ever profile names, route patterns,
+// reasons and limit names: never a token, a key, a phone number or an IP.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is jwtd's set of collectors on a registry of its own.
+type Metrics struct {
+	registry       *prometheus.Registry
+	tokensIssued   *prometheus.CounterVec
+	verifications  *prometheus.CounterVec
+	commitSeconds  prometheus.Histogram
+	batchSize      prometheus.Histogram
+	commitFailures prometheus.Counter
+	rateLimited    *prometheus.CounterVec
+	limiterErrors  prometheus.Counter
+	httpSeconds    *prometheus.HistogramVec
+}
+
+// New makes the collectors and registers them with the Go and process
+// collectors.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_tokens_issued_total", Help: "Tokens handed out, by profile.",
+		}, []string{"profile"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_verifications_total", Help: "Token verifications, by result (active or the reason).",
+		}, []string{"result"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "jwtd_store_commit_seconds", Help: "Time to commit one group of records durably.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "jwtd_store_commit_batch_size", Help: "Records per group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jwtd_store_commit_failures_total", Help: "Group commits that failed as a whole.",
+		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_ratelimit_rejections_total", Help: "Requests refused by a rate limit, by limit.",
+		}, []string{"limit"}),
+		limiterErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jwtd_ratelimit_backend_errors_total", Help: "Rate-limit checks that could not reach the backend.",
+		}),
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "jwtd_http_request_duration_seconds", Help: "HTTP request latency, by route pattern and status code.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"route", "code"}),
+	}
+	m.registry.MustRegister(m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
+		m.rateLimited, m.limiterErrors, m.httpSeconds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// Issued counts a token handed out.
+func (m *Metrics) Issued(profile string) {
+	if m != nil {
+		m.tokensIssued.WithLabelValues(profile).Inc()
+	}
+}
+
+// Verified counts a verification by its result.
+func (m *Metrics) Verified(result string) {
+	if m != nil {
+		m.verifications.WithLabelValues(result).Inc()
+	}
+}
+
+// Committed observes one group commit.
+func (m *Metrics) Committed(records int, took time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.commitFailures.Inc()
+		return
+	}
+	m.commitSeconds.Observe(took.Seconds())
+	m.batchSize.Observe(float64(records))
+}
+
+// RateLimited counts a request refused by the named limit.
+func (m *Metrics) RateLimited(limit string) {
+	if m != nil {
+		m.rateLimited.WithLabelValues(limit).Inc()
+	}
+}
+
+// LimiterError counts a rate-limit check the backend did not answer.
+func (m *Metrics) LimiterError() {
+	if m != nil {
+		m.limiterErrors.Inc()
+	}
+}
+
+// Request observes an HTTP request.
+func (m *Metrics) Request(route string, code int, took time.Duration) {
+	if m != nil {
+		if route == "" {
+			route = "unmatched"
+		}
+		m.httpSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(took.Seconds())
+	}
+}

@@ -1,0 +1,213 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttled/throttled/v2"
+	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
+	"github.com/throttled/throttled/v2/store/memstore"
+)
+
+// ErrBackend wraps a failure to reach the rate-limit backend.
+var ErrBackend = errors.New("rate-limit backend unavailable")
+
+// Store is where GCRA state lives: a bounded in-memory LRU, or Redis.
+type Store struct {
+	gcra  throttled.GCRAStoreCtx
+	redis *redis.Client // nil for memory
+}
+
+// NewMemoryStore keeps at most maxKeys keys, evicting the least recently
+// used. now, when not nil, replaces the clock (tests).
+func NewMemoryStore(maxKeys int, now func() time.Time) (*Store, error) {
+	ms, err := memstore.New(maxKeys)
+	if err != nil {
+		return nil, err
+	}
+	if now != nil {
+		ms.SetTimeNow(now)
+	}
+	return &Store{gcra: throttled.WrapStoreWithContext(ms)}, nil
+}
+
+// NewRedisStore keeps state in Redis, timed by the Redis server's clock, so
+// that every instance sharing it shares the limits.
+func NewRedisStore(url string) (*Store, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, errors.New("ratelimit.url is not redis://[user:password@]host:port/db")
+	}
+	// Short timeouts: a limit check must not hold a request for long when
+	// Redis is away; on_backend_error decides what happens then.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	opts.MaxRetries = -1
+	client := redis.NewClient(opts)
+	st, err := goredisstore.NewCtx(client, "jwtd:rl:")
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	return &Store{gcra: st, redis: client}, nil
+}
+
+// OpenStore opens the store a URL names: memory:// or redis://.
+func OpenStore(url string, maxKeys int) (*Store, error) {
+	switch {
+	case url == "" || url == "memory://":
+		return NewMemoryStore(maxKeys, nil)
+	case strings.HasPrefix(url, "redis://"), strings.HasPrefix(url, "rediss://"):
+		return NewRedisStore(url)
+	}
+	return nil, errors.New("ratelimit.url must be memory:// or redis://host:port/db")
+}
+
+// Ping checks that the backend answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.redis == nil {
+		return nil
+	}
+	if err := s.redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBackend, err)
+	}
+	return nil
+}
+
+// Close releases the backend's connections.
+func (s *Store) Close() error {
+	if s.redis == nil {
+		return nil
+	}
+	return s.redis.Close()
+}
+
+// Rule is a named set of limits, such as "per_ip" with "60 per minute".
+type Rule struct {
+	Name   string
+	Limits []Limit
+}
+
+// casAttempts bounds the compare-and-swap retries of one update;
+// casExhausted starts throttled's error when they run out (it has no
+// sentinel for it).
+const (
+	casAttempts  = 32
+	casExhausted = "Failed to store updated rate limit data"
+)
+
+// Hooks observe the limiter; every field may be nil.
+type Hooks struct {
+	Rejected     func(rule string)
+	BackendError func()
+}
+
+// Limiter applies rules over a store.
+type Limiter struct {
+	rules  map[string][]limiter
+	open   bool
+	log    *slog.Logger
+	hooks  Hooks
+	policy map[string]string
+}
+
+type limiter struct {
+	limit Limit
+	gcra  *throttled.GCRARateLimiterCtx
+}
+
+// New builds a limiter. onBackendError is "open" (allow, log, count) or
+// "closed" (refuse) for when the store cannot be reached.
+func New(store *Store, rules []Rule, onBackendError string, log *slog.Logger, hooks Hooks) (*Limiter, error) {
+	l := &Limiter{rules: map[string][]limiter{}, log: log, hooks: hooks, policy: map[string]string{}}
+	switch onBackendError {
+	case "", "open":
+		l.open = true
+	case "closed":
+	default:
+		return nil, fmt.Errorf("on_backend_error %q is not open or closed", onBackendError)
+	}
+	for _, r := range rules {
+		var policies []string
+		for _, lim := range r.Limits {
+			// GCRA with a burst of Count−1: Count requests at once, then one
+			// every Period/Count.
+			g, err := throttled.NewGCRARateLimiterCtx(store.gcra, throttled.RateQuota{
+				MaxRate: throttled.PerDuration(lim.Count, lim.Period), MaxBurst: lim.Count - 1,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", r.Name, lim, err)
+			}
+			g.SetMaxCASAttemptsLimit(casAttempts)
+			l.rules[r.Name] = append(l.rules[r.Name], limiter{limit: lim, gcra: g})
+			policies = append(policies, fmt.Sprintf("%q;q=%d;w=%d", r.Name, lim.Count, int(lim.Period/time.Second)))
+		}
+		l.policy[r.Name] = strings.Join(policies, ", ")
+	}
+	return l, nil
+}
+
+// Has reports whether a rule has limits.
+func (l *Limiter) Has(rule string) bool { return len(l.rules[rule]) > 0 }
+
+// Decision is the outcome of one check.
+type Decision struct {
+	Allowed    bool
+	Rule       string
+	Limit      Limit         // the limit that refused, or the tightest one
+	Remaining  int           // requests left under Limit now
+	Reset      time.Duration // until Limit is back to full
+	RetryAfter time.Duration // when refused: until the next request may pass
+	Policy     string        // the RateLimit-Policy header value
+}
+
+// Allow counts one request against every limit of the rule for key. When
+// the store cannot be reached it returns an error wrapping ErrBackend and a
+// Decision that follows on_backend_error.
+func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error) {
+	d := Decision{Allowed: true, Rule: rule, Remaining: -1, Policy: l.policy[rule]}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for _, lim := range l.rules[rule] {
+		limited, res, err := lim.gcra.RateLimitCtx(ctx, storeKey(rule, lim.limit, key), 1)
+		if err != nil && strings.HasPrefix(err.Error(), casExhausted) {
+			// So many concurrent requests on one key that the update kept
+			// losing its compare-and-swap: that is a flood, so refuse
+			// rather than let on_backend_error open the door to it.
+			limited, err = true, nil
+			res.RetryAfter, res.ResetAfter = time.Second, lim.limit.Period
+		}
+		if err != nil {
+			if l.hooks.BackendError != nil {
+				l.hooks.BackendError()
+			}
+			l.log.Error("rate-limit backend unavailable", "rule", rule, "on_backend_error", map[bool]string{true: "open", false: "closed"}[l.open], "err", err)
+			return Decision{Allowed: l.open, Rule: rule, Remaining: -1, Policy: l.policy[rule]}, fmt.Errorf("%w: %v", ErrBackend, err)
+		}
+		if limited {
+			if l.hooks.Rejected != nil {
+				l.hooks.Rejected(rule)
+			}
+			return Decision{Allowed: false, Rule: rule, Limit: lim.limit, Remaining: 0, Reset: res.ResetAfter,
+				RetryAfter: res.RetryAfter, Policy: l.policy[rule]}, nil
+		}
+		if d.Remaining < 0 || res.Remaining < d.Remaining {
+			d.Limit, d.Remaining, d.Reset = lim.limit, res.Remaining, res.ResetAfter
+		}
+	}
+	return d, nil
+}
+
+// storeKey names a key's state: the rule, the limit (so that a changed limit
+// starts afresh) and a hash of the key, so that no phone number or address
+// is written to Redis in the clear.
+func storeKey(rule string, lim Limit, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return fmt.Sprintf("%s:%d/%d:%s", rule, lim.Count, int64(lim.Period/time.Second), hex.EncodeToString(sum[:16]))
+}

@@ -1,0 +1,253 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/testservice"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// backend is one store under test: advance moves its clock (the memory
+// store's injected clock; Redis's real one, by waiting).
+type backend struct {
+	store   *Store
+	advance func(time.Duration)
+}
+
+func memoryBackend(t *testing.T) backend {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	st, err := NewMemoryStore(1000, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend{store: st, advance: func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }}
+}
+
+func redisBackend(t *testing.T) backend {
+	st, err := NewRedisStore(testservice.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return backend{store: st, advance: time.Sleep}
+}
+
+// uniqueKey keeps tests on a shared Redis apart.
+var keySeq atomic.Int64
+
+func uniqueKey(name string) string {
+	return fmt.Sprintf("%s-%d-%d", name, time.Now().UnixNano(), keySeq.Add(1))
+}
+
+func newLimiter(t *testing.T, b backend, rules map[string]string) *Limiter {
+	t.Helper()
+	var rs []Rule
+	for name, text := range rules {
+		lims, err := ParseLimits(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, Rule{Name: name, Limits: lims})
+	}
+	l, err := New(b.store, rs, "open", quiet, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestSuite runs one suite on both backends.
+func TestSuite(t *testing.T) {
+	for name, mk := range map[string]func(*testing.T) backend{"memory": memoryBackend, "redis": redisBackend} {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range []struct {
+				name string
+				fn   func(*testing.T, backend)
+			}{
+				{"ExactlyCount", testExactlyCount},
+				{"KeysAndRulesApart", testKeysAndRulesApart},
+				{"Replenishes", testReplenishes},
+				{"SeveralLimits", testSeveralLimits},
+				{"Concurrent", testConcurrent},
+			} {
+				t.Run(tc.name, func(t *testing.T) { tc.fn(t, mk(t)) })
+			}
+		})
+	}
+}
+
+func testExactlyCount(t *testing.T, b backend) {
+	l := newLimiter(t, b, map[string]string{"per_ip": "5 per hour"})
+	key := uniqueKey("ip")
+	for i := range 5 {
+		d, err := l.Allow(context.Background(), "per_ip", key)
+		if err != nil || !d.Allowed || d.Remaining != 4-i {
+			t.Fatalf("request %d: %+v %v", i+1, d, err)
+		}
+	}
+	d, err := l.Allow(context.Background(), "per_ip", key)
+	if err != nil || d.Allowed {
+		t.Fatalf("request 6: %+v %v", d, err)
+	}
+	// One request comes back every 12 minutes.
+	if d.RetryAfter < 11*time.Minute || d.RetryAfter > 12*time.Minute || d.Limit.Count != 5 {
+		t.Errorf("retry after %s, limit %v", d.RetryAfter, d.Limit)
+	}
+	if d.Policy != `"per_ip";q=5;w=3600` {
+		t.Errorf("policy %q", d.Policy)
+	}
+}
+
+func testKeysAndRulesApart(t *testing.T, b backend) {
+	l := newLimiter(t, b, map[string]string{"per_ip": "1 per hour", "per_phone": "1 per hour"})
+	a, c := uniqueKey("a"), uniqueKey("c")
+	for _, step := range []struct {
+		rule, key string
+		want      bool
+	}{
+		{"per_ip", a, true}, {"per_ip", a, false}, {"per_ip", c, true}, {"per_phone", a, true}, {"per_phone", a, false},
+	} {
+		if d, err := l.Allow(context.Background(), step.rule, step.key); err != nil || d.Allowed != step.want {
+			t.Errorf("%s %s: %+v %v, want allowed=%v", step.rule, step.key, d, err, step.want)
+		}
+	}
+	if d, _ := l.Allow(context.Background(), "unlimited", a); !d.Allowed || l.Has("unlimited") {
+		t.Error("a rule without limits refused")
+	}
+}
+
+func testReplenishes(t *testing.T, b backend) {
+	l := newLimiter(t, b, map[string]string{"r": "2 per second"})
+	key := uniqueKey("r")
+	allow := func() bool { d, _ := l.Allow(context.Background(), "r", key); return d.Allowed }
+	if !allow() || !allow() || allow() {
+		t.Fatal("2 per second did not allow exactly 2 at once")
+	}
+	b.advance(600 * time.Millisecond)
+	if !allow() {
+		t.Error("no request allowed 600ms later")
+	}
+	if allow() {
+		t.Error("two requests allowed 600ms later")
+	}
+}
+
+func testSeveralLimits(t *testing.T, b backend) {
+	l := newLimiter(t, b, map[string]string{"r": "2/second; 3/minute"})
+	key := uniqueKey("r")
+	allow := func() Decision { d, _ := l.Allow(context.Background(), "r", key); return d }
+	if !allow().Allowed || !allow().Allowed {
+		t.Fatal("first two refused")
+	}
+	if d := allow(); d.Allowed || d.Limit.Period != time.Second {
+		t.Fatalf("third: %+v, want refused by the per-second limit", d)
+	}
+	b.advance(1100 * time.Millisecond)
+	if !allow().Allowed {
+		t.Fatal("refused after a second")
+	}
+	b.advance(1100 * time.Millisecond)
+	if d := allow(); d.Allowed || d.Limit.Period != time.Minute {
+		t.Fatalf("fifth: %+v, want refused by the per-minute limit", d)
+	}
+}
+
+func testConcurrent(t *testing.T, b backend) {
+	l := newLimiter(t, b, map[string]string{"r": "20 per hour"})
+	key := uniqueKey("r")
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d, err := l.Allow(context.Background(), "r", key); err == nil && d.Allowed {
+				allowed.Add(1)
+			} else if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := allowed.Load(); n != 20 {
+		t.Errorf("%d of 60 concurrent requests allowed, want exactly 20", n)
+	}
+}
+
+// Redis stops mid-test: the limiter follows on_backend_error, counts and
+// logs it, and limits again when Redis is back.
+func TestRedisOutage(t *testing.T) {
+	bin := testservice.RedisBin(t)
+	addr := testservice.Addr(testservice.FreePort(t))
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	p := testservice.Start(t, addr, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	st, err := NewRedisStore("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	lims, _ := ParseLimits("1 per hour")
+	var backendErrors atomic.Int32
+	var logs strings.Builder
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(writerFunc(func(b []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(b)
+	}), nil))
+	mk := func(policy string) *Limiter {
+		l, err := New(st, []Rule{{Name: "per_ip", Limits: lims}}, policy, logger, Hooks{BackendError: func() { backendErrors.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	open, closed := mk("open"), mk("closed")
+	key := uniqueKey("outage")
+	if d, err := open.Allow(context.Background(), "per_ip", key); err != nil || !d.Allowed {
+		t.Fatalf("before: %+v %v", d, err)
+	}
+	p.Stop()
+	if d, err := open.Allow(context.Background(), "per_ip", key); !errors.Is(err, ErrBackend) || !d.Allowed {
+		t.Errorf("open while down: %+v %v", d, err)
+	}
+	if d, err := closed.Allow(context.Background(), "per_ip", key); !errors.Is(err, ErrBackend) || d.Allowed {
+		t.Errorf("closed while down: %+v %v", d, err)
+	}
+	if err := st.Ping(context.Background()); !errors.Is(err, ErrBackend) {
+		t.Errorf("ping while down: %v", err)
+	}
+	if backendErrors.Load() != 2 || !strings.Contains(logs.String(), "rate-limit backend unavailable") {
+		t.Errorf("%d backend errors counted; log: %s", backendErrors.Load(), logs.String())
+	}
+	p.Restart() // a new, empty Redis
+	var d Decision
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if d, err = open.Allow(context.Background(), "per_ip", key); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || !d.Allowed {
+		t.Fatalf("after Redis came back: %+v %v", d, err)
+	}
+	if d, err := open.Allow(context.Background(), "per_ip", key); err != nil || d.Allowed {
+		t.Errorf("limiting did not resume: %+v %v", d, err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
