@@ -20,7 +20,9 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/httpapi"
+	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/mongo"
+	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/token"
@@ -45,7 +47,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	var current atomic.Pointer[token.Service]
 	current.Store(svc)
 
-	store, err := openStore(ctx, cfg, logger)
+	m := metrics.New()
+	store, err := openStore(ctx, cfg, logger, m.Committed)
 	if err != nil {
 		return err
 	}
@@ -55,6 +58,15 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		}
 	}()
 	apiKeys, err := loadAPIKeys(cfg, e)
+	if err != nil {
+		return err
+	}
+	limitStore, err := ratelimit.OpenStore(cfg.Limits.URL, cfg.Limits.MaxKeys)
+	if err != nil {
+		return err
+	}
+	defer limitStore.Close()
+	limiter, clientIP, err := buildLimiter(cfg, limitStore, logger, m)
 	if err != nil {
 		return err
 	}
@@ -69,8 +81,11 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	srv := &http.Server{
 		Handler: httpapi.NewServer(
-			httpapi.Deps{Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys},
-			httpapi.Options{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, DefaultRegion: cfg.Phone.DefaultRegion},
+			httpapi.Deps{
+				Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys,
+				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m,
+			},
+			httpapi.Options{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, DefaultRegion: cfg.Phone.DefaultRegion, LimitRoutes: cfg.Limits.Routes},
 		),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
@@ -129,12 +144,12 @@ func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, current *atomic.Point
 }
 
 // openStore opens the record store the URL's scheme names.
-func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (record.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, observe record.Observer) (record.Store, error) {
 	url := cfg.StoreURL()
 	if strings.HasPrefix(url, "mongodb") {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		s, err := mongo.Open(octx, url, mongo.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Retention: cfg.Store.Retention})
+		s, err := mongo.Open(octx, url, mongo.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Retention: cfg.Store.Retention, Observe: observe})
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +163,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (re
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	return sqlite.Open(path, sqlite.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger})
+	return sqlite.Open(path, sqlite.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Observe: observe})
 }
 
 // loadAPIKeys returns the configured API keys or, with none configured, the
@@ -187,4 +202,24 @@ func purgeLoop(ctx context.Context, p *record.Purger, every time.Duration, logge
 		case <-t.C:
 		}
 	}
+}
+
+// buildLimiter makes the per_ip and per_phone rules and the client-IP
+// resolver from the configuration.
+func buildLimiter(cfg *config.Config, store *ratelimit.Store, logger *slog.Logger, m *metrics.Metrics) (*ratelimit.Limiter, *ratelimit.ClientIP, error) {
+	var rules []ratelimit.Rule
+	for name, text := range map[string]string{"per_ip": cfg.Limits.PerIP, "per_phone": cfg.Limits.PerPhone} {
+		lims, err := ratelimit.ParseLimits(text)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ratelimit.%s: %w", name, err)
+		}
+		rules = append(rules, ratelimit.Rule{Name: name, Limits: lims})
+	}
+	limiter, err := ratelimit.New(store, rules, cfg.Limits.OnBackendError, logger,
+		ratelimit.Hooks{Rejected: m.RateLimited, BackendError: m.LimiterError})
+	if err != nil {
+		return nil, nil, err
+	}
+	clientIP, err := ratelimit.NewClientIP(cfg.Limits.TrustedProxies)
+	return limiter, clientIP, err
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/phone"
+	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -36,6 +38,7 @@ type Config struct {
 	HTTP     HTTP                         `koanf:"http"`
 	Store    Store                        `koanf:"store"`
 	Phone    Phone                        `koanf:"phone"`
+	Limits   RateLimit                    `koanf:"ratelimit"`
 	Keys     []keys.Spec                  `koanf:"keys"`
 	Profiles map[string]token.ProfileSpec `koanf:"profiles"`
 	APIKeys  []apikey.Spec                `koanf:"api_keys"`
@@ -66,6 +69,25 @@ type Store struct {
 	Linger        time.Duration `koanf:"linger"`         // group commit: wait for more records
 }
 
+// RateLimit configures the limiter (SPEC §4).
+type RateLimit struct {
+	URL            string   `koanf:"url"`    // memory:// (default) or redis://host:port/db
+	PerIP          string   `koanf:"per_ip"` // Flask-Limiter syntax: "60 per minute", "10/second;100/hour"
+	PerPhone       string   `koanf:"per_phone"`
+	TrustedProxies []string `koanf:"trusted_proxies"`  // CIDRs whose X-Forwarded-For is believed
+	OnBackendError string   `koanf:"on_backend_error"` // open or closed
+	MaxKeys        int      `koanf:"max_keys"`         // memory backend: LRU bound
+	// Routes says which limits apply where: route group → ["ip", "phone"].
+	// Groups: token (GET /v1/token/...), issue (POST /v1/tokens),
+	// generate (POST /generateToken), verify (/verifyToken).
+	Routes map[string][]string `koanf:"routes"`
+}
+
+// rateLimitGroups are the route groups and the keys each can be limited by.
+var rateLimitGroups = map[string][]string{
+	"token": {"ip", "phone"}, "issue": {"ip", "phone"}, "generate": {"ip"}, "verify": {"ip"},
+}
+
 // Phone holds phone-number parsing settings.
 type Phone struct {
 	// DefaultRegion reads numbers without a leading + (ISO 3166 alpha-2).
@@ -93,27 +115,38 @@ var settings = []setting{
 	{"leeway", "leeway", "JWTD_LEEWAY", "clock-skew allowance when verifying (at most 60s)"},
 	{"store.url", "store-url", "JWTD_STORE_URL", "record store: sqlite://<path> (default: jwtd.db in the data directory) or mongodb://host/db"},
 	{"phone.default_region", "default-region", "JWTD_DEFAULT_REGION", "region for phone numbers without + (such as US)"},
+	{"ratelimit.url", "ratelimit-url", "JWTD_RATELIMIT_URL", "rate-limit backend: memory:// or redis://host:port/db"},
 }
 
 // defaults are the values with no configuration at all.
 func defaults() map[string]any {
 	d := map[string]any{
-		"listen":                   "127.0.0.1:8080",
-		"data_dir":                 "./jwtd-data",
-		"log_level":                "info",
-		"leeway":                   "30s",
-		"http.read_header_timeout": "5s",
-		"http.read_timeout":        "10s",
-		"http.write_timeout":       "15s",
-		"http.idle_timeout":        "60s",
-		"http.max_body_bytes":      1 << 20,
-		"http.shutdown_timeout":    "20s",
-		"store.url":                "",
-		"store.retention":          "720h",
-		"store.purge_interval":     "1h",
-		"store.max_batch":          256,
-		"store.linger":             "0s",
-		"phone.default_region":     "",
+		"listen":                     "127.0.0.1:8080",
+		"data_dir":                   "./jwtd-data",
+		"log_level":                  "info",
+		"leeway":                     "30s",
+		"http.read_header_timeout":   "5s",
+		"http.read_timeout":          "10s",
+		"http.write_timeout":         "15s",
+		"http.idle_timeout":          "60s",
+		"http.max_body_bytes":        1 << 20,
+		"http.shutdown_timeout":      "20s",
+		"store.url":                  "",
+		"store.retention":            "720h",
+		"store.purge_interval":       "1h",
+		"store.max_batch":            256,
+		"store.linger":               "0s",
+		"phone.default_region":       "",
+		"ratelimit.url":              "memory://",
+		"ratelimit.per_ip":           "60 per minute",
+		"ratelimit.per_phone":        "10 per hour",
+		"ratelimit.trusted_proxies":  []string{},
+		"ratelimit.on_backend_error": "open",
+		"ratelimit.max_keys":         100000,
+		"ratelimit.routes.token":     []string{"ip", "phone"},
+		"ratelimit.routes.issue":     []string{"ip", "phone"},
+		"ratelimit.routes.generate":  []string{"ip"},
+		"ratelimit.routes.verify":    []string{},
 	}
 	for name, p := range token.BuiltinProfiles() {
 		prefix := "profiles." + name + "."
@@ -219,6 +252,7 @@ func (c *Config) Validate() error {
 	if _, err := apikey.NewSet(c.APIKeys); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Limits.validate()...)
 	if c.HTTP.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("http.max_body_bytes must be positive"))
 	}
@@ -257,4 +291,38 @@ func EnvNames() string {
 		names = append(names, s.env)
 	}
 	return strings.Join(names, ", ")
+}
+
+func (r *RateLimit) validate() []error {
+	var errs []error
+	for name, text := range map[string]string{"per_ip": r.PerIP, "per_phone": r.PerPhone} {
+		if _, err := ratelimit.ParseLimits(text); err != nil {
+			errs = append(errs, fmt.Errorf("ratelimit.%s: %w", name, err))
+		}
+	}
+	if _, err := ratelimit.NewClientIP(r.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("ratelimit.%w", err))
+	}
+	if r.OnBackendError != "open" && r.OnBackendError != "closed" {
+		errs = append(errs, fmt.Errorf("ratelimit.on_backend_error %q is not open or closed", r.OnBackendError))
+	}
+	if u := r.URL; u != "memory://" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
+		errs = append(errs, errors.New("ratelimit.url must be memory:// or redis://host:port/db"))
+	}
+	if r.MaxKeys < 1 {
+		errs = append(errs, errors.New("ratelimit.max_keys must be positive"))
+	}
+	for group, kinds := range r.Routes {
+		allowed, ok := rateLimitGroups[group]
+		if !ok {
+			errs = append(errs, fmt.Errorf("ratelimit.routes: %q is not one of token, issue, generate, verify", group))
+			continue
+		}
+		for _, k := range kinds {
+			if !slices.Contains(allowed, k) {
+				errs = append(errs, fmt.Errorf("ratelimit.routes.%s: %q is not one of %s", group, k, strings.Join(allowed, ", ")))
+			}
+		}
+	}
+	return errs
 }

@@ -48,6 +48,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					writeProblem(rec, http.StatusInternalServerError, "Internal error", "")
 				}
 			}
+			s.metrics.Request(r.Pattern, rec.statusOrOK(), time.Since(start))
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),

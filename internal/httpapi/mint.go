@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 
+	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -26,13 +26,14 @@ func (s *Server) mint(r *http.Request, profile string, req token.Request) (*toke
 		return nil, err
 	}
 	if !p.Record {
+		s.metrics.Issued(profile)
 		return issued, nil
 	}
 	rec := &record.Record{
 		JTI: issued.JTI, Profile: issued.Profile, Kid: issued.Kid, Alg: issued.Alg,
 		XID: req.XID, Phone: req.Phone, Subject: req.Subject,
 		Issued: issued.MintedAt, Expires: issued.ExpiresAt,
-		ClientIP: clientIP(r), TokenSHA256: record.HashToken(issued.Token),
+		ClientIP: s.clientIP.Resolve(r).String(), TokenSHA256: record.HashToken(issued.Token),
 	}
 	if p.StoreToken {
 		rec.TokenText = issued.Token
@@ -40,16 +41,8 @@ func (s *Server) mint(r *http.Request, profile string, req token.Request) (*toke
 	if err := s.store.Insert(r.Context(), rec); err != nil {
 		return nil, err
 	}
+	s.metrics.Issued(profile)
 	return issued, nil
-}
-
-// clientIP is the TCP peer's address.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // httpError maps an error to the status and title a client sees, and
@@ -67,6 +60,8 @@ func httpError(err error) (status int, title string, serverFault bool) {
 		return http.StatusBadRequest, "Invalid cursor", false
 	case errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "Record store unavailable", true
+	case errors.Is(err, ratelimit.ErrBackend):
+		return http.StatusServiceUnavailable, "Rate limit unavailable", true
 	case errors.Is(err, context.Canceled):
 		return 499, "Client closed the request", false
 	}

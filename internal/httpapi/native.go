@@ -58,6 +58,9 @@ func (s *Server) handlePhoneToken() http.Handler {
 			writeProblem(w, http.StatusBadRequest, "Invalid XID", "an XID is 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 			return
 		}
+		if !s.limit(w, r, "token", num, false) {
+			return
+		}
 		issued, err := s.mint(r, "appverify", token.Request{Phone: num, XID: xid})
 		if err != nil {
 			s.writeError(w, r, err)
@@ -166,6 +169,9 @@ func (s *Server) handleIssue() http.Handler {
 		}
 		if len(req.Sub) > 256 || len(req.Aud) > 256 {
 			writeProblem(w, http.StatusBadRequest, "Invalid request body", "sub and aud are at most 256 bytes")
+			return
+		}
+		if !s.limit(w, r, "issue", req.Phone, false) {
 			return
 		}
 		issued, err := s.mint(r, req.Profile, token.Request{
@@ -339,6 +345,7 @@ func (s *Server) handleIntrospect() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		v, err := s.tokens().Verify(tok)
 		if err != nil {
+			s.metrics.Verified(token.Reason(err))
 			writeJSON(w, http.StatusOK, "application/json", map[string]any{"active": false, "reason": token.Reason(err)})
 			return
 		}
@@ -346,6 +353,7 @@ func (s *Server) handleIntrospect() http.Handler {
 			rec, err := s.store.ByJTI(r.Context(), v.Claims.JTI)
 			switch {
 			case err == nil && !rec.Revoked.IsZero():
+				s.metrics.Verified(string(record.Revoked))
 				writeJSON(w, http.StatusOK, "application/json", map[string]any{"active": false, "reason": string(record.Revoked)})
 				return
 			case err != nil && !errors.Is(err, record.ErrNotFound):
@@ -359,6 +367,7 @@ func (s *Server) handleIntrospect() http.Handler {
 		}
 		resp["active"] = true
 		resp["kid"] = v.Key.Kid()
+		s.metrics.Verified("active")
 		writeJSON(w, http.StatusOK, "application/json", resp)
 	})
 }
@@ -371,6 +380,13 @@ func (s *Server) handleReadyz() http.Handler {
 			s.log.Warn("not ready", "err", err)
 			writeProblem(w, http.StatusServiceUnavailable, "Not ready", "the record store does not answer")
 			return
+		}
+		if s.limitStore != nil {
+			if err := s.limitStore.Ping(ctx); err != nil {
+				s.log.Warn("not ready", "err", err)
+				writeProblem(w, http.StatusServiceUnavailable, "Not ready", "the rate-limit backend does not answer")
+				return
+			}
 		}
 		writeJSON(w, http.StatusOK, "application/json", map[string]string{"status": "ready"})
 	})

@@ -57,6 +57,9 @@ func (s *Server) handleGenerateToken() http.Handler {
 		Token string `json:"JWT Token"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.limit(w, r, "generate", "", true) {
+			return
+		}
 		fields, serr := s.readSeedBody(r)
 		if serr != nil {
 			writeSeedError(w, serr)
@@ -99,6 +102,9 @@ type verifyResponse struct {
 // (as a string or a JSON object); the token's alg must fit it.
 func (s *Server) handleVerifyToken() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.limit(w, r, "verify", "", true) {
+			return
+		}
 		fields, serr := s.readSeedBody(r)
 		if serr != nil {
 			writeSeedError(w, serr)

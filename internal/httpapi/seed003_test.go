@@ -85,7 +85,16 @@ func testServerWithStore(t testing.TB) (http.Handler, *token.Service, *sqlite.St
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	apiKeys, err := apikey.NewSet([]apikey.Spec{
+	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	h := NewServer(Deps{Logger: logger, Tokens: func() *token.Service { return svc }, Store: store, APIKeys: testAPIKeys(t)},
+		Options{MaxBodyBytes: 1 << 20, DefaultRegion: "US"})
+	return h, svc, store
+}
+
+// testAPIKeys has one key per scope.
+func testAPIKeys(t testing.TB) *apikey.Set {
+	t.Helper()
+	keys, err := apikey.NewSet([]apikey.Spec{
 		{Name: "admin", SHA256: apikey.Hash(adminKey), Scopes: []string{apikey.ScopeAdmin}},
 		{Name: "issuer", SHA256: apikey.Hash(issuerKey), Scopes: []string{apikey.ScopeIssue}},
 		{Name: "introspector", SHA256: apikey.Hash(introspectKey), Scopes: []string{apikey.ScopeIntrospect}},
@@ -93,10 +102,7 @@ func testServerWithStore(t testing.TB) (http.Handler, *token.Service, *sqlite.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h := NewServer(Deps{Logger: logger, Tokens: func() *token.Service { return svc }, Store: store, APIKeys: apiKeys},
-		Options{MaxBodyBytes: 1 << 20, DefaultRegion: "US"})
-	return h, svc, store
+	return keys
 }
 
 func do(t testing.TB, h http.Handler, method, path, contentType, body string) *httptest.ResponseRecorder {

@@ -5,11 +5,14 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/metrics"
+	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -24,6 +27,14 @@ type Deps struct {
 	Store   record.Store
 	APIKeys *apikey.Set
 	Now     func() time.Time // defaults to time.Now
+
+	// Limiter and LimitStore rate-limit the minting routes; nil means no
+	// limits. ClientIP resolves the address requests are limited and
+	// recorded by (nil: the TCP peer).
+	Limiter    *ratelimit.Limiter
+	LimitStore interface{ Ping(context.Context) error }
+	ClientIP   *ratelimit.ClientIP
+	Metrics    *metrics.Metrics // nil records nothing
 }
 
 // Options are the server's limits and defaults.
@@ -32,16 +43,23 @@ type Options struct {
 	MaxBodyBytes int64
 	// DefaultRegion reads phone numbers written without a leading +.
 	DefaultRegion string
+	// LimitRoutes maps a route group (token, issue, generate, verify) to
+	// the keys it is limited by ("ip", "phone").
+	LimitRoutes map[string][]string
 }
 
 // Server holds what the handlers need. Build it with NewServer.
 type Server struct {
-	log     *slog.Logger
-	tokens  func() *token.Service
-	store   record.Store
-	apiKeys *apikey.Set
-	now     func() time.Time
-	opts    Options
+	log        *slog.Logger
+	tokens     func() *token.Service
+	store      record.Store
+	apiKeys    *apikey.Set
+	now        func() time.Time
+	limiter    *ratelimit.Limiter
+	limitStore interface{ Ping(context.Context) error }
+	clientIP   *ratelimit.ClientIP
+	metrics    *metrics.Metrics
+	opts       Options
 }
 
 // NewServer returns jwtd's HTTP handler.
@@ -55,7 +73,13 @@ func NewServer(d Deps, opts Options) http.Handler {
 	if d.APIKeys == nil {
 		d.APIKeys = &apikey.Set{}
 	}
-	s := &Server{log: d.Logger, tokens: d.Tokens, store: d.Store, apiKeys: d.APIKeys, now: d.Now, opts: opts}
+	if d.ClientIP == nil {
+		d.ClientIP, _ = ratelimit.NewClientIP(nil)
+	}
+	s := &Server{
+		log: d.Logger, tokens: d.Tokens, store: d.Store, apiKeys: d.APIKeys, now: d.Now,
+		limiter: d.Limiter, limitStore: d.LimitStore, clientIP: d.ClientIP, metrics: d.Metrics, opts: opts,
+	}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.middleware(mux)

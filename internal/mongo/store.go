@@ -26,9 +26,10 @@ var _ record.Store = (*Store)(nil)
 
 // Options tune the store. The zero value is usable.
 type Options struct {
-	MaxBatch  int           // group commit: records per InsertMany (default 256)
-	Linger    time.Duration // group commit: how long to wait for more records
-	Retention time.Duration // the TTL index's expireAfterSeconds, where the server has TTL indexes
+	MaxBatch  int             // group commit: records per InsertMany (default 256)
+	Linger    time.Duration   // group commit: how long to wait for more records
+	Retention time.Duration   // the TTL index's expireAfterSeconds, where the server has TTL indexes
+	Observe   record.Observer // told of every commit (metrics); may be nil
 }
 
 // Store is a record.Store over a MongoDB database.
@@ -105,7 +106,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
-	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger)
+	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger, opts.Observe)
 	return s, nil
 }
 

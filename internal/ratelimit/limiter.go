@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,7 +49,7 @@ func NewRedisStore(url string) (*Store, error) {
 	// Short timeouts: a limit check must not hold a request for long when
 	// Redis is away; on_backend_error decides what happens then.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
-	opts.MaxRetries = -1
+	opts.MaxRetries, opts.DialerRetries = -1, 1
 	client := redis.NewClient(opts)
 	st, err := goredisstore.NewCtx(client, "jwtd:rl:")
 	if err != nil {
@@ -115,7 +116,14 @@ type Limiter struct {
 	log    *slog.Logger
 	hooks  Hooks
 	policy map[string]string
+
+	lastLog    atomic.Int64 // unix nanos of the last backend-error log line
+	suppressed atomic.Int64 // backend errors since then
 }
+
+// backendLogEvery spaces the backend-error log lines during an outage; the
+// metric counts every one.
+const backendLogEvery = 10 * time.Second
 
 type limiter struct {
 	limit Limit
@@ -187,7 +195,7 @@ func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error)
 			if l.hooks.BackendError != nil {
 				l.hooks.BackendError()
 			}
-			l.log.Error("rate-limit backend unavailable", "rule", rule, "on_backend_error", map[bool]string{true: "open", false: "closed"}[l.open], "err", err)
+			l.logBackendError(rule, err)
 			return Decision{Allowed: l.open, Rule: rule, Remaining: -1, Policy: l.policy[rule]}, fmt.Errorf("%w: %v", ErrBackend, err)
 		}
 		if limited {
@@ -210,4 +218,19 @@ func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error)
 func storeKey(rule string, lim Limit, key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return fmt.Sprintf("%s:%d/%d:%s", rule, lim.Count, int64(lim.Period/time.Second), hex.EncodeToString(sum[:16]))
+}
+
+func (l *Limiter) logBackendError(rule string, err error) {
+	now := time.Now().UnixNano()
+	last := l.lastLog.Load()
+	if now-last < int64(backendLogEvery) || !l.lastLog.CompareAndSwap(last, now) {
+		l.suppressed.Add(1)
+		return
+	}
+	policy := "closed: refusing"
+	if l.open {
+		policy = "open: allowing"
+	}
+	l.log.Error("rate-limit backend unavailable", "rule", rule, "on_backend_error", policy,
+		"errors_since_last_line", l.suppressed.Swap(0), "err", err)
 }

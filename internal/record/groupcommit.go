@@ -22,6 +22,7 @@ type GroupCommitter struct {
 	commit   CommitFunc
 	maxBatch int
 	linger   time.Duration
+	observe  Observer
 
 	inserts chan *pending
 	quit    chan struct{}
@@ -36,16 +37,23 @@ type pending struct {
 	done chan error
 }
 
+// Observer is told of every commit: its size, how long it took, and the
+// error that failed it as a whole, if any (metrics).
+type Observer func(records int, took time.Duration, err error)
+
 // NewGroupCommitter starts the writer. maxBatch ≤ 0 means 256. Linger zero
 // waits for nothing: a batch is whatever queued while the previous commit
 // was made durable, which batches under load without adding latency when
-// idle.
-func NewGroupCommitter(commit CommitFunc, maxBatch int, linger time.Duration) *GroupCommitter {
+// idle. observe may be nil.
+func NewGroupCommitter(commit CommitFunc, maxBatch int, linger time.Duration, observe Observer) *GroupCommitter {
 	if maxBatch <= 0 {
 		maxBatch = 256
 	}
+	if observe == nil {
+		observe = func(int, time.Duration, error) {}
+	}
 	g := &GroupCommitter{
-		commit: commit, maxBatch: maxBatch, linger: linger,
+		commit: commit, maxBatch: maxBatch, linger: linger, observe: observe,
 		inserts: make(chan *pending), quit: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	go g.run()
@@ -97,7 +105,9 @@ func (g *GroupCommitter) run() {
 		for _, p := range batch {
 			recs = append(recs, p.rec)
 		}
+		start := time.Now()
 		results, err := g.commit(recs)
+		g.observe(len(recs), time.Since(start), err)
 		if err == nil {
 			g.commits.Add(1)
 			g.records.Add(uint64(len(batch)))

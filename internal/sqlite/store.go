@@ -24,8 +24,9 @@ var _ record.Store = (*Store)(nil)
 // Options tune group commit (see record.NewGroupCommitter). The zero value
 // is usable.
 type Options struct {
-	MaxBatch int           // records per transaction (default 256)
-	Linger   time.Duration // how long to wait for more records (default 0)
+	MaxBatch int             // records per transaction (default 256)
+	Linger   time.Duration   // how long to wait for more records (default 0)
+	Observe  record.Observer // told of every commit (metrics); may be nil
 }
 
 // Store is a record.Store over one SQLite file.
@@ -106,7 +107,7 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: preparing statements: %v", record.ErrUnavailable, err)
 		}
 	}
-	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger)
+	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger, opts.Observe)
 	return s, nil
 }
 
