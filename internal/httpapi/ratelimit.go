@@ -36,8 +36,9 @@ func (s *Server) limit(w http.ResponseWriter, r *http.Request, group, phone stri
 			continue
 		}
 		d, err := s.limiter.Allow(r.Context(), rule, key)
-		if err != nil {
-			s.metrics.LimiterError()
+		if err != nil && d.Allowed {
+			// on_backend_error open; the other limits share the backend.
+			return true
 		}
 		if !d.Allowed {
 			if err != nil {
