@@ -25,6 +25,7 @@ import (
 	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/sqlite"
+	"github.com/jwtd/jwtd/internal/tlsconfig"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -85,7 +86,10 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 				Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys,
 				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m,
 			},
-			httpapi.Options{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, DefaultRegion: cfg.Phone.DefaultRegion, LimitRoutes: cfg.Limits.Routes},
+			httpapi.Options{
+				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, DefaultRegion: cfg.Phone.DefaultRegion,
+				LimitRoutes: cfg.Limits.Routes, RequireClientCert: cfg.TLS.ClientCAFile != "",
+			},
 		),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
@@ -94,9 +98,22 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.TLS.CertFile != "" {
+		if srv.TLSConfig, err = tlsconfig.Server(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, logger); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "version", version, "data_dir", cfg.DataDir)
+	go func() {
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil,
+		"client_certs", cfg.TLS.ClientCAFile != "", "version", version, "data_dir", cfg.DataDir)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

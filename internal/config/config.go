@@ -36,6 +36,7 @@ type Config struct {
 	LogLevel string                       `koanf:"log_level"`
 	Leeway   time.Duration                `koanf:"leeway"`
 	HTTP     HTTP                         `koanf:"http"`
+	TLS      TLS                          `koanf:"tls"`
 	Store    Store                        `koanf:"store"`
 	Phone    Phone                        `koanf:"phone"`
 	Limits   RateLimit                    `koanf:"ratelimit"`
@@ -46,6 +47,14 @@ type Config struct {
 	// File is the configuration file read, if any; relative key file names
 	// are resolved against its directory.
 	File string `koanf:"-"`
+}
+
+// TLS turns on HTTPS. With ClientCAFile, the admin and introspection routes
+// require a client certificate it signed.
+type TLS struct {
+	CertFile     string `koanf:"cert_file"`
+	KeyFile      string `koanf:"key_file"`
+	ClientCAFile string `koanf:"client_ca_file"`
 }
 
 // HTTP holds the server's limits.
@@ -253,6 +262,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Limits.validate()...)
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: give both cert_file and key_file, or neither"))
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("tls.client_ca_file needs cert_file and key_file"))
+	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("http.max_body_bytes must be positive"))
 	}

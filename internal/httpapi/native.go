@@ -21,9 +21,16 @@ import (
 	"github.com/jwtd/jwtd/internal/token"
 )
 
-// require lets a request through only with an API key that has scope.
+// require lets a request through only with an API key that has scope and,
+// for the admin and introspect scopes when a client CA is configured, a
+// verified client certificate.
 func (s *Server) require(scope string, next http.Handler) http.Handler {
+	needCert := s.opts.RequireClientCert && (scope == apikey.ScopeAdmin || scope == apikey.ScopeIntrospect)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if needCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+			writeProblem(w, http.StatusForbidden, "Client certificate required", "this route needs a TLS client certificate from the configured CA")
+			return
+		}
 		_, err := s.apiKeys.Authorize(r.Header.Get("Authorization"), scope)
 		switch {
 		case errors.Is(err, apikey.ErrForbidden):

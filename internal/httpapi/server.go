@@ -46,6 +46,9 @@ type Options struct {
 	// LimitRoutes maps a route group (token, issue, generate, verify) to
 	// the keys it is limited by ("ip", "phone").
 	LimitRoutes map[string][]string
+	// RequireClientCert makes the admin and introspection routes refuse
+	// requests without a verified TLS client certificate.
+	RequireClientCert bool
 }
 
 // Server holds what the handlers need. Build it with NewServer.
