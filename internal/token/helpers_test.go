@@ -4,11 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
+	"fmt"
 	mrand "math/rand/v2"
 	"sync"
 	"testing"
@@ -90,28 +88,6 @@ func testService(t testing.TB) *Service {
 	return s
 }
 
-func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
-// hs256 builds a token from raw header and claims JSON, HMAC-SHA256 signed
-// with any secret at all (weak ones included, which keys.New would refuse).
-func hs256(header, claims string, secret []byte) string {
-	input := b64(header) + "." + b64(claims)
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(input))
-	return input + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// signed builds a token from raw header and claims JSON, signed with k.
-func signed(t testing.TB, k *keys.Key, header, claims string) string {
-	t.Helper()
-	input := b64(header) + "." + b64(claims)
-	sig, err := k.Sign(input)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
-
 func mustKey(t testing.TB, s *Service, kid string) *keys.Key {
 	t.Helper()
 	k, ok := s.Keys().Lookup(kid)
@@ -119,4 +95,14 @@ func mustKey(t testing.TB, s *Service, kid string) *keys.Key {
 		t.Fatalf("no key %q", kid)
 	}
 	return k
+}
+
+// NewTestService exports testService and its clock to the external test
+// package (attacks_test.go), which the attacktest package's import of
+// keys would otherwise cycle with.
+func NewTestService(t testing.TB) (*Service, time.Time) { return testService(t), testNow }
+
+// validClaims are default-layout claims valid at testNow.
+func validClaims() string {
+	return fmt.Sprintf(`{"iss":"https://jwtd.test","iat":%d,"exp":%d,"jti":"j1"}`, testNow.Unix(), testNow.Unix()+60)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/token/attacktest"
 )
 
 // segments decodes a token's header and claims for inspection.
@@ -171,7 +172,7 @@ func TestKidlessCandidates(t *testing.T) {
 		{"rotated out, still verifies", old, "av0"},
 		{"kid-bearing profile's key", hsKid, ""},
 	} {
-		v, err := s.Verify(signed(t, tc.key, `{"alg":"HS256","typ":"JWT"}`, claims))
+		v, err := s.Verify(attacktest.Signed(t, tc.key, `{"alg":"HS256","typ":"JWT"}`, claims))
 		switch {
 		case tc.want == "" && err == nil:
 			t.Errorf("%s: verified", tc.name)
@@ -179,7 +180,7 @@ func TestKidlessCandidates(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
-	if _, err := s.Verify(signed(t, hsKid, `{"alg":"HS256","kid":"hs-kid"}`, claims)); err != nil {
+	if _, err := s.Verify(attacktest.Signed(t, hsKid, `{"alg":"HS256","kid":"hs-kid"}`, claims)); err != nil {
 		t.Errorf("with its kid: %v", err)
 	}
 }
