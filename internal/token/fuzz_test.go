@@ -3,9 +3,10 @@ package token
 import (
 	"encoding/base64"
 	"encoding/json"
-	"github.com/jwtd/jwtd/internal/token/attacktest"
 	"strings"
 	"testing"
+
+	"github.com/jwtd/jwtd/internal/token/attacktest"
 )
 
 // FuzzDecode: Decode never panics, and whatever it accepts is canonical:
