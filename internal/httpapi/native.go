@@ -344,11 +344,11 @@ func (s *Server) handleIntrospect() http.Handler {
 			}
 			return
 		}
-		tok := r.PostForm.Get("token")
-		if tok == "" {
+		if _, ok := r.PostForm["token"]; !ok {
 			writeProblem(w, http.StatusBadRequest, "Missing token", "the form field token is required")
 			return
 		}
+		tok := r.PostForm.Get("token")
 		w.Header().Set("Cache-Control", "no-store")
 		v, err := s.tokens().Verify(tok)
 		if err != nil {

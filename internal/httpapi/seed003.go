@@ -143,7 +143,7 @@ func (s *Server) handleVerifyToken() http.Handler {
 			return
 		}
 		resp := verifyResponse{Header: j.RawHeader, Claims: j.Payload}
-		if err := verifyWithCallerKey(j, key); err != nil {
+		if err := s.verifyWithCallerKey(j, key); err != nil {
 			resp.Error = err.Error()
 		} else {
 			resp.Verified = true
@@ -152,9 +152,11 @@ func (s *Server) handleVerifyToken() http.Handler {
 	})
 }
 
-// verifyWithCallerKey applies the header policy, then checks the signature
-// with the caller's key, which must fit the token's alg.
-func verifyWithCallerKey(j *token.JWS, key []byte) error {
+// verifyWithCallerKey applies the header policy, checks the signature with
+// the caller's key (which must fit the token's alg), then the time claims
+// the token has: a signature over an expired token does not make it good.
+// exp is not required, since the seed's own tokens have none.
+func (s *Server) verifyWithCallerKey(j *token.JWS, key []byte) error {
 	if err := j.CheckHeader(); err != nil {
 		return err
 	}
@@ -162,5 +164,9 @@ func verifyWithCallerKey(j *token.JWS, key []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: Signing_key: %v", token.ErrBadSignature, err)
 	}
-	return j.VerifyWith(k)
+	if err := j.VerifyWith(k); err != nil {
+		return err
+	}
+	_, err = s.tokens().CheckClaims(j, false)
+	return err
 }

@@ -19,7 +19,7 @@ const maxNumericDate = 253402300799
 type Claims struct {
 	Raw       []byte         // the claims JSON as sent
 	All       map[string]any // every claim; numbers as json.Number
-	Expires   time.Time
+	Expires   time.Time // zero when absent (only where exp is optional)
 	IssuedAt  time.Time // zero when absent
 	NotBefore time.Time // zero when absent
 	JTI       string
@@ -27,9 +27,10 @@ type Claims struct {
 	Issuer    string
 }
 
-// parseClaims reads the payload as a JWT claims set. exp is required; exp,
-// iat and nbf must be JSON numbers within [0, year 9999] (fractions allowed).
-func parseClaims(payload []byte) (*Claims, error) {
+// parseClaims reads the payload as a JWT claims set. exp is required when
+// requireExp; exp, iat and nbf, when present, must be JSON numbers within
+// [0, year 9999] (fractions allowed).
+func parseClaims(payload []byte, requireExp bool) (*Claims, error) {
 	if err := strictjson.CheckObject(payload, maxJSONDepth); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
@@ -40,7 +41,7 @@ func parseClaims(payload []byte) (*Claims, error) {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
 	var err error
-	if c.Expires, err = numericDate(c.All, "exp", true); err != nil {
+	if c.Expires, err = numericDate(c.All, "exp", requireExp); err != nil {
 		return nil, err
 	}
 	if c.IssuedAt, err = numericDate(c.All, "iat", false); err != nil {
@@ -83,9 +84,10 @@ func numericDate(all map[string]any, name string, required bool) (time.Time, err
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
 }
 
-// checkTimes applies exp, nbf and iat at now with the given leeway.
+// checkTimes applies exp, nbf and iat, those present, at now with the
+// given leeway.
 func (c *Claims) checkTimes(now time.Time, leeway time.Duration) error {
-	if !now.Before(c.Expires.Add(leeway)) {
+	if !c.Expires.IsZero() && !now.Before(c.Expires.Add(leeway)) {
 		return fmt.Errorf("%w: expired at %s", ErrExpired, c.Expires.Format(time.RFC3339))
 	}
 	if !c.NotBefore.IsZero() && now.Add(leeway).Before(c.NotBefore) {

@@ -109,9 +109,13 @@ func (j *JWS) readHeader() error {
 var refusedHeaders = []string{"crit", "jwk", "jku", "x5u", "x5c", "cty"}
 
 // CheckHeader applies jwtd's header policy: a supported algorithm (never
-// "none" in any spelling), and none of crit, jwk, jku, x5u, x5c or cty
-// (so no nested JWTs, and nothing a token names is ever fetched).
+// "none" in any spelling), typ absent or JWT, and none of crit, jwk, jku,
+// x5u, x5c or cty (so no nested JWTs, and nothing a token names is ever
+// fetched).
 func (j *JWS) CheckHeader() error {
+	if err := checkTyp(j.Header.Typ); err != nil {
+		return err
+	}
 	for _, name := range refusedHeaders {
 		if _, ok := j.Header.Members[name]; ok {
 			return fmt.Errorf("%w: header %q is not accepted", ErrMalformed, name)
