@@ -19,9 +19,9 @@ const maxNumericDate = 253402300799
 type Claims struct {
 	Raw       []byte         // the claims JSON as sent
 	All       map[string]any // every claim; numbers as json.Number
-	Expires   time.Time // zero when absent (only where exp is optional)
-	IssuedAt  time.Time // zero when absent
-	NotBefore time.Time // zero when absent
+	Expires   time.Time      // zero when absent (only where exp is optional)
+	IssuedAt  time.Time      // zero when absent
+	NotBefore time.Time      // zero when absent
 	JTI       string
 	Subject   string
 	Issuer    string
