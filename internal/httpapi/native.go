@@ -352,6 +352,7 @@ func (s *Server) handleIntrospect() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		v, err := s.tokens().Verify(tok)
 		if err != nil {
+			s.log.Debug("token inactive", "request_id", RequestID(r.Context()), "reason", token.Reason(err), "detail", err.Error())
 			s.metrics.Verified(token.Reason(err))
 			writeJSON(w, http.StatusOK, "application/json", map[string]any{"active": false, "reason": token.Reason(err)})
 			return

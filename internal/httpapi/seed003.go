@@ -144,6 +144,7 @@ func (s *Server) handleVerifyToken() http.Handler {
 		}
 		resp := verifyResponse{Header: j.RawHeader, Claims: j.Payload}
 		if err := s.verifyWithCallerKey(j, key); err != nil {
+			s.log.Debug("verifyToken: not verified", "request_id", RequestID(r.Context()), "reason", token.Reason(err), "detail", err.Error())
 			resp.Error = err.Error()
 		} else {
 			resp.Verified = true
