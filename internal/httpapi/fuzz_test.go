@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 )
 
@@ -23,6 +25,37 @@ func FuzzSeedRoutes(f *testing.F) {
 			if !json.Valid(w.Body.Bytes()) {
 				t.Fatalf("%s %s: body is not JSON: %q", route.method, route.path, w.Body)
 			}
+		}
+	})
+}
+
+// FuzzNativeRoutes: any body at the native JSON and form routes, and any
+// phone and XID in the seed 000 path, gets an answer below 500, in
+// problem+json when it is an error.
+func FuzzNativeRoutes(f *testing.F) {
+	h, _ := testServer(f)
+	f.Add(`{"profile":"default","sub":"a","data":{"x":1},"ttl":"30s"}`, "+14155552671", "tx-1")
+	f.Add(`{"jti":"x"}`, "4155552671", "a:b")
+	f.Add(`token=abc`, "%2B1%20(415)", "..")
+	f.Fuzz(func(t *testing.T, body, phone, xid string) {
+		for _, route := range []struct{ path, key, ct string }{
+			{"/v1/tokens", issuerKey, "application/json"},
+			{"/v1/revoke", adminKey, "application/json"},
+			{"/v1/introspect", introspectKey, "application/x-www-form-urlencoded"},
+		} {
+			w := doAuth(t, h, "POST", route.path, route.key, route.ct, body)
+			if w.Code >= 500 || (w.Code >= 400 && w.Header().Get("Content-Type") != "application/problem+json") {
+				t.Fatalf("POST %s %q: %d %s", route.path, body, w.Code, w.Body)
+			}
+		}
+		u := &url.URL{Path: "/v1/token/" + phone + "/" + xid}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.URL = u
+		r.RequestURI = u.EscapedPath()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code >= 500 {
+			t.Fatalf("GET %s: %d %s", u.EscapedPath(), rec.Code, rec.Body)
 		}
 	})
 }

@@ -301,3 +301,26 @@ func TestGenerateEveryAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+// FuzzForVerify: any caller key with any alg either fails or gives a key
+// pinned to that alg; "none" never gives one.
+func FuzzForVerify(f *testing.F) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := MarshalPublicPEM(&ec.PublicKey)
+	jwk, _ := jose.JSONWebKey{Key: &ec.PublicKey}.MarshalJSON()
+	for _, alg := range []string{"HS256", "ES256", "RS256", "none", "EdDSA"} {
+		f.Add([]byte(strings.Repeat("k", 64)), alg)
+		f.Add(pub, alg)
+		f.Add(jwk, alg)
+	}
+	f.Add([]byte(`{"kty":"oct","k":"AAAA"}`), "HS256")
+	f.Fuzz(func(t *testing.T, key []byte, alg string) {
+		k, err := ForVerify(key, alg)
+		if err != nil {
+			return
+		}
+		if k.Alg() != alg || !Supported(alg) {
+			t.Fatalf("ForVerify(%q) gave a %s key", alg, k.Alg())
+		}
+	})
+}

@@ -97,3 +97,25 @@ func TestClientIP(t *testing.T) {
 		t.Error("Key")
 	}
 }
+
+// FuzzClientIP: any peer address and X-Forwarded-For lines resolve without
+// panicking, to the peer itself when the peer is not a trusted proxy, and
+// never to an address left of an untrusted hop.
+func FuzzClientIP(f *testing.F) {
+	f.Add("10.1.1.1:80", "198.51.100.1, 10.2.2.2", "")
+	f.Add("203.0.113.9:1", "1.1.1.1", "2.2.2.2")
+	f.Add("[2001:db8::1]:443", "[2001:db8::2]:1, garbage", "")
+	c, _ := NewClientIP([]string{"10.0.0.0/8", "2001:db8::/32"})
+	f.Fuzz(func(t *testing.T, peer, xff1, xff2 string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Add("X-Forwarded-For", xff1)
+		r.Header.Add("X-Forwarded-For", xff2)
+		got := c.Resolve(r)
+		p := parseHostPort(peer)
+		if p.IsValid() && !c.isTrusted(p) && got != p {
+			t.Fatalf("untrusted peer %s resolved to %s", p, got)
+		}
+		_ = Key(got)
+	})
+}
