@@ -98,7 +98,10 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if cfg.TLS.CertFile != "" {
+	// Decided before serving: http.Server fills in TLSConfig itself once
+	// it serves, so it is not read afterwards.
+	useTLS := cfg.TLS.CertFile != ""
+	if useTLS {
 		if srv.TLSConfig, err = tlsconfig.Server(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, logger); err != nil {
 			ln.Close()
 			return err
@@ -106,13 +109,13 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() {
-		if srv.TLSConfig != nil {
+		if useTLS {
 			serveErr <- srv.ServeTLS(ln, "", "")
 		} else {
 			serveErr <- srv.Serve(ln)
 		}
 	}()
-	logger.Info("listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil,
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS,
 		"client_certs", cfg.TLS.ClientCAFile != "", "version", version, "data_dir", cfg.DataDir)
 
 	hup := make(chan os.Signal, 1)
