@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,45 +63,5 @@ func TestTTLIndexFallback(t *testing.T) {
 // writers.
 func BenchmarkGroupCommit(b *testing.B) {
 	url := testservice.MongoURL(b)
-	for _, writers := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			s := open(b, url, Options{})
-			now := time.Now().UTC()
-			var mu sync.Mutex
-			n := 0
-			take := func() (int, bool) {
-				mu.Lock()
-				defer mu.Unlock()
-				n++
-				return n, n <= b.N
-			}
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i, ok := take()
-						if !ok {
-							return
-						}
-						r := &record.Record{JTI: fmt.Sprintf("j%d", i), Profile: "appverify", Kid: "av1", Alg: "HS256",
-							XID: fmt.Sprintf("x%d", i), Phone: "+14155552671", Issued: now, Expires: now.Add(time.Minute)}
-						if err := s.Insert(context.Background(), r); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start).Seconds()
-			commits, records := s.Stats()
-			b.ReportMetric(float64(records)/elapsed, "records/s")
-			b.ReportMetric(float64(commits)/elapsed, "commits/s")
-			b.ReportMetric(float64(records)/float64(commits), "records/commit")
-		})
-	}
+	recordtest.BenchmarkGroupCommit(b, func(b *testing.B) recordtest.StatsStore { return open(b, url, Options{}) })
 }

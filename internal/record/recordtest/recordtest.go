@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,5 +385,47 @@ func Outage(t *testing.T, s record.Store, down, up func()) {
 	}
 	if _, err := s.ByJTI(ctx, "before"); err != nil {
 		t.Errorf("the record committed before the outage: %v", err)
+	}
+}
+
+// StatsStore is a store whose group committer reports what it committed.
+type StatsStore interface {
+	record.Store
+	Stats() (commits, records uint64)
+}
+
+// BenchmarkGroupCommit inserts b.N records from 1, 16 and 256 concurrent
+// writers into stores from newStore, and reports records/s, commits/s and
+// records per commit.
+func BenchmarkGroupCommit(b *testing.B, newStore func(b *testing.B) StatsStore) {
+	for _, writers := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s := newStore(b)
+			now := time.Now().UTC()
+			var next atomic.Int64
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						r := &record.Record{JTI: fmt.Sprintf("j%d", i), Profile: "appverify", Kid: "av1", Alg: "HS256",
+							XID: fmt.Sprintf("x%d", i), Phone: "+14155552671", Issued: now, Expires: now.Add(time.Minute)}
+						if err := s.Insert(context.Background(), r); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start).Seconds()
+			commits, records := s.Stats()
+			b.ReportMetric(float64(records)/elapsed, "records/s")
+			b.ReportMetric(float64(commits)/elapsed, "commits/s")
+			b.ReportMetric(float64(records)/float64(commits), "records/commit")
+		})
 	}
 }
