@@ -14,7 +14,7 @@ const keysUsage = `Usage:
 `
 
 func cmdKeys(args []string, e env) error {
-	sub, rest, err := subcommand("keys", args, e, keysUsage)
+	sub, rest, err := subcommand(args, e, keysUsage)
 	if sub == "" || err != nil {
 		return err
 	}

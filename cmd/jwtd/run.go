@@ -105,7 +105,7 @@ func parseFlags(fs *pflag.FlagSet, args []string) (help bool, err error) {
 }
 
 // subcommand picks the subcommand of a command group such as "token".
-func subcommand(group string, args []string, e env, help string) (string, []string, error) {
+func subcommand(args []string, e env, help string) (string, []string, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprint(e.stdout, help)

@@ -9,18 +9,20 @@ import (
 	"strings"
 
 	"github.com/jwtd/jwtd/internal/config"
+	phonenum "github.com/jwtd/jwtd/internal/phone"
+	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/strictjson"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
 const tokenUsage = `Usage:
-  jwtd token sign [--profile P] [flags]   mint a token with the configured keys
+  jwtd token sign [--profile P] [flags]   mint a token with the configured keys (not recorded)
   jwtd token verify [flags] TOKEN|-       verify a token as the server does
   jwtd token decode TOKEN|-               show a token's header and claims, unverified
 `
 
 func cmdToken(args []string, e env) error {
-	sub, rest, err := subcommand("token", args, e, tokenUsage)
+	sub, rest, err := subcommand(args, e, tokenUsage)
 	if sub == "" || err != nil {
 		return err
 	}
@@ -55,6 +57,14 @@ func cmdTokenSign(args []string, e env) error {
 	svc, err := buildService(cfg)
 	if err != nil {
 		return err
+	}
+	if *phone != "" {
+		if *phone, err = phonenum.Normalize(*phone, cfg.Phone.DefaultRegion); err != nil {
+			return fmt.Errorf("--phone: %w", err)
+		}
+	}
+	if *xid != "" && !record.ValidXID(*xid) {
+		return errors.New("--xid: 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 	}
 	req := token.Request{Subject: *sub, Audience: *aud, Phone: *phone, XID: *xid, TTL: *ttl}
 	if *data != "" {

@@ -55,7 +55,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				slog.String("route", r.Pattern),
 				slog.Int("status", rec.statusOrOK()),
 				slog.Int64("bytes", rec.bytes),
-				slog.Duration("duration", time.Since(start)),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 				slog.String("remote", r.RemoteAddr),
 			)
 		}()
