@@ -16,8 +16,13 @@ import (
 // ErrUnsafeKey is wrapped by every error that refuses a key.
 var ErrUnsafeKey = errors.New("unsafe key")
 
-// MinRSABits is the smallest RSA modulus jwtd signs or verifies with.
-const MinRSABits = 2048
+// MinRSABits and MaxRSABits bound the RSA moduli jwtd signs or verifies
+// with: below the minimum is weak, above the maximum is a cheap way to make
+// /verifyToken spend a lot of CPU on a caller's key.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 8192
+)
 
 // family is what kind of key material an algorithm needs.
 type family int
@@ -127,8 +132,8 @@ func checkPublic(alg string, info algInfo, pub any) error {
 		if info.family != familyRSA {
 			return fmt.Errorf("%w: %s cannot use an RSA key", ErrUnsafeKey, alg)
 		}
-		if p.N.BitLen() < MinRSABits {
-			return fmt.Errorf("%w: RSA modulus is %d bits; at least %d required", ErrUnsafeKey, p.N.BitLen(), MinRSABits)
+		if n := p.N.BitLen(); n < MinRSABits || n > MaxRSABits {
+			return fmt.Errorf("%w: RSA modulus is %d bits; %d to %d accepted", ErrUnsafeKey, n, MinRSABits, MaxRSABits)
 		}
 		if p.E < 3 || p.E%2 == 0 {
 			return fmt.Errorf("%w: RSA public exponent %d is invalid", ErrUnsafeKey, p.E)

@@ -127,6 +127,10 @@ func TestWeakRSARefused(t *testing.T) {
 	if _, err := New("s", "RS256", small); !errors.Is(err, ErrUnsafeKey) || !strings.Contains(err.Error(), "1024 bits") {
 		t.Errorf("1024-bit key: %v", err)
 	}
+	huge := &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), 9000), E: 65537}
+	if _, err := New("h", "RS256", huge); !errors.Is(err, ErrUnsafeKey) || !strings.Contains(err.Error(), "9001 bits") {
+		t.Errorf("9001-bit key: %v", err)
+	}
 	big2048, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pub := big2048.PublicKey
 	pub.E = 1
