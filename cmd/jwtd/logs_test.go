@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/jwtd/jwtd/internal/seedexample"
+
 	"github.com/jwtd/jwtd/internal/apikey"
 )
 
@@ -18,7 +20,7 @@ import (
 // secret, API key or whole token in the logs or the metrics.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	dir := t.TempDir()
-	ex := readSeedExample(t)
+	ex := seedexample.Load(t)
 	avSecret := "appverify-secret-for-the-log-test!"
 	avB64 := base64.StdEncoding.EncodeToString([]byte(avSecret))
 	if _, _, err := runCLI(t, nil, "", "keys", "generate", "--alg", "ES256", "--out", filepath.Join(dir, "es.pem")); err != nil {

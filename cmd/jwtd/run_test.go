@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/seedexample"
 )
 
 // logSink collects a server's stderr and reports the address it listens on.
@@ -122,25 +124,6 @@ func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (
 	return out.String(), errb.String(), err
 }
 
-type seedExample struct {
-	Key      string          `json:"signing_key"`
-	Token    string          `json:"token"`
-	Expected json.RawMessage `json:"expected_response"`
-}
-
-func readSeedExample(t *testing.T) seedExample {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seed003-example.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex seedExample
-	if err := json.Unmarshal(data, &ex); err != nil {
-		t.Fatal(err)
-	}
-	return ex
-}
-
 func writeFile(t *testing.T, dir, name, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -152,7 +135,7 @@ func writeFile(t *testing.T, dir, name, text string) string {
 
 // castlabsConfig keys the castlabs profile with the seed's key string.
 func castlabsConfig(t *testing.T, dir string) string {
-	ex := readSeedExample(t)
+	ex := seedexample.Load(t)
 	return writeFile(t, dir, "jwtd.yaml", fmt.Sprintf(`
 keys:
   - {kid: cl1, alg: HS512, secret: %q, encoding: raw}
@@ -170,7 +153,7 @@ func TestSeed003CurlCommands(t *testing.T) {
 	dir := t.TempDir()
 	base, _ := startServe(t, nil, "--config", castlabsConfig(t, dir), "--data-dir", filepath.Join(dir, "data"))
 	host := strings.TrimPrefix(base, "http://")
-	ex := readSeedExample(t)
+	ex := seedexample.Load(t)
 
 	// 7.1.1
 	out, err := exec.Command(curl, "--silent", "--location", "--request", "POST", host+"/generateToken",

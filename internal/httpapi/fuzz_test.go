@@ -5,13 +5,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+
+	"github.com/jwtd/jwtd/internal/seedexample"
 )
 
 // FuzzSeedRoutes: any body, with any content type, at either seed route
 // gets a JSON answer with a status below 500.
 func FuzzSeedRoutes(f *testing.F) {
 	h, _ := testServer(f)
-	ex := readSeedExample(f)
+	ex := seedexample.Load(f)
 	f.Add("application/json", `{"user_data":"x"}`)
 	f.Add("application/json", verifyBody(ex.Token, ex.Key))
 	f.Add("application/json; charset=utf-8", `{"Token":"a.b.c","Signing_key":{"kty":"EC"}}`)

@@ -13,11 +13,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/seedexample"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -26,25 +27,6 @@ import (
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/token"
 )
-
-type seedExample struct {
-	Key      string          `json:"signing_key"`
-	Token    string          `json:"token"`
-	Expected json.RawMessage `json:"expected_response"`
-}
-
-func readSeedExample(t testing.TB) seedExample {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seed003-example.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex seedExample
-	if err := json.Unmarshal(data, &ex); err != nil {
-		t.Fatal(err)
-	}
-	return ex
-}
 
 // API keys of the test server, one per scope set.
 const (
@@ -63,7 +45,7 @@ func testServer(t testing.TB) (http.Handler, *token.Service) {
 
 func testServerWithStore(t testing.TB) (http.Handler, *token.Service, *sqlite.Store) {
 	t.Helper()
-	ex := readSeedExample(t)
+	ex := seedexample.Load(t)
 	cl, err := keys.New("cl1", "HS512", []byte(ex.Key))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +107,7 @@ func verifyBody(tok, key string) string {
 // byte for byte once compacted, key order kept.
 func TestVerifyTokenSeedExample(t *testing.T) {
 	h, _ := testServer(t)
-	ex := readSeedExample(t)
+	ex := seedexample.Load(t)
 	var want bytes.Buffer
 	if err := json.Compact(&want, ex.Expected); err != nil {
 		t.Fatal(err)
@@ -152,7 +134,7 @@ func TestVerifyTokenSeedExample(t *testing.T) {
 
 func TestGenerateToken(t *testing.T) {
 	h, _ := testServer(t)
-	ex := readSeedExample(t)
+	ex := seedexample.Load(t)
 	w := do(t, h, "POST", "/generateToken", "application/json; charset=utf-8", `{"user_data": "this is test3"}`)
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %s", w.Code, w.Body)
@@ -229,7 +211,7 @@ func TestVerifyTokenAsymmetric(t *testing.T) {
 // shape, never a 500.
 func TestSeedRoutesBadInput(t *testing.T) {
 	h, _ := testServer(t)
-	ex := readSeedExample(t)
+	ex := seedexample.Load(t)
 	big := `{"user_data":"` + strings.Repeat("x", 10<<20) + `"}`
 	type want struct {
 		code, status int

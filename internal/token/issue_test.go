@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/seedexample"
 
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/token/attacktest"
@@ -211,17 +211,7 @@ func TestNewServiceRefuses(t *testing.T) {
 // The seed document's own token verifies with its key at the JWS layer, and
 // one changed character of the key or the token breaks it.
 func TestSeed003Example(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "seed003-example.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ex struct {
-		Key   string `json:"signing_key"`
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(data, &ex); err != nil {
-		t.Fatal(err)
-	}
+	ex := seedexample.Load(t)
 	check := func(tok, key string) error {
 		j, err := Decode(tok)
 		if err != nil {
