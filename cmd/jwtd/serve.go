@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,11 +77,26 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	defer stopPurge()
 	go purgeLoop(purgeCtx, purger, cfg.Store.PurgeInterval, logger)
 
+	// Decided before serving: http.Server fills in TLSConfig itself once
+	// it serves, so it is not read afterwards.
+	useTLS := cfg.TLS.CertFile != ""
+	var tlsCfg *tls.Config
+	if useTLS {
+		if tlsCfg, err = tlsconfig.Server(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, logger); err != nil {
+			return err
+		}
+	}
+	// SIGHUP is caught from here on; before, it would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
+		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
 			httpapi.Deps{
 				Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys,
@@ -98,15 +114,6 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	// Decided before serving: http.Server fills in TLSConfig itself once
-	// it serves, so it is not read afterwards.
-	useTLS := cfg.TLS.CertFile != ""
-	if useTLS {
-		if srv.TLSConfig, err = tlsconfig.Server(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, logger); err != nil {
-			ln.Close()
-			return err
-		}
-	}
 	serveErr := make(chan error, 1)
 	go func() {
 		if useTLS {
@@ -118,9 +125,6 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS,
 		"client_certs", cfg.TLS.ClientCAFile != "", "version", version, "data_dir", cfg.DataDir)
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var rot rotation
 	for {
 		select {
