@@ -145,8 +145,10 @@ func (s *Server) handleVerifyToken() http.Handler {
 		resp := verifyResponse{Header: j.RawHeader, Claims: j.Payload}
 		if err := s.verifyWithCallerKey(j, key); err != nil {
 			s.log.Debug("verifyToken: not verified", "request_id", RequestID(r.Context()), "reason", token.Reason(err), "detail", err.Error())
+			s.metrics.Verified(token.Reason(err))
 			resp.Error = err.Error()
 		} else {
+			s.metrics.Verified("active")
 			resp.Verified = true
 		}
 		writeJSON(w, http.StatusOK, "application/json", resp)
