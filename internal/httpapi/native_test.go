@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -376,5 +378,39 @@ func TestStoreUnavailable(t *testing.T) {
 	w = do(t, h, "POST", "/generateToken", "application/json", `{"user_data":"x"}`)
 	if w.Code != 503 || strings.Contains(w.Body.String(), "eyJ") {
 		t.Errorf("generateToken: %d %s", w.Code, w.Body)
+	}
+}
+
+// A profile with record: false hands its tokens out without a record, and
+// a profile with store_token: true keeps the whole token.
+func TestRecordSwitches(t *testing.T) {
+	_, svc, store := testServerWithStore(t)
+	off, keep := false, true
+	svc2, err := token.NewService(svc.Keys(), map[string]token.ProfileSpec{
+		"unrecorded": {Key: "es1", TTL: time.Minute, Record: &off},
+		"kept":       {Key: "es1", TTL: time.Minute, Record: &keep, StoreToken: true},
+	}, token.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewServer(Deps{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Tokens: func() *token.Service { return svc2 },
+		Store: store, APIKeys: testAPIKeys(t)}, Options{})
+	for profile, want := range map[string]string{"unrecorded": "none", "kept": "whole"} {
+		w := doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"`+profile+`"}`)
+		if w.Code != 201 {
+			t.Fatalf("%s: %d %s", profile, w.Code, w.Body)
+		}
+		resp := decode(t, w)
+		rec, err := store.ByJTI(context.Background(), resp["jti"].(string))
+		switch want {
+		case "none":
+			if err == nil {
+				t.Errorf("%s: recorded %+v", profile, rec)
+			}
+		case "whole":
+			if err != nil || rec.TokenText != resp["token"] {
+				t.Errorf("%s: %+v %v", profile, rec, err)
+			}
+		}
 	}
 }
