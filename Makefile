@@ -37,7 +37,7 @@ unit:
 # bare net/http floor on loopback (SPEC §10).
 bench:
 	@scripts/ensure-packages.sh wrk curl
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	scripts/with-test-services.sh $(GO) test -run '^$$' -bench . -benchmem ./internal/...
 	bench/run.sh
 
 # Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time).
