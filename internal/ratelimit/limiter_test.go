@@ -128,36 +128,38 @@ func testKeysAndRulesApart(t *testing.T, b backend) {
 }
 
 func testReplenishes(t *testing.T, b backend) {
-	l := newLimiter(t, b, map[string]string{"r": "2 per second"})
+	// 2 per 2 seconds: two at once, then one a second. The margins (a
+	// second) keep a slow machine from turning a refusal into a pass.
+	l := newLimiter(t, b, map[string]string{"r": "2 per 2 seconds"})
 	key := uniqueKey("r")
 	allow := func() bool { d, _ := l.Allow(context.Background(), "r", key); return d.Allowed }
 	if got := fmt.Sprint(allow(), allow(), allow()); got != "true true false" {
-		t.Fatalf("2 per second at once: %s, want true true false", got)
+		t.Fatalf("2 per 2 seconds at once: %s, want true true false", got)
 	}
-	b.advance(600 * time.Millisecond)
+	b.advance(1200 * time.Millisecond)
 	if !allow() {
-		t.Error("no request allowed 600ms later")
+		t.Error("no request allowed 1.2s later")
 	}
 	if allow() {
-		t.Error("two requests allowed 600ms later")
+		t.Error("two requests allowed 1.2s later")
 	}
 }
 
 func testSeveralLimits(t *testing.T, b backend) {
-	l := newLimiter(t, b, map[string]string{"r": "2/second; 3/minute"})
+	l := newLimiter(t, b, map[string]string{"r": "2 per 2 seconds; 3/minute"})
 	key := uniqueKey("r")
 	allow := func() Decision { d, _ := l.Allow(context.Background(), "r", key); return d }
 	if first, second := allow(), allow(); !first.Allowed || !second.Allowed {
 		t.Fatal("first two refused")
 	}
-	if d := allow(); d.Allowed || d.Limit.Period != time.Second {
-		t.Fatalf("third: %+v, want refused by the per-second limit", d)
+	if d := allow(); d.Allowed || d.Limit.Period != 2*time.Second {
+		t.Fatalf("third: %+v, want refused by the per-2-seconds limit", d)
 	}
-	b.advance(1100 * time.Millisecond)
+	b.advance(2200 * time.Millisecond)
 	if !allow().Allowed {
-		t.Fatal("refused after a second")
+		t.Fatal("refused after two seconds")
 	}
-	b.advance(1100 * time.Millisecond)
+	b.advance(2200 * time.Millisecond)
 	if d := allow(); d.Allowed || d.Limit.Period != time.Minute {
 		t.Fatalf("fifth: %+v, want refused by the per-minute limit", d)
 	}
