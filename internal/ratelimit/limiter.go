@@ -56,7 +56,21 @@ func NewRedisStore(url string) (*Store, error) {
 		client.Close()
 		return nil, err
 	}
-	return &Store{gcra: st, redis: client}, nil
+	return &Store{gcra: ttlRoundedUp{st}, redis: client}, nil
+}
+
+// ttlRoundedUp gives Redis keys one second more than GCRA asks for. The
+// go-redis store rounds a TTL down to whole seconds, so a key could vanish
+// up to a second before its state runs out, handing out a fresh burst
+// early (and a TTL under a second would round to an invalid 0).
+type ttlRoundedUp struct{ throttled.GCRAStoreCtx }
+
+func (s ttlRoundedUp) SetIfNotExistsWithTTL(ctx context.Context, key string, value int64, ttl time.Duration) (bool, error) {
+	return s.GCRAStoreCtx.SetIfNotExistsWithTTL(ctx, key, value, ttl+time.Second)
+}
+
+func (s ttlRoundedUp) CompareAndSwapWithTTL(ctx context.Context, key string, old, new int64, ttl time.Duration) (bool, error) {
+	return s.GCRAStoreCtx.CompareAndSwapWithTTL(ctx, key, old, new, ttl+time.Second)
 }
 
 // OpenStore opens the store a URL names: memory:// or redis://.
