@@ -277,8 +277,16 @@ func TestWellKnownAndHealth(t *testing.T) {
 		t.Errorf("healthz: %d %s", w.Code, w.Body)
 	}
 	w = do(t, h, "DELETE", "/generateToken", "", "")
-	if w.Code != 405 || w.Header().Get("Allow") != "POST" {
+	if w.Code != 405 || w.Header().Get("Allow") != "POST" || w.Header().Get("Content-Type") != "application/problem+json" {
 		t.Errorf("DELETE /generateToken: %d %v", w.Code, w.Header())
+	}
+	w = do(t, h, "GET", "/nowhere", "", "")
+	if w.Code != 404 || w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("GET /nowhere: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	w = do(t, h, "GET", "/v1/../healthz", "", "")
+	if (w.Code != 301 && w.Code != 307) || w.Header().Get("Location") != "/healthz" {
+		t.Errorf("unclean path: %d %v", w.Code, w.Header())
 	}
 	if w.Header().Get("X-Request-ID") == "" {
 		t.Error("no request ID")

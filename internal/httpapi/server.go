@@ -85,5 +85,47 @@ func NewServer(d Deps, opts Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.middleware(mux)
+	return s.middleware(unmatchedAsProblems(mux))
+}
+
+// unmatchedAsProblems answers requests no route matches (404, or 405 with
+// the mux's Allow header) in problem+json, like every other error.
+func unmatchedAsProblems(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		capture := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(capture, r)
+		if allow := capture.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		switch capture.code {
+		case http.StatusMethodNotAllowed:
+			writeProblem(w, capture.code, "Method not allowed", "")
+		case http.StatusNotFound, 0:
+			writeProblem(w, http.StatusNotFound, "Not found", "")
+		default: // redirects the mux makes for unclean paths
+			for k, v := range capture.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(capture.code)
+		}
+	})
+}
+
+// statusOnly records what a handler would answer, without a body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (c *statusOnly) Header() http.Header         { return c.header }
+func (c *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (c *statusOnly) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
 }
