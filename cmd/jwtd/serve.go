@@ -177,7 +177,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, obs
 		if err != nil {
 			return nil, err
 		}
-		logger.Info("record store: mongodb", "ttl_index", s.TTLIndex())
+		logger.Info("record store: mongodb", "ttl_index", s.TTLIndex(), "retention", cfg.Store.Retention.String())
 		return s, nil
 	}
 	path, err := sqlite.PathFromURL(url)
@@ -187,7 +187,12 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, obs
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	return sqlite.Open(path, sqlite.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Observe: observe})
+	s, err := sqlite.Open(path, sqlite.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Observe: observe})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("record store: sqlite", "path", path, "retention", cfg.Store.Retention.String())
+	return s, nil
 }
 
 // loadAPIKeys returns the configured API keys or, with none configured, the
@@ -244,6 +249,9 @@ func buildLimiter(cfg *config.Config, store *ratelimit.Store, logger *slog.Logge
 	if err != nil {
 		return nil, nil, err
 	}
+	backend, _, _ := strings.Cut(cfg.Limits.URL, "://") // never the URL: it may hold a password
+	logger.Info("rate limits", "backend", backend, "per_ip", cfg.Limits.PerIP, "per_phone", cfg.Limits.PerPhone,
+		"on_backend_error", cfg.Limits.OnBackendError, "trusted_proxies", len(cfg.Limits.TrustedProxies))
 	clientIP, err := ratelimit.NewClientIP(cfg.Limits.TrustedProxies)
 	return limiter, clientIP, err
 }
