@@ -180,15 +180,21 @@ func jtiOf(t *testing.T, tok string) string {
 // was answered 200 has its record. On both stores.
 func TestDurabilityUnderSIGKILL(t *testing.T) {
 	for name, url := range storeURLs(t) {
-		t.Run(name, func(t *testing.T) { testDurabilityUnderSIGKILL(t, url(t)) })
+		t.Run(name, func(t *testing.T) { testDurability(t, url(t), syscall.SIGKILL) })
 	}
 }
 
-func testDurabilityUnderSIGKILL(t *testing.T, storeURL string) {
+// SIGTERM mid-load: jwtd stops accepting, finishes what it has, exits 0,
+// and nothing it acknowledged is lost.
+func TestNothingLostOnSIGTERM(t *testing.T) {
+	testDurability(t, "", syscall.SIGTERM)
+}
+
+func testDurability(t *testing.T, storeURL string, sig syscall.Signal) {
 	dir := t.TempDir()
 	cfg, _ := recordsConfig(t, dir, storeURL)
 	args := []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data")}
-	cmd, base, _, _ := startProcess(t, args...)
+	cmd, base, _, exited := startProcess(t, args...)
 
 	type ack struct{ xid, jti string }
 	var mu sync.Mutex
@@ -221,10 +227,20 @@ func testDurabilityUnderSIGKILL(t *testing.T, storeURL string) {
 		}()
 	}
 	time.Sleep(time.Until(stopAt))
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
+	if sig == syscall.SIGTERM {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("exit after SIGTERM: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("no exit after SIGTERM")
+		}
+	}
 	if len(acks) < 200 {
 		t.Fatalf("only %d tokens were acknowledged before the kill", len(acks))
 	}
@@ -251,7 +267,7 @@ func testDurabilityUnderSIGKILL(t *testing.T, storeURL string) {
 			t.Errorf("acknowledged token %s (xid %s) has no record after the crash: %+v %v", a.jti, a.xid, r, err)
 		}
 	}
-	t.Logf("durability: %d tokens acknowledged before SIGKILL, %d records found after restart", len(acks), found)
+	t.Logf("durability: %d tokens acknowledged before %v, %d records found after restart", len(acks), sig, found)
 }
 
 // Scale-out (SPEC §8): two jwtd processes share one MongoDB-protocol server
