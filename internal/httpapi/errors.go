@@ -3,8 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"strconv"
+
+	"github.com/jwtd/jwtd/internal/strictjson"
 )
 
 // writeJSON writes v as compact JSON, without HTML escaping, so that the
@@ -60,4 +65,31 @@ var (
 
 func seedBadRequest(description string) *seedError {
 	return &seedError{http.StatusBadRequest, http.StatusBadRequest, description}
+}
+
+// bodyError is why a JSON request body was refused: the HTTP status and a
+// message safe for the client. Each route family writes it in its own shape.
+type bodyError struct {
+	status int
+	msg    string
+}
+
+// readJSONBody reads a JSON request body: Content-Type application/json
+// (parameters such as charset are fine), within the body limit, one object
+// of valid UTF-8 at most maxDepth deep without duplicate keys.
+func (s *Server) readJSONBody(r *http.Request, maxDepth int) ([]byte, *bodyError) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, &bodyError{http.StatusUnsupportedMediaType, "Invalid content type"}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if isTooLarge(err) {
+			return nil, &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than %d bytes", s.opts.MaxBodyBytes)}
+		}
+		return nil, &bodyError{http.StatusBadRequest, "Could not read the request body"}
+	}
+	if err := strictjson.CheckObject(body, maxDepth); err != nil {
+		return nil, &bodyError{http.StatusBadRequest, "Malformed JSON body: " + err.Error()}
+	}
+	return body, nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/record"
-	"github.com/jwtd/jwtd/internal/strictjson"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -83,21 +81,9 @@ func (s *Server) handlePhoneToken() http.Handler {
 // within the body limit, one object without duplicate keys, no unknown
 // fields. On failure it has written the problem and returns false.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeProblem(w, http.StatusUnsupportedMediaType, "Unsupported media type", "send application/json")
-		return false
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		if isTooLarge(err) {
-			writeProblem(w, http.StatusRequestEntityTooLarge, "Request body too large", fmt.Sprintf("at most %d bytes", s.opts.MaxBodyBytes))
-		} else {
-			writeProblem(w, http.StatusBadRequest, "Unreadable body", "")
-		}
-		return false
-	}
-	if err := strictjson.CheckObject(body, 16); err != nil {
-		writeProblem(w, http.StatusBadRequest, "Malformed JSON body", err.Error())
+	body, berr := s.readJSONBody(r, 16)
+	if berr != nil {
+		writeProblem(w, berr.status, http.StatusText(berr.status), berr.msg)
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

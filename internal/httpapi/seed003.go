@@ -3,8 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 
 	"github.com/jwtd/jwtd/internal/keys"
@@ -16,20 +14,12 @@ import (
 // (parameters such as charset are fine) and one JSON object without
 // duplicate keys.
 func (s *Server) readSeedBody(r *http.Request) (map[string]json.RawMessage, *seedError) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	body, berr := s.readJSONBody(r, 8)
+	switch {
+	case berr != nil && berr.status == http.StatusUnsupportedMediaType:
 		return nil, errSeedContentType
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		if isTooLarge(err) {
-			return nil, &seedError{http.StatusRequestEntityTooLarge, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("Request body is larger than %d bytes", s.opts.MaxBodyBytes)}
-		}
-		return nil, seedBadRequest("Could not read the request body")
-	}
-	if err := strictjson.CheckObject(body, 8); err != nil {
-		return nil, seedBadRequest("Malformed JSON body: " + err.Error())
+	case berr != nil:
+		return nil, &seedError{berr.status, berr.status, berr.msg}
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {

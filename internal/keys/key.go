@@ -207,22 +207,6 @@ func (k *Key) Verify(signingInput string, sig []byte) error {
 	return k.method.Verify(signingInput, sig, k.public)
 }
 
-// Equal reports whether two keys hold the same public material and algorithm.
-func (k *Key) Equal(o *Key) bool {
-	if k.alg != o.alg {
-		return false
-	}
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	switch p := k.public.(type) {
-	case []byte:
-		q, ok := o.public.([]byte)
-		return ok && string(p) == string(q)
-	case equaler:
-		return p.Equal(o.public)
-	}
-	return false
-}
-
 // rocaPrimes and the generator 65537 give the ROCA fingerprint test of
 // Nemec et al. (CCS 2017): a modulus from the vulnerable Infineon library
 // is, modulo each of these primes, a power of 65537.

@@ -33,7 +33,6 @@ type Options struct {
 type Store struct {
 	read  *sql.DB // readers; WAL lets them run beside the writer
 	write *sql.DB // one connection: the group committer, revocations, purges
-	opts  Options
 
 	// Statements prepared once: parsing SQL is a large part of a small
 	// query's cost.
@@ -89,7 +88,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{read: read, write: write, opts: opts}
+	s := &Store{read: read, write: write}
 	for _, p := range []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
