@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "serve":
 		return cmdServe(ctx, rest, e)
 	case "token":
-		return cmdToken(rest, e)
+		return cmdToken(ctx, rest, e)
 	case "keys":
 		return cmdKeys(rest, e)
 	case "version", "--version":

@@ -22,7 +22,9 @@ import (
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/httpapi"
 	"github.com/jwtd/jwtd/internal/metrics"
+	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/mongo"
+	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/sqlite"
@@ -50,16 +52,11 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	current.Store(svc)
 
 	m := metrics.New()
-	store, err := openStore(ctx, cfg, logger, m.Committed)
+	apiKeys, err := loadAPIKeys(cfg, e)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("closing the record store", "err", err)
-		}
-	}()
-	apiKeys, err := loadAPIKeys(cfg, e)
+	phones, err := phone.NewNormalizer(cfg.Phone.DefaultRegion, 0)
 	if err != nil {
 		return err
 	}
@@ -72,6 +69,15 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	store, err := openStore(ctx, cfg, logger, m.Committed)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("closing the record store", "err", err)
+		}
+	}()
 	purger := &record.Purger{Store: store, Retention: cfg.Store.Retention, Now: time.Now}
 	purgeCtx, stopPurge := context.WithCancel(context.Background())
 	defer stopPurge()
@@ -99,12 +105,16 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
 			httpapi.Deps{
-				Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys,
+				Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys, Phones: phones,
+				Minter: &mint.Minter{
+					Tokens: current.Load, Store: store, Phones: phones, Metrics: m,
+					Limiter: limiter, LimitBy: cfg.Limits.Routes,
+				},
 				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m,
 			},
 			httpapi.Options{
-				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, DefaultRegion: cfg.Phone.DefaultRegion,
-				LimitRoutes: cfg.Limits.Routes, RequireClientCert: cfg.TLS.ClientCAFile != "",
+				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: cfg.Limits.Routes["verify"],
+				RequireClientCert: cfg.TLS.ClientCAFile != "",
 			},
 		),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
@@ -253,5 +263,8 @@ func buildLimiter(cfg *config.Config, store *ratelimit.Store, logger *slog.Logge
 	logger.Info("rate limits", "backend", backend, "per_ip", cfg.Limits.PerIP, "per_phone", cfg.Limits.PerPhone,
 		"on_backend_error", cfg.Limits.OnBackendError, "trusted_proxies", len(cfg.Limits.TrustedProxies))
 	clientIP, err := ratelimit.NewClientIP(cfg.Limits.TrustedProxies)
-	return limiter, clientIP, err
+	if err != nil {
+		return nil, nil, fmt.Errorf("ratelimit.%w", err)
+	}
+	return limiter, clientIP, nil
 }

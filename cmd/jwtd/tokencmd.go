@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/jwtd/jwtd/internal/config"
+	"github.com/jwtd/jwtd/internal/mint"
 	phonenum "github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/strictjson"
@@ -16,19 +19,19 @@ import (
 )
 
 const tokenUsage = `Usage:
-  jwtd token sign [--profile P] [flags]   mint a token with the configured keys (not recorded)
+  jwtd token sign [--profile P] [flags]   mint a token with the configured keys, recorded as the server records
   jwtd token verify [flags] TOKEN|-       verify a token as the server does
   jwtd token decode TOKEN|-               show a token's header and claims, unverified
 `
 
-func cmdToken(args []string, e env) error {
+func cmdToken(ctx context.Context, args []string, e env) error {
 	sub, rest, err := subcommand(args, e, tokenUsage)
 	if sub == "" || err != nil {
 		return err
 	}
 	switch sub {
 	case "sign":
-		return cmdTokenSign(rest, e)
+		return cmdTokenSign(ctx, rest, e)
 	case "verify":
 		return cmdTokenVerify(rest, e)
 	case "decode":
@@ -38,13 +41,16 @@ func cmdToken(args []string, e env) error {
 	return exitCode(2)
 }
 
-func cmdTokenSign(args []string, e env) error {
+// cmdTokenSign mints through the server's own path (mint.Minter), so a
+// token of a recording profile is in the store before it is printed; no
+// rate limit applies.
+func cmdTokenSign(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("jwtd token sign", "jwtd token sign [--profile P] [flags]", e, true)
 	profile := fs.String("profile", "default", "profile to mint with")
 	sub := fs.String("sub", "", "subject (default layout)")
 	aud := fs.String("aud", "", "audience (default layout)")
 	data := fs.String("data", "", "caller data: JSON, or else taken as a string")
-	phone := fs.String("phone", "", "phone number in E.164 (appverify layout)")
+	phone := fs.String("phone", "", "phone number, E.164 or national in phone.default_region (appverify layout)")
 	xid := fs.String("xid", "", "transaction ID (appverify layout)")
 	ttl := fs.Duration("ttl", 0, "lifetime, at most the profile's")
 	if help, err := parseFlags(fs, args); help || err != nil {
@@ -58,15 +64,21 @@ func cmdTokenSign(args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if *phone != "" {
-		if *phone, err = phonenum.Normalize(*phone, cfg.Phone.DefaultRegion); err != nil {
-			return fmt.Errorf("--phone: %w", err)
+	phones, err := phonenum.NewNormalizer(cfg.Phone.DefaultRegion, 1)
+	if err != nil {
+		return err
+	}
+	m := &mint.Minter{Tokens: func() *token.Service { return svc }, Phones: phones}
+	if p, ok := svc.Profile(*profile); ok && p.Record {
+		logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		store, err := openStore(ctx, cfg, logger, nil)
+		if err != nil {
+			return err
 		}
+		defer store.Close()
+		m.Store = store
 	}
-	if *xid != "" && !record.ValidXID(*xid) {
-		return errors.New("--xid: 1 to 128 characters of A-Z a-z 0-9 . _ : -")
-	}
-	req := token.Request{Subject: *sub, Audience: *aud, Phone: *phone, XID: *xid, TTL: *ttl}
+	req := mint.Request{Profile: *profile, Subject: *sub, Audience: *aud, Phone: *phone, XID: *xid, TTL: *ttl}
 	if *data != "" {
 		if json.Valid([]byte(*data)) {
 			req.Data = json.RawMessage(*data)
@@ -74,11 +86,16 @@ func cmdTokenSign(args []string, e env) error {
 			req.Data, _ = json.Marshal(*data)
 		}
 	}
-	issued, err := svc.Issue(*profile, req)
-	if err != nil {
+	minted, err := m.Mint(ctx, req)
+	switch {
+	case errors.Is(err, phonenum.ErrInvalid):
+		return fmt.Errorf("--phone: %w", err)
+	case errors.Is(err, record.ErrInvalidXID):
+		return fmt.Errorf("--xid: %w", err)
+	case err != nil:
 		return err
 	}
-	fmt.Fprintln(e.stdout, issued.Token)
+	fmt.Fprintln(e.stdout, minted.Token)
 	return nil
 }
 

@@ -24,8 +24,6 @@ import (
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
-	"github.com/jwtd/jwtd/internal/phone"
-	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -234,7 +232,10 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	return &c, nil
 }
 
-// Validate checks what can be checked without touching keys or files.
+// Validate checks the settings that stand alone. What has a constructor is
+// checked by building it, once, where it is used (keys and profiles, API
+// keys, rate limits, the client-IP resolver, the phone region), and its
+// error names the setting.
 func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
@@ -254,12 +255,6 @@ func (c *Config) Validate() error {
 	}
 	if u := c.StoreURL(); !strings.HasPrefix(u, "sqlite://") && !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
 		errs = append(errs, fmt.Errorf("store.url %q: use sqlite://<path> or mongodb://host[:port]/<database>", c.Store.URL))
-	}
-	if r := c.Phone.DefaultRegion; r != "" && !phone.ValidRegion(r) {
-		errs = append(errs, fmt.Errorf("phone.default_region %q is not a region libphonenumber knows", r))
-	}
-	if _, err := apikey.NewSet(c.APIKeys); err != nil {
-		errs = append(errs, err)
 	}
 	errs = append(errs, c.Limits.validate()...)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
@@ -310,14 +305,6 @@ func EnvNames() string {
 
 func (r *RateLimit) validate() []error {
 	var errs []error
-	for name, text := range map[string]string{"per_ip": r.PerIP, "per_phone": r.PerPhone} {
-		if _, err := ratelimit.ParseLimits(text); err != nil {
-			errs = append(errs, fmt.Errorf("ratelimit.%s: %w", name, err))
-		}
-	}
-	if _, err := ratelimit.NewClientIP(r.TrustedProxies); err != nil {
-		errs = append(errs, fmt.Errorf("ratelimit.%w", err))
-	}
 	if r.OnBackendError != "open" && r.OnBackendError != "closed" {
 		errs = append(errs, fmt.Errorf("ratelimit.on_backend_error %q is not open or closed", r.OnBackendError))
 	}

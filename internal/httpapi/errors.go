@@ -1,95 +1,184 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"io"
-	"mime"
+	"math"
 	"net/http"
 	"strconv"
 
-	"github.com/jwtd/jwtd/internal/strictjson"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/phone"
+	"github.com/jwtd/jwtd/internal/ratelimit"
+	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/token"
 )
 
-// writeJSON writes v as compact JSON, without HTML escaping, so that the
-// token's own JSON (kept as json.RawMessage) passes through as sent.
-func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
+// apiError is what a client is told: an HTTP status, a title that names the
+// kind of problem, and a detail about this occurrence. SeedCode is seed
+// 003's own code where it differs from the status (202, 203, 204, which the
+// seed sent as statuses). Handlers return *apiError for what is wrong with
+// the request itself; errorFor maps the domain's errors to one.
+type apiError struct {
+	Status   int
+	SeedCode int
+	Title    string
+	Detail   string
+}
+
+func (e *apiError) Error() string { return e.Title + ": " + e.Detail }
+
+func badRequest(title, detail string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Title: title, Detail: detail}
+}
+
+// Errors of the request itself. The seed 003 ones keep the seed's codes and
+// texts ("singing" is the seed's spelling, kept for its clients).
+var (
+	errContentType  = &apiError{Status: http.StatusUnsupportedMediaType, SeedCode: 202, Title: "Invalid content type", Detail: "send Content-Type: application/json"}
+	errMissingToken = &apiError{Status: http.StatusBadRequest, SeedCode: 203, Title: "Missing token in GET request body"}
+	errMissingKey   = &apiError{Status: http.StatusBadRequest, SeedCode: 204, Title: "Missing singing key in GET request body"}
+	errMethod       = &apiError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed"}
+)
+
+// errorFor maps any error to what the client is told, and says whether it
+// is the server's fault (to be logged, with no detail for the client). The
+// one place errors become HTTP statuses.
+func errorFor(err error) (e *apiError, fault bool) {
+	var limited *ratelimit.LimitedError
+	switch {
+	case errors.As(err, &e):
+		return e, false
+	case errors.As(err, &limited):
+		return &apiError{Status: http.StatusTooManyRequests, Title: "Too many requests", Detail: limited.Error()}, false
+	case errors.Is(err, phone.ErrInvalid):
+		return badRequest("Invalid phone number", err.Error()), false
+	case errors.Is(err, record.ErrInvalidXID):
+		return badRequest("Invalid XID", err.Error()), false
+	case errors.Is(err, record.ErrXIDConflict):
+		return &apiError{Status: http.StatusConflict, Title: "The XID belongs to another phone number",
+			Detail: "a transaction belongs to the phone number it was first issued for; use a new XID"}, false
+	case errors.Is(err, token.ErrUnknownProfile):
+		return badRequest("Unknown profile", err.Error()), false
+	case errors.Is(err, token.ErrTTLTooLong):
+		return badRequest("ttl exceeds the profile's", err.Error()), false
+	case errors.Is(err, token.ErrInvalidRequest):
+		return badRequest("Invalid request", err.Error()), false
+	case errors.Is(err, record.ErrBadCursor):
+		return badRequest("Invalid cursor", "give next_cursor exactly as a previous page returned it"), false
+	case errors.Is(err, apikey.ErrForbidden):
+		return &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: err.Error()}, false
+	case errors.Is(err, apikey.ErrMissing), errors.Is(err, apikey.ErrInvalid):
+		return &apiError{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: err.Error()}, false
+	case errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{Status: http.StatusServiceUnavailable, Title: "Record store unavailable"}, true
+	case errors.Is(err, ratelimit.ErrBackend):
+		return &apiError{Status: http.StatusServiceUnavailable, Title: "Rate limit unavailable",
+			Detail: "the rate-limit backend cannot be reached"}, true
+	case errors.Is(err, context.Canceled):
+		return &apiError{Status: 499, Title: "Client closed the request"}, false
+	}
+	return &apiError{Status: http.StatusInternalServerError, Title: "Internal error"}, true
+}
+
+// handler is a route that returns its error rather than writing it.
+type handler func(w http.ResponseWriter, r *http.Request) error
+
+// problems serves h, writing its error as problem+json (RFC 9457): seed 000
+// and the native routes.
+func (s *Server) problems(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeProblem(w, s.errorResponse(w, r, err))
+		}
+	})
+}
+
+// seed serves h, writing its error in seed 003's body.
+func (s *Server) seed(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeSeedError(w, s.errorResponse(w, r, err))
+		}
+	})
+}
+
+// errorResponse maps err, logs a server fault, and sets the headers its
+// status calls for.
+func (s *Server) errorResponse(w http.ResponseWriter, r *http.Request, err error) *apiError {
+	e, fault := errorFor(err)
+	if fault {
+		s.Logger.Error(e.Title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err)
+	}
+	var limited *ratelimit.LimitedError
+	switch {
+	case errors.As(err, &limited):
+		setRateLimitHeaders(w, limited.Decision)
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(limited.Decision.RetryAfter.Seconds()))))
+	case e.Status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	case e.Status == http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="jwtd"`)
+	}
+	return e
+}
+
+// writeProblem writes e as problem+json.
+func writeProblem(w http.ResponseWriter, e *apiError) {
+	b := append(make([]byte, 0, 128), `{"type":"about:blank","title":`...)
+	b = appendString(b, e.Title)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	if e.Detail != "" {
+		b = append(b, `,"detail":`...)
+		b = appendString(b, e.Detail)
+	}
+	writeBody(w, e.Status, "application/problem+json", append(b, "}\n"...))
+}
+
+// writeSeedError writes e in seed 003's body: {"status", "description"}.
+// The description is the seed's own text where it has one, else what is
+// wrong with the request, else the title.
+func writeSeedError(w http.ResponseWriter, e *apiError) {
+	code, desc := e.Status, e.Title
+	switch {
+	case e.SeedCode != 0:
+		code = e.SeedCode
+	case e.Detail != "" && e.Status < 500 && e.Status != http.StatusTooManyRequests:
+		desc = e.Detail
+	}
+	b := append(make([]byte, 0, 96), `{"status":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"description":`...)
+	b = appendString(b, desc)
+	writeBody(w, e.Status, "application/json", append(b, "}\n"...))
+}
+
+// writeBody writes a complete response.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = []string{contentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// appendString appends s as a JSON string, without HTML escaping; invalid
+// UTF-8 is replaced with U+FFFD, as encoding/json does.
+func appendString(b []byte, s string) []byte {
+	b, _ = jsontext.AppendQuote(b, s)
+	return b
+}
+
+// setRateLimitHeaders writes the IETF draft's RateLimit-Policy and
+// RateLimit fields (draft-ietf-httpapi-ratelimit-headers).
+func setRateLimitHeaders(w http.ResponseWriter, d ratelimit.Decision) {
+	if d.Policy == "" || d.Remaining < 0 {
 		return
 	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-}
-
-// problem is an RFC 9457 problem details body, for the native routes.
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-}
-
-func writeProblem(w http.ResponseWriter, status int, title, detail string) {
-	writeJSON(w, status, "application/problem+json", problem{Type: "about:blank", Title: title, Status: status, Detail: detail})
-}
-
-// seedError is seed 003's error body. Status is the seed's own code (202,
-// 203, 204 or the HTTP status); the HTTP status is a proper error status,
-// since HTTP 204 cannot carry a body.
-type seedError struct {
-	HTTPStatus  int    `json:"-"`
-	Status      int    `json:"status"`
-	Description string `json:"description"`
-}
-
-func (e *seedError) Error() string { return e.Description }
-
-func writeSeedError(w http.ResponseWriter, e *seedError) {
-	writeJSON(w, e.HTTPStatus, "application/json", e)
-}
-
-// The seed's errors. The spelling "singing" is the seed's, kept for its
-// clients.
-var (
-	errSeedContentType  = &seedError{http.StatusUnsupportedMediaType, 202, "Invalid content type"}
-	errSeedMissingToken = &seedError{http.StatusBadRequest, 203, "Missing token in GET request body"}
-	errSeedMissingKey   = &seedError{http.StatusBadRequest, 204, "Missing singing key in GET request body"}
-)
-
-func seedBadRequest(description string) *seedError {
-	return &seedError{http.StatusBadRequest, http.StatusBadRequest, description}
-}
-
-// bodyError is why a JSON request body was refused: the HTTP status and a
-// message safe for the client. Each route family writes it in its own shape.
-type bodyError struct {
-	status int
-	msg    string
-}
-
-// readJSONBody reads a JSON request body: Content-Type application/json
-// (parameters such as charset are fine), within the body limit, one object
-// of valid UTF-8 at most maxDepth deep without duplicate keys.
-func (s *Server) readJSONBody(r *http.Request, maxDepth int) ([]byte, *bodyError) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, &bodyError{http.StatusUnsupportedMediaType, "Invalid content type"}
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		if isTooLarge(err) {
-			return nil, &bodyError{http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than %d bytes", s.opts.MaxBodyBytes)}
-		}
-		return nil, &bodyError{http.StatusBadRequest, "Could not read the request body"}
-	}
-	if err := strictjson.CheckObject(body, maxDepth); err != nil {
-		return nil, &bodyError{http.StatusBadRequest, "Malformed JSON body: " + err.Error()}
-	}
-	return body, nil
+	w.Header().Set("RateLimit-Policy", d.Policy)
+	w.Header().Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", d.Rule, d.Remaining, int(math.Ceil(d.Reset.Seconds()))))
 }

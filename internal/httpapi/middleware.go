@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -43,13 +42,13 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
 					panic(p)
 				}
-				s.log.Error("panic in handler", "request_id", id, "panic", p, "stack", string(debug.Stack()))
+				s.Logger.Error("panic in handler", "request_id", id, "panic", p, "stack", string(debug.Stack()))
 				if rec.status == 0 {
-					writeProblem(rec, http.StatusInternalServerError, "Internal error", "")
+					writeProblem(rec, &apiError{Status: http.StatusInternalServerError, Title: "Internal error"})
 				}
 			}
-			s.metrics.Request(r.Pattern, rec.statusOrOK(), time.Since(start))
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			s.Metrics.Request(r.Pattern, rec.statusOrOK(), time.Since(start))
+			s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("route", r.Pattern),
@@ -107,9 +106,3 @@ func (r *statusRecorder) statusOrOK() int {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// isTooLarge reports whether err came from the body limit.
-func isTooLarge(err error) bool {
-	var mbe *http.MaxBytesError
-	return errors.As(err, &mbe)
-}

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -393,8 +391,7 @@ func TestRecordSwitches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewServer(Deps{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Tokens: func() *token.Service { return svc2 },
-		Store: store, APIKeys: testAPIKeys(t)}, Options{})
+	h := NewServer(testDeps(t, svc2, store, nil, nil), Options{})
 	for profile, want := range map[string]string{"unrecorded": "none", "kept": "whole"} {
 		w := doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"`+profile+`"}`)
 		if w.Code != 201 {

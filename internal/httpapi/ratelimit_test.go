@@ -12,7 +12,6 @@ import (
 
 	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/ratelimit"
-	"github.com/jwtd/jwtd/internal/token"
 )
 
 // limitedServer is a server with a memory limiter and the clock behind it.
@@ -43,9 +42,9 @@ func limitedTestServer(t *testing.T, perIP, perPhone string, routes map[string][
 		t.Fatal(err)
 	}
 	clientIP, _ := ratelimit.NewClientIP([]string{"10.0.0.0/8"})
-	h := NewServer(Deps{Logger: logger, Tokens: func() *token.Service { return svc }, Store: store, APIKeys: testAPIKeys(t),
-		Limiter: limiter, LimitStore: ls, ClientIP: clientIP, Metrics: m},
-		Options{DefaultRegion: "US", LimitRoutes: routes})
+	d := testDeps(t, svc, store, limiter, routes)
+	d.LimitStore, d.ClientIP, d.Metrics, d.Minter.Metrics = ls, clientIP, m, m
+	h := NewServer(d, Options{VerifyLimits: routes["verify"]})
 	return limitedServer{h: h, advance: func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }, metrics: m}
 }
 
@@ -176,8 +175,9 @@ func TestLimiterBackendClosed(t *testing.T) {
 		code   int
 	}{{"closed", 503}, {"open", 200}} {
 		limiter, _ := ratelimit.New(ls, []ratelimit.Rule{{Name: "per_ip", Limits: lims}}, tc.policy, logger, ratelimit.Hooks{BackendError: m.LimiterError})
-		h := NewServer(Deps{Logger: logger, Tokens: func() *token.Service { return svc }, Store: store, Limiter: limiter, LimitStore: ls, Metrics: m},
-			Options{LimitRoutes: defaultRoutes})
+		d := testDeps(t, svc, store, limiter, defaultRoutes)
+		d.LimitStore, d.Metrics = ls, m
+		h := NewServer(d, Options{})
 		if w := do(t, h, "GET", "/v1/token/+14155552671/z", "", ""); w.Code != tc.code {
 			t.Errorf("%s: %d %s", tc.policy, w.Code, w.Body)
 		}

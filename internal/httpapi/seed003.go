@@ -1,165 +1,152 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
+	"strconv"
 
-	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/strictjson"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
-// readSeedBody reads a seed 003 request body: Content-Type application/json
-// (parameters such as charset are fine) and one JSON object without
-// duplicate keys.
-func (s *Server) readSeedBody(r *http.Request) (map[string]json.RawMessage, *seedError) {
-	body, berr := s.readJSONBody(r, 8)
-	switch {
-	case berr != nil && berr.status == http.StatusUnsupportedMediaType:
-		return nil, errSeedContentType
-	case berr != nil:
-		return nil, &seedError{berr.status, berr.status, berr.msg}
+// readSeedBody reads a seed 003 body, one JSON object, and hands each
+// member to member. Members the seed did not know are ignored, as the seed
+// ignored them.
+func (s *Server) readSeedBody(r *http.Request, member func(name string, v jsontext.Value) error) error {
+	body, err := s.readBody(r, "application/json", errContentType)
+	if err != nil {
+		return err
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, seedBadRequest("Malformed JSON body")
+	if err := strictjson.Walk(body, seedBodyDepth, member); err != nil {
+		if _, ok := err.(*apiError); ok {
+			return err
+		}
+		return badRequest("Malformed JSON body", "Malformed JSON body: "+err.Error())
 	}
-	return fields, nil
+	return nil
 }
 
-// stringField reads a string member; missing is reported as ok == false.
-func stringField(fields map[string]json.RawMessage, name string) (v string, ok bool, err *seedError) {
-	raw, ok := fields[name]
-	if !ok || string(raw) == "null" {
-		return "", false, nil
+// seedString reads a string member; JSON null is as good as missing.
+func seedString(v jsontext.Value, dst *string, present *bool, name string) error {
+	if v.Kind() == 'n' {
+		return nil
 	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", true, seedBadRequest(name + " must be a string")
+	text, ok := strictjson.String(v)
+	if !ok {
+		return badRequest("Invalid request body", name+" must be a string")
 	}
-	return v, true, nil
+	*dst, *present = text, true
+	return nil
 }
 
 // handleGenerateToken is seed 003's POST /generateToken:
 // {"user_data": "<string>"} → {"JWT Token": "<token>"}, castlabs profile.
-func (s *Server) handleGenerateToken() http.Handler {
-	type response struct {
-		Token string `json:"JWT Token"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.limit(w, r, "generate", "", true) {
-			return
+func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) error {
+	var data string
+	var has bool
+	err := s.readSeedBody(r, func(name string, v jsontext.Value) error {
+		if name == "user_data" {
+			return seedString(v, &data, &has, name)
 		}
-		fields, serr := s.readSeedBody(r)
-		if serr != nil {
-			writeSeedError(w, serr)
-			return
-		}
-		data, ok, serr := stringField(fields, "user_data")
-		if serr == nil && !ok {
-			serr = seedBadRequest("Missing user_data in POST request body")
-		}
-		if serr != nil {
-			writeSeedError(w, serr)
-			return
-		}
-		raw, _ := json.Marshal(data)
-		issued, err := s.mint(r, "castlabs", token.Request{Data: raw})
-		if err != nil {
-			status, title, fault := httpError(err)
-			if fault {
-				s.log.Error(title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err)
-			}
-			writeSeedError(w, &seedError{status, status, title})
-			return
-		}
-		writeJSON(w, http.StatusOK, "application/json", response{Token: issued.Token})
+		return nil
 	})
-}
-
-// verifyResponse keeps seed 003's member names and order. Header and Claims
-// are the token's own JSON, key order kept.
-type verifyResponse struct {
-	Header   json.RawMessage `json:"Header"`
-	Claims   json.RawMessage `json:"Claims"`
-	Verified bool            `json:"Signature Verification"`
-	Error    string          `json:"Error,omitempty"`
+	if err != nil {
+		return err
+	}
+	if !has {
+		return badRequest("Invalid request body", "Missing user_data in POST request body")
+	}
+	minted, err := s.Minter.Mint(r.Context(), mint.Request{
+		Profile: "castlabs", Data: appendString(nil, data), ClientIP: s.ClientIP.Resolve(r), Group: "generate",
+	})
+	if err != nil {
+		return err
+	}
+	setRateLimitHeaders(w, minted.Limit)
+	b := append(make([]byte, 0, len(minted.Token)+20), `{"JWT Token":"`...)
+	b = append(b, minted.Token...) // base64url and dots: nothing to escape
+	writeBody(w, http.StatusOK, "application/json", append(b, "\"}\n"...))
+	return nil
 }
 
 // handleVerifyToken is seed 003's GET (and POST) /verifyToken:
-// {"Token", "Signing_key"} → {"Header", "Claims", "Signature Verification"}.
-// Signing_key is an HMAC secret (its UTF-8 bytes), a PEM public key or a JWK
-// (as a string or a JSON object); the token's alg must fit it.
-func (s *Server) handleVerifyToken() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.limit(w, r, "verify", "", true) {
-			return
-		}
-		fields, serr := s.readSeedBody(r)
-		if serr != nil {
-			writeSeedError(w, serr)
-			return
-		}
-		tok, ok, serr := stringField(fields, "Token")
-		if serr == nil && !ok {
-			serr = errSeedMissingToken
-		}
-		if serr != nil {
-			writeSeedError(w, serr)
-			return
-		}
-		var key []byte
-		switch raw := fields["Signing_key"]; {
-		case len(raw) == 0 || string(raw) == "null":
-			writeSeedError(w, errSeedMissingKey)
-			return
-		case raw[0] == '{':
-			key = raw
+// {"Token", "Signing_key"} → {"Header", "Claims", "Signature Verification"},
+// plus "Error" when it does not verify. Signing_key is an HMAC secret (its
+// UTF-8 bytes), a PEM public key or a JWK (as a string or a JSON object).
+func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.Limiter.Check(r.Context(), s.opts.VerifyLimits, s.ClientIP.Resolve(r), "")
+	if err != nil {
+		return err
+	}
+	setRateLimitHeaders(w, d)
+	var tok, keyText string
+	var key []byte
+	var hasTok, hasKey bool
+	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
+		switch {
+		case name == "Token":
+			return seedString(v, &tok, &hasTok, name)
+		case name != "Signing_key" || v.Kind() == 'n':
+		case v.Kind() == '{':
+			key, hasKey = append([]byte(nil), v...), true // valid only during the walk
+		case v.Kind() == '"':
+			return seedString(v, &keyText, &hasKey, name)
 		default:
-			k, _, serr := stringField(fields, "Signing_key")
-			if serr != nil {
-				writeSeedError(w, seedBadRequest("Signing_key must be a string or a JWK object"))
-				return
-			}
-			key = []byte(k)
+			return badRequest("Invalid request body", "Signing_key must be a string or a JWK object")
 		}
-
-		j, err := token.Decode(tok)
-		if err == nil {
-			err = strictjson.CheckObject(j.Payload, 16)
-		}
-		if err != nil {
-			writeSeedError(w, seedBadRequest("Malformed token: "+err.Error()))
-			return
-		}
-		resp := verifyResponse{Header: j.RawHeader, Claims: j.Payload}
-		if err := s.verifyWithCallerKey(j, key); err != nil {
-			s.log.Debug("verifyToken: not verified", "request_id", RequestID(r.Context()), "reason", token.Reason(err), "detail", err.Error())
-			s.metrics.Verified(token.Reason(err))
-			resp.Error = err.Error()
-		} else {
-			s.metrics.Verified("active")
-			resp.Verified = true
-		}
-		writeJSON(w, http.StatusOK, "application/json", resp)
+		return nil
 	})
+	switch {
+	case err != nil:
+		return err
+	case !hasTok:
+		return errMissingToken
+	case !hasKey:
+		return errMissingKey
+	}
+	if key == nil {
+		key = []byte(keyText)
+	}
+	checked, err := s.Tokens().VerifyWithKey(tok, key)
+	if err != nil {
+		return badRequest("Malformed token", "Malformed token: "+err.Error())
+	}
+	reason := "active"
+	if checked.Err != nil {
+		reason = token.Reason(checked.Err)
+		s.Logger.Debug("verifyToken: not verified", "request_id", RequestID(r.Context()), "reason", reason, "detail", checked.Err.Error())
+	}
+	s.Metrics.Verified(reason)
+
+	// Seed 003's member names and order; Header and Claims are the token's
+	// own JSON, key order kept.
+	b := append(make([]byte, 0, len(checked.Header)+len(checked.Claims)+96), `{"Header":`...)
+	b = appendCompact(b, checked.Header)
+	b = append(b, `,"Claims":`...)
+	b = appendCompact(b, checked.Claims)
+	b = append(b, `,"Signature Verification":`...)
+	b = strconv.AppendBool(b, checked.Err == nil)
+	if checked.Err != nil {
+		b = append(b, `,"Error":`...)
+		b = appendString(b, checked.Err.Error())
+	}
+	writeBody(w, http.StatusOK, "application/json", append(b, "}\n"...))
+	return nil
 }
 
-// verifyWithCallerKey applies the header policy, checks the signature with
-// the caller's key (which must fit the token's alg), then the time claims
-// the token has: a signature over an expired token does not make it good.
-// exp is not required, since the seed's own tokens have none.
-func (s *Server) verifyWithCallerKey(j *token.JWS, key []byte) error {
-	if err := j.CheckHeader(); err != nil {
-		return err
+// appendCompact appends JSON that was checked already, without the
+// whitespace a token's author may have put in it.
+func appendCompact(b []byte, v []byte) []byte {
+	if !bytes.ContainsAny(v, " \t\r\n") {
+		return append(b, v...)
 	}
-	k, err := keys.ForVerify(key, j.Header.Alg)
-	if err != nil {
-		return fmt.Errorf("%w: Signing_key: %v", token.ErrBadSignature, err)
+	buf := bytes.NewBuffer(b)
+	if json.Compact(buf, v) != nil {
+		return append(b, v...) // unreachable: v was checked
 	}
-	if err := j.VerifyWith(k); err != nil {
-		return err
-	}
-	_, err = s.tokens().CheckClaims(j, false)
-	return err
+	return buf.Bytes()
 }

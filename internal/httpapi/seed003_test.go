@@ -18,12 +18,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jwtd/jwtd/internal/seedexample"
-
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/mint"
+	"github.com/jwtd/jwtd/internal/phone"
+	"github.com/jwtd/jwtd/internal/ratelimit"
+	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/seedexample"
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -67,10 +70,25 @@ func testServerWithStore(t testing.TB) (http.Handler, *token.Service, *sqlite.St
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h := NewServer(Deps{Logger: logger, Tokens: func() *token.Service { return svc }, Store: store, APIKeys: testAPIKeys(t)},
-		Options{MaxBodyBytes: 1 << 20, DefaultRegion: "US"})
+	h := NewServer(testDeps(t, svc, store, nil, nil), Options{MaxBodyBytes: 1 << 20})
 	return h, svc, store
+}
+
+// testDeps wires a server as serve does: one Minter over svc and store,
+// phone numbers read in the US, limits (when limiter is not nil) on the
+// routes given.
+func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *ratelimit.Limiter, routes map[string][]string) Deps {
+	t.Helper()
+	phones, err := phone.NewNormalizer("US", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := func() *token.Service { return svc }
+	return Deps{
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Tokens: tokens, Store: store, APIKeys: testAPIKeys(t), Phones: phones, Limiter: limiter,
+		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes},
+	}
 }
 
 // testAPIKeys has one key per scope.

@@ -1,7 +1,11 @@
-// Package httpapi is jwtd's HTTP interface: the seed 000 and seed 003
-// routes, the native API, the JWKS and health routes, and the middleware every route shares (request IDs,
-// access logs, body limits, panic recovery). Errors are turned into responses
-// in one place, errors.go; internal detail goes to the log, never to clients.
+// Package httpapi is jwtd's HTTP transport: the seed 000 and seed 003
+// routes, the native API, the JWKS and health routes, and the middleware
+// every route shares (request IDs, access logs, body limits, panic
+// recovery). A handler decodes the request, makes one call into the domain
+// (mint, token, record) and encodes the answer; it returns its error, which
+// errors.go maps to a status in one place and writes in the route family's
+// shape (problem+json, or seed 003's body). Internal detail goes to the log,
+// never to clients.
 package httpapi
 
 import (
@@ -12,6 +16,8 @@ import (
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/metrics"
+	"github.com/jwtd/jwtd/internal/mint"
+	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
@@ -23,29 +29,32 @@ type Deps struct {
 	// Tokens returns the current token service; it is called once per
 	// request, so a reload swaps keys and profiles without touching
 	// connections.
-	Tokens  func() *token.Service
+	Tokens func() *token.Service
+	// Minter mints and records tokens (the minting routes).
+	Minter *mint.Minter
+	// Store answers the admin routes and revocation checks.
 	Store   record.Store
 	APIKeys *apikey.Set
-	Now     func() time.Time // defaults to time.Now
+	// Phones normalises the phone of GET /v1/tokens?phone=.
+	Phones *phone.Normalizer
+	Now    func() time.Time // defaults to time.Now
 
-	// Limiter and LimitStore rate-limit the minting routes; nil means no
-	// limits. ClientIP resolves the address requests are limited and
-	// recorded by (nil: the TCP peer).
+	// Limiter limits /verifyToken (the minting routes are limited by the
+	// Minter); nil means no limits. LimitStore is pinged by /readyz.
+	// ClientIP resolves the address requests are limited and recorded by
+	// (nil: the TCP peer).
 	Limiter    *ratelimit.Limiter
 	LimitStore interface{ Ping(context.Context) error }
 	ClientIP   *ratelimit.ClientIP
 	Metrics    *metrics.Metrics // nil records nothing
 }
 
-// Options are the server's limits and defaults.
+// Options are the server's limits.
 type Options struct {
 	// MaxBodyBytes bounds every request body; larger ones get 413.
 	MaxBodyBytes int64
-	// DefaultRegion reads phone numbers written without a leading +.
-	DefaultRegion string
-	// LimitRoutes maps a route group (token, issue, generate, verify) to
-	// the keys it is limited by ("ip", "phone").
-	LimitRoutes map[string][]string
+	// VerifyLimits are the limits of /verifyToken ("ip").
+	VerifyLimits []string
 	// RequireClientCert makes the admin and introspection routes refuse
 	// requests without a verified TLS client certificate.
 	RequireClientCert bool
@@ -53,16 +62,8 @@ type Options struct {
 
 // Server holds what the handlers need. Build it with NewServer.
 type Server struct {
-	log        *slog.Logger
-	tokens     func() *token.Service
-	store      record.Store
-	apiKeys    *apikey.Set
-	now        func() time.Time
-	limiter    *ratelimit.Limiter
-	limitStore interface{ Ping(context.Context) error }
-	clientIP   *ratelimit.ClientIP
-	metrics    *metrics.Metrics
-	opts       Options
+	Deps
+	opts Options
 }
 
 // NewServer returns jwtd's HTTP handler.
@@ -79,10 +80,10 @@ func NewServer(d Deps, opts Options) http.Handler {
 	if d.ClientIP == nil {
 		d.ClientIP, _ = ratelimit.NewClientIP(nil)
 	}
-	s := &Server{
-		log: d.Logger, tokens: d.Tokens, store: d.Store, apiKeys: d.APIKeys, now: d.Now,
-		limiter: d.Limiter, limitStore: d.LimitStore, clientIP: d.ClientIP, metrics: d.Metrics, opts: opts,
+	if d.Phones == nil {
+		d.Phones, _ = phone.NewNormalizer("", 0)
 	}
+	s := &Server{Deps: d, opts: opts}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.middleware(unmatchedAsProblems(mux))
@@ -104,9 +105,9 @@ func unmatchedAsProblems(mux *http.ServeMux) http.Handler {
 		}
 		switch capture.code {
 		case http.StatusMethodNotAllowed:
-			writeProblem(w, capture.code, "Method not allowed", "")
+			writeProblem(w, errMethod)
 		case http.StatusNotFound, 0:
-			writeProblem(w, http.StatusNotFound, "Not found", "")
+			writeProblem(w, &apiError{Status: http.StatusNotFound, Title: "Not found"})
 		default: // redirects the mux makes for unclean paths
 			for k, v := range capture.header {
 				w.Header()[k] = v

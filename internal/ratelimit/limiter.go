@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -247,4 +248,54 @@ func (l *Limiter) logBackendError(rule string, err error) {
 	}
 	l.log.Error("rate-limit backend unavailable", "rule", rule, "on_backend_error", policy,
 		"errors_since_last_line", l.suppressed.Swap(0), "err", err)
+}
+
+// LimitedError is a request refused by a limit. Its Decision says which
+// limit, and when the next request may pass.
+type LimitedError struct{ Decision Decision }
+
+func (e *LimitedError) Error() string {
+	return fmt.Sprintf("%s limit of %s reached", e.Decision.Rule, e.Decision.Limit)
+}
+
+// Check counts one request against the limits named by kinds: "ip" (the
+// per_ip rule, keyed by ip's Key) and "phone" (per_phone, keyed by phone);
+// an invalid ip or an empty phone skips its kind. It returns the tightest
+// decision (for the RateLimit headers; Remaining < 0 when none applied), a
+// *LimitedError when a limit refuses, or an error wrapping ErrBackend when
+// the backend is away and on_backend_error is closed. With
+// on_backend_error open, a backend error allows the request without
+// checking the remaining kinds: they share the backend. A nil Limiter
+// allows everything.
+func (l *Limiter) Check(ctx context.Context, kinds []string, ip netip.Addr, phone string) (Decision, error) {
+	tightest := Decision{Allowed: true, Remaining: -1}
+	if l == nil {
+		return tightest, nil
+	}
+	for _, kind := range kinds {
+		rule, key := "", ""
+		switch {
+		case kind == "ip" && ip.IsValid():
+			rule, key = "per_ip", Key(ip)
+		case kind == "phone" && phone != "":
+			rule, key = "per_phone", phone
+		default:
+			continue
+		}
+		if !l.Has(rule) {
+			continue
+		}
+		d, err := l.Allow(ctx, rule, key)
+		switch {
+		case err != nil && d.Allowed:
+			return tightest, nil
+		case err != nil:
+			return d, err
+		case !d.Allowed:
+			return d, &LimitedError{d}
+		case tightest.Remaining < 0 || d.Remaining < tightest.Remaining:
+			tightest = d
+		}
+	}
+	return tightest, nil
 }

@@ -18,6 +18,8 @@ var (
 	ErrDuplicate   = errors.New("a record with this jti exists")
 	ErrXIDConflict = errors.New("the xid belongs to another phone number")
 	ErrUnavailable = errors.New("record store unavailable")
+	// ErrInvalidXID is a transaction ID ValidXID refuses.
+	ErrInvalidXID = errors.New("an XID is 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 )
 
 // Status of a token, derived from its record at a moment.
@@ -92,6 +94,22 @@ type Store interface {
 	Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// RevokedBy reports whether the token with a jti was revoked, by its record
+// in s. A token without a record is not revoked (its profile does not
+// record, or its record was purged after it expired).
+func RevokedBy(s Store) func(ctx context.Context, jti string) (bool, error) {
+	return func(ctx context.Context, jti string) (bool, error) {
+		rec, err := s.ByJTI(ctx, jti)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+		return !rec.Revoked.IsZero(), nil
+	}
 }
 
 // ValidXID reports whether s is a transaction ID jwtd accepts: 1 to 128

@@ -1,12 +1,14 @@
 package token
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/jwtd/jwtd/internal/strictjson"
 )
@@ -16,69 +18,82 @@ import (
 const maxNumericDate = 253402300799
 
 // Claims are a verified token's claims with the registered ones read out.
+// Raw is the claims JSON as sent; the rest is read from it.
 type Claims struct {
-	Raw       []byte         // the claims JSON as sent
-	All       map[string]any // every claim; numbers as json.Number
-	Expires   time.Time      // zero when absent (only where exp is optional)
-	IssuedAt  time.Time      // zero when absent
-	NotBefore time.Time      // zero when absent
+	Raw       []byte
+	Expires   time.Time // zero when absent (only where exp is optional)
+	IssuedAt  time.Time // zero when absent
+	NotBefore time.Time // zero when absent
 	JTI       string
 	Subject   string
 	Issuer    string
 }
 
-// parseClaims reads the payload as a JWT claims set. exp is required when
-// requireExp; exp, iat and nbf, when present, must be JSON numbers within
-// [0, year 9999] (fractions allowed).
+// claimError is a registered claim of the wrong type or range, or missing:
+// the claims are a JSON object, but not a valid claims set.
+type claimError struct{ msg string }
+
+func (e *claimError) Error() string { return ErrMalformed.Error() + ": " + e.msg }
+func (e *claimError) Unwrap() error { return ErrMalformed }
+
+func badClaim(format string, args ...any) error { return &claimError{fmt.Sprintf(format, args...)} }
+
+// parseClaims reads the payload as a JWT claims set, in one pass: a strict
+// JSON object (see strictjson), exp required when requireExp; exp, iat and
+// nbf, when present, JSON numbers within [0, year 9999] (fractions allowed);
+// jti, sub and iss, when present, strings. A claims set that is an object
+// but breaks those rules is a *claimError; the Claims read so far come with
+// it.
 func parseClaims(payload []byte, requireExp bool) (*Claims, error) {
-	if err := strictjson.CheckObject(payload, maxJSONDepth); err != nil {
-		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
-	}
 	c := &Claims{Raw: payload}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&c.All); err != nil {
+	hasExp := false
+	err := strictjson.Walk(payload, maxJSONDepth, func(name string, v jsontext.Value) error {
+		var err error
+		switch name {
+		case "exp":
+			c.Expires, err = numericDate(name, v)
+			hasExp = true
+		case "iat":
+			c.IssuedAt, err = numericDate(name, v)
+		case "nbf":
+			c.NotBefore, err = numericDate(name, v)
+		case "jti":
+			err = stringClaim(name, v, &c.JTI)
+		case "sub":
+			err = stringClaim(name, v, &c.Subject)
+		case "iss":
+			err = stringClaim(name, v, &c.Issuer)
+		}
+		return err
+	})
+	var bad *claimError
+	switch {
+	case errors.As(err, &bad):
+		return c, err
+	case err != nil:
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
-	}
-	var err error
-	if c.Expires, err = numericDate(c.All, "exp", requireExp); err != nil {
-		return nil, err
-	}
-	if c.IssuedAt, err = numericDate(c.All, "iat", false); err != nil {
-		return nil, err
-	}
-	if c.NotBefore, err = numericDate(c.All, "nbf", false); err != nil {
-		return nil, err
-	}
-	for name, dst := range map[string]*string{"jti": &c.JTI, "sub": &c.Subject, "iss": &c.Issuer} {
-		v, ok := c.All[name]
-		if !ok {
-			continue
-		}
-		s, isString := v.(string)
-		if !isString {
-			return nil, fmt.Errorf("%w: claim %q must be a string", ErrMalformed, name)
-		}
-		*dst = s
+	case requireExp && !hasExp:
+		return c, badClaim("claim \"exp\" is required")
 	}
 	return c, nil
 }
 
-func numericDate(all map[string]any, name string, required bool) (time.Time, error) {
-	v, ok := all[name]
+func stringClaim(name string, v jsontext.Value, dst *string) error {
+	s, ok := strictjson.String(v)
 	if !ok {
-		if required {
-			return time.Time{}, fmt.Errorf("%w: claim %q is required", ErrMalformed, name)
-		}
-		return time.Time{}, nil
+		return badClaim("claim %q must be a string", name)
 	}
-	n, isNumber := v.(json.Number)
-	if !isNumber {
-		return time.Time{}, fmt.Errorf("%w: claim %q must be a number", ErrMalformed, name)
+	*dst = s
+	return nil
+}
+
+func numericDate(name string, v jsontext.Value) (time.Time, error) {
+	if v.Kind() != '0' {
+		return time.Time{}, badClaim("claim %q must be a number", name)
 	}
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return time.Time{}, fmt.Errorf("%w: claim %q is out of range", ErrMalformed, name)
+		return time.Time{}, badClaim("claim %q is out of range", name)
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil

@@ -23,11 +23,24 @@ var (
 	ErrRevoked      = errors.New("revoked")
 )
 
+var reasons = []error{ErrMalformed, ErrBadSignature, ErrUnknownKid, ErrExpired, ErrNotYetValid, ErrRevoked}
+
+// IsReason reports whether err says why a token is not active, rather than
+// that it could not be checked.
+func IsReason(err error) bool {
+	for _, r := range reasons {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
 // Reason returns the reason code of a verification error: "malformed",
 // "bad_signature", "unknown_kid", "expired", "not_yet_valid" or "revoked".
 // An error that wraps none of them is reported as malformed.
 func Reason(err error) string {
-	for _, r := range []error{ErrMalformed, ErrBadSignature, ErrUnknownKid, ErrExpired, ErrNotYetValid, ErrRevoked} {
+	for _, r := range reasons {
 		if errors.Is(err, r) {
 			return r.Error()
 		}

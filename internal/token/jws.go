@@ -1,11 +1,13 @@
 package token
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/strictjson"
@@ -27,14 +29,14 @@ type JWS struct {
 	Signature    []byte
 }
 
-// Header holds the header members jwtd reads. Members holds all of them,
-// for the policy checks.
+// Header holds the header members jwtd reads, and the first member it
+// never honours, if any, for CheckHeader.
 type Header struct {
 	Alg     string
 	Kid     string
 	HasKid  bool
 	Typ     string
-	Members map[string]json.RawMessage
+	Refused string // the first of refusedHeaders present, or ""
 }
 
 // Decode splits a compact JWS and decodes its segments: at most
@@ -71,34 +73,45 @@ func Decode(tok string) (*JWS, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := strictjson.CheckObject(header, maxJSONDepth); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(header, &members); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
 	j := &JWS{RawHeader: header, Payload: payload, SigningInput: tok[:len(h)+1+len(p)], Signature: sig}
-	j.Header.Members = members
-	if err := j.readHeader(); err != nil {
+	if err := j.Header.read(header); err != nil {
 		return nil, err
 	}
 	return j, nil
 }
 
-// readHeader reads alg, kid and typ, which must be strings when present.
-func (j *JWS) readHeader() error {
-	for name, dst := range map[string]*string{"alg": &j.Header.Alg, "kid": &j.Header.Kid, "typ": &j.Header.Typ} {
-		raw, ok := j.Header.Members[name]
-		if !ok {
-			continue
+// read reads the header in one pass: alg (required), kid and typ, which
+// must be strings, and whether a member jwtd refuses is present.
+func (h *Header) read(header []byte) error {
+	hasAlg := false
+	err := strictjson.Walk(header, maxJSONDepth, func(name string, v jsontext.Value) error {
+		var dst *string
+		switch name {
+		case "alg":
+			dst, hasAlg = &h.Alg, true
+		case "kid":
+			dst, h.HasKid = &h.Kid, true
+		case "typ":
+			dst = &h.Typ
+		default:
+			if h.Refused == "" && slices.Contains(refusedHeaders, name) {
+				h.Refused = name
+			}
+			return nil
 		}
-		if err := json.Unmarshal(raw, dst); err != nil || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte(`"`)) {
+		s, ok := strictjson.String(v)
+		if !ok {
 			return fmt.Errorf("%w: header %q must be a string", ErrMalformed, name)
 		}
-	}
-	_, j.Header.HasKid = j.Header.Members["kid"]
-	if _, ok := j.Header.Members["alg"]; !ok {
+		*dst = s
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrMalformed):
+		return err
+	case err != nil:
+		return fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	case !hasAlg:
 		return fmt.Errorf("%w: header has no alg", ErrMalformed)
 	}
 	return nil
@@ -116,10 +129,8 @@ func (j *JWS) CheckHeader() error {
 	if err := checkTyp(j.Header.Typ); err != nil {
 		return err
 	}
-	for _, name := range refusedHeaders {
-		if _, ok := j.Header.Members[name]; ok {
-			return fmt.Errorf("%w: header %q is not accepted", ErrMalformed, name)
-		}
+	if j.Header.Refused != "" {
+		return fmt.Errorf("%w: header %q is not accepted", ErrMalformed, j.Header.Refused)
 	}
 	if strings.EqualFold(j.Header.Alg, "none") {
 		return fmt.Errorf("%w: alg none is never accepted", ErrBadSignature)

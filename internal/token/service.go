@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/keys"
@@ -23,6 +25,7 @@ const MaxLeeway = 60 * time.Second
 var (
 	ErrUnknownProfile = errors.New("unknown profile")
 	ErrTTLTooLong     = errors.New("ttl exceeds the profile's")
+	ErrInvalidRequest = errors.New("invalid request")
 )
 
 // Options are a Service's clock, randomness and leeway. The zero value uses
@@ -121,7 +124,7 @@ type Request struct {
 // Issued is a minted token with what a record of it needs.
 type Issued struct {
 	Token     string
-	Profile   string
+	Profile   *Profile
 	JTI       string
 	Kid       string
 	Alg       string
@@ -130,7 +133,12 @@ type Issued struct {
 	MintedAt  time.Time // the service clock when minting, full precision
 }
 
-// Issue mints a token with the named profile.
+// maxClaimText bounds sub and aud: identifiers, not documents.
+const maxClaimText = 256
+
+// Issue mints a token with the named profile. A request that cannot make a
+// token this service would verify is refused with ErrInvalidRequest: sub or
+// aud over 256 bytes, data that is not JSON, or a token over MaxTokenBytes.
 func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	p, ok := s.profiles[profile]
 	if !ok {
@@ -143,6 +151,9 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 		}
 		ttl = r.TTL
 	}
+	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
+		return nil, fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
+	}
 	var nonce [16]byte
 	if _, err := io.ReadFull(s.opts.Rand, nonce[:]); err != nil {
 		return nil, fmt.Errorf("reading randomness: %w", err)
@@ -152,78 +163,132 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	iat := now.Add(-p.Backdate).Unix()
 	exp := iat + int64(ttl/time.Second)
 
-	var claims any
-	switch p.Layout {
-	case LayoutAppVerify:
-		claims = appVerifyClaims{Iss: p.Issuer, Iat: iat, Exp: exp, Phn: r.Phone, Xid: r.XID, Jti: jti}
-	case LayoutCastlabs:
-		c := castlabsClaims{Iat: iat, Jti: jti}
-		c.Payload.Data, c.Payload.Date = r.Data, now.UTC().Format(time.DateOnly)
-		claims = c
-	default:
-		aud := r.Audience
-		if aud == "" {
-			aud = p.Audience
-		}
-		claims = defaultClaims{Iss: p.Issuer, Sub: r.Subject, Aud: aud, Iat: iat, Exp: exp, Jti: jti}
-	}
-	body, err := marshal(claims)
+	body, err := p.appendClaims(make([]byte, 0, 256), r, jti, iat, exp, now)
 	if err != nil {
 		return nil, err
 	}
-	if p.Layout == LayoutDefault && len(r.Data) > 0 {
-		name, err := marshal(p.DataClaim)
-		if err != nil {
-			return nil, err
-		}
-		var data bytes.Buffer
-		if err := json.Compact(&data, r.Data); err != nil {
-			return nil, fmt.Errorf("data is not JSON: %w", err)
-		}
-		body = append(body[:len(body)-1], ',')
-		body = append(append(append(body, name...), ':'), data.Bytes()...)
-		body = append(body, '}')
+	// Header, payload and a signature of up to 512 bytes (RSA-4096) in one
+	// buffer, so the token is built without copies.
+	n := len(p.headerSegment) + 1 + base64.RawURLEncoding.EncodedLen(len(body))
+	if n > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: the token would be longer than the %d bytes a verifier accepts; send less data", ErrInvalidRequest, MaxTokenBytes)
 	}
-	input := p.headerSegment + "." + base64.RawURLEncoding.EncodeToString(body)
-	sig, err := p.Key.Sign(input)
+	tok := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(512))
+	copy(tok, p.headerSegment)
+	tok[len(p.headerSegment)] = '.'
+	base64.RawURLEncoding.Encode(tok[len(p.headerSegment)+1:], body)
+	sig, err := p.Key.Sign(string(tok))
 	if err != nil {
 		return nil, fmt.Errorf("signing with %q: %w", p.Key.Kid(), err)
 	}
+	tok = append(tok, '.')
+	tok = base64.RawURLEncoding.AppendEncode(tok, sig)
+	if len(tok) > MaxTokenBytes {
+		return nil, fmt.Errorf("%w: the token would be longer than the %d bytes a verifier accepts; send less data", ErrInvalidRequest, MaxTokenBytes)
+	}
 	return &Issued{
-		Token:   input + "." + base64.RawURLEncoding.EncodeToString(sig),
-		Profile: p.Name, JTI: jti, Kid: p.Key.Kid(), Alg: p.Key.Alg(),
+		Token:   string(tok),
+		Profile: p, JTI: jti, Kid: p.Key.Kid(), Alg: p.Key.Alg(),
 		IssuedAt: time.Unix(iat, 0).UTC(), ExpiresAt: time.Unix(exp, 0).UTC(), MintedAt: now.UTC(),
 	}, nil
 }
 
-type appVerifyClaims struct {
-	Iss string `json:"iss"`
-	Iat int64  `json:"iat"`
-	Exp int64  `json:"exp"`
-	Phn string `json:"phn"`
-	Xid string `json:"xid"`
-	Jti string `json:"jti"`
+// appendClaims appends the profile's claims set, compact and in its
+// layout's order, without HTML escaping, as the seeds' Python made it.
+func (p *Profile) appendClaims(b []byte, r Request, jti string, iat, exp int64, now time.Time) ([]byte, error) {
+	switch p.Layout {
+	case LayoutAppVerify:
+		b = appendMember(b, '{', "iss", p.Issuer)
+		b = appendInt(b, "iat", iat)
+		b = appendInt(b, "exp", exp)
+		b = appendMember(b, ',', "phn", r.Phone)
+		b = appendMember(b, ',', "xid", r.XID)
+		b = appendMember(b, ',', "jti", jti)
+		return append(b, '}'), nil
+	case LayoutCastlabs:
+		b = append(b, `{"iat":`...)
+		b = strconv.AppendInt(b, iat, 10)
+		b = appendMember(b, ',', "jti", jti)
+		b = append(b, `,"payload":{"data":`...)
+		var err error
+		if b, err = appendData(b, r.Data); err != nil {
+			return nil, err
+		}
+		b = appendMember(b, ',', "date", now.UTC().Format(time.DateOnly))
+		return append(b, "}}"...), nil
+	}
+	aud := r.Audience
+	if aud == "" {
+		aud = p.Audience
+	}
+	b = append(b, '{')
+	for _, m := range [...]struct{ name, value string }{{"iss", p.Issuer}, {"sub", r.Subject}, {"aud", aud}} {
+		if m.value != "" { // omitted when empty
+			b = appendMember(b, 0, m.name, m.value)
+			b = append(b, ',')
+		}
+	}
+	b = append(b, `"iat":`...)
+	b = strconv.AppendInt(b, iat, 10)
+	b = appendInt(b, "exp", exp)
+	b = appendMember(b, ',', "jti", jti)
+	if len(r.Data) > 0 {
+		b = append(b, ',')
+		b = appendString(b, p.DataClaim)
+		b = append(b, ':')
+		var err error
+		if b, err = appendData(b, r.Data); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
 }
 
-type castlabsClaims struct {
-	Iat     int64  `json:"iat"`
-	Jti     string `json:"jti"`
-	Payload struct {
-		Data json.RawMessage `json:"data"`
-		Date string          `json:"date"`
-	} `json:"payload"`
+// appendMember appends sep (unless zero), "name":"value".
+func appendMember(b []byte, sep byte, name, value string) []byte {
+	if sep != 0 {
+		b = append(b, sep)
+	}
+	b = appendString(b, name)
+	b = append(b, ':')
+	return appendString(b, value)
 }
 
-type defaultClaims struct {
-	Iss string `json:"iss,omitempty"`
-	Sub string `json:"sub,omitempty"`
-	Aud string `json:"aud,omitempty"`
-	Iat int64  `json:"iat"`
-	Exp int64  `json:"exp"`
-	Jti string `json:"jti"`
+func appendInt(b []byte, name string, v int64) []byte {
+	b = append(b, ',')
+	b = appendString(b, name)
+	b = append(b, ':')
+	return strconv.AppendInt(b, v, 10)
 }
 
-// marshal is compact JSON without HTML escaping, as the seeds' Python made it.
+// appendString appends s as a JSON string. Plain ASCII, the common case
+// (phone numbers, XIDs, jtis, most names), is copied as it is; anything else
+// goes through encoding/json, whose escaping jwtd's tokens have always had.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			q, _ := marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendData appends the caller's data, compacted.
+func appendData(b []byte, data json.RawMessage) ([]byte, error) {
+	if len(data) == 0 {
+		return append(b, "null"...), nil
+	}
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, data); err != nil {
+		return nil, fmt.Errorf("%w: data is not JSON", ErrInvalidRequest)
+	}
+	return buf.Bytes(), nil
+}
+
+// marshal is compact JSON without HTML escaping.
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -256,25 +321,89 @@ func (s *Service) Verify(tok string) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.CheckClaims(j, true)
-	if err != nil {
-		return nil, err
-	}
-	return &Verified{JWS: j, Claims: c, Key: key}, nil
-}
-
-// CheckClaims reads a JWS's payload as JWT claims and applies exp, nbf and
-// iat at the service's clock and leeway. Without requireExp, a token with
-// no exp passes (the seed 003 layout has none); one that has it is held to it.
-func (s *Service) CheckClaims(j *JWS, requireExp bool) (*Claims, error) {
-	c, err := parseClaims(j.Payload, requireExp)
+	c, err := parseClaims(j.Payload, true)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.checkTimes(s.opts.Now(), s.opts.Leeway); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &Verified{JWS: j, Claims: c, Key: key}, nil
+}
+
+// RevokedFunc reports whether the token with a jti was revoked. Its errors
+// are the store's: they mean revocation could not be checked.
+type RevokedFunc func(ctx context.Context, jti string) (bool, error)
+
+// Introspect is Verify, then revocation by jti (never by token string,
+// since base64 is malleable): a token that verifies but was revoked is an
+// error wrapping ErrRevoked. An error that wraps no reason (see IsReason)
+// means revocation could not be checked, and the token must not be taken
+// as active.
+func (s *Service) Introspect(ctx context.Context, tok string, revoked RevokedFunc) (*Verified, error) {
+	v, err := s.Verify(tok)
+	if err != nil || v.Claims.JTI == "" {
+		return v, err
+	}
+	r, err := revoked(ctx, v.Claims.JTI)
+	switch {
+	case err != nil:
+		return nil, err
+	case r:
+		return nil, fmt.Errorf("%w: jti %s was revoked", ErrRevoked, v.Claims.JTI)
+	}
+	return v, nil
+}
+
+// Checked is what verifying a token with a caller's key found: the token's
+// own header and claims JSON, as sent, and why it does not verify (nil when
+// it does).
+type Checked struct {
+	Header []byte
+	Claims []byte
+	Err    error
+}
+
+// VerifyWithKey verifies a token with a key the caller gives (seed 003's
+// Signing_key): an HMAC secret (its bytes), a PEM public key or a JWK, which
+// must fit the token's alg (keys.ForVerify). It applies the header policy,
+// the signature, then the time claims the token has, at the service's clock
+// and leeway: a signature over an expired token does not make it good. exp is
+// not required, since the seed's own tokens have none.
+//
+// The error is non-nil only when the token cannot be read as a JWS with a
+// claims object, so that there is nothing to show; a token that reads but
+// does not verify is reported in Checked.Err.
+func (s *Service) VerifyWithKey(tok string, key []byte) (Checked, error) {
+	j, err := Decode(tok)
+	if err != nil {
+		return Checked{}, err
+	}
+	c, claimsErr := parseClaims(j.Payload, false)
+	var bad *claimError
+	if claimsErr != nil && !errors.As(claimsErr, &bad) {
+		return Checked{}, claimsErr // not a claims object: nothing to show
+	}
+	return Checked{Header: j.RawHeader, Claims: j.Payload, Err: s.checkWithKey(j, c, claimsErr, key)}, nil
+}
+
+// checkWithKey reports the first failure in the order a verifier meets
+// them: header, key, signature, then the claims.
+func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte) error {
+	if err := j.CheckHeader(); err != nil {
+		return err
+	}
+	k, err := keys.ForVerify(key, j.Header.Alg)
+	if err != nil {
+		return fmt.Errorf("%w: Signing_key: %v", ErrBadSignature, err)
+	}
+	if err := j.VerifyWith(k); err != nil {
+		return err
+	}
+	if claimsErr != nil {
+		return claimsErr
+	}
+	return c.checkTimes(s.opts.Now(), s.opts.Leeway)
 }
 
 func (s *Service) verifySignature(j *JWS) (*keys.Key, error) {

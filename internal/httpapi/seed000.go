@@ -1,0 +1,30 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/jwtd/jwtd/internal/mint"
+)
+
+// handlePhoneToken is seed 000's GET /v1/token/{phone}[/{xid}]: the
+// appverify profile's token as text/plain, recorded with phone and XID (a
+// UUID when the caller gives none).
+func (s *Server) handlePhoneToken(w http.ResponseWriter, r *http.Request) error {
+	w.Header()["Allow"] = []string{"GET"}
+	if r.Method != http.MethodGet {
+		return &apiError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Detail: "only GET mints a token"}
+	}
+	minted, err := s.Minter.Mint(r.Context(), mint.Request{
+		Profile: "appverify", Phone: r.PathValue("phone"), XID: r.PathValue("xid"),
+		ClientIP: s.ClientIP.Resolve(r), Group: "token",
+	})
+	if err != nil {
+		return err
+	}
+	setRateLimitHeaders(w, minted.Limit)
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["Cache-Control"] = []string{"no-store"}
+	_, _ = w.Write([]byte(minted.Token))
+	return nil
+}

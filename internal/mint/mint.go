@@ -1,0 +1,127 @@
+// Package mint is jwtd's issuing use case: it reads a request for a token
+// (phone number, XID), applies the rate limits, signs the token with the
+// profile and, when the profile records, commits the record before it
+// returns, so that no token is handed out unrecorded. The HTTP routes and
+// the CLI both mint through it.
+package mint
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/jwtd/jwtd/internal/metrics"
+	"github.com/jwtd/jwtd/internal/phone"
+	"github.com/jwtd/jwtd/internal/ratelimit"
+	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/token"
+)
+
+// Minter mints and records tokens. Its fields are set once, before use; it
+// is safe for concurrent use.
+type Minter struct {
+	// Tokens returns the current token service (a reload swaps it).
+	Tokens func() *token.Service
+	// Store records tokens; it may be nil only if no profile records.
+	Store record.Store
+	// Limiter applies the rate limits; nil means none. LimitBy maps a
+	// route group (token, issue, generate) to the limits that apply to it
+	// ("ip", "phone").
+	Limiter *ratelimit.Limiter
+	LimitBy map[string][]string
+	// Phones normalises phone numbers to E.164.
+	Phones *phone.Normalizer
+	// Metrics counts issued tokens; nil counts nothing.
+	Metrics *metrics.Metrics
+}
+
+// Request is one request for a token.
+type Request struct {
+	Profile  string // "" is "default"
+	Phone    string // as the caller wrote it; "" for none
+	XID      string // "" for none; the appverify layout makes one
+	Subject  string
+	Audience string
+	Data     json.RawMessage
+	TTL      time.Duration // 0 is the profile's; may only shorten it
+	// ClientIP is recorded and limited by; the zero Addr (the CLI) is
+	// neither.
+	ClientIP netip.Addr
+	// Group is the route group whose limits apply; "" applies none.
+	Group string
+}
+
+// Minted is a token handed out, recorded when its profile records.
+type Minted struct {
+	*token.Issued
+	Phone string // E.164, or ""
+	XID   string
+	// Limit is the tightest rate limit the request was counted against,
+	// for the RateLimit headers; Limit.Remaining < 0 when none applied.
+	Limit ratelimit.Decision
+}
+
+// Mint checks the request, counts it against its rate limits, signs the
+// token and, when the profile records, waits until the record is durable.
+// Errors: phone.ErrInvalid, record.ErrInvalidXID, token.ErrUnknownProfile,
+// token.ErrTTLTooLong and token.ErrInvalidRequest for the request itself;
+// *ratelimit.LimitedError or ratelimit.ErrBackend from the limits;
+// record.ErrXIDConflict (the XID belongs to another phone) and
+// record.ErrUnavailable from the store. On any error no token is handed out.
+func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
+	if req.Profile == "" {
+		req.Profile = "default"
+	}
+	svc := m.Tokens()
+	p, ok := svc.Profile(req.Profile)
+	if !ok {
+		return nil, fmt.Errorf("%w %q", token.ErrUnknownProfile, req.Profile)
+	}
+	out := &Minted{XID: req.XID}
+	if req.Phone != "" {
+		num, err := m.Phones.Normalize(req.Phone)
+		if err != nil {
+			return nil, err
+		}
+		out.Phone = num
+	}
+	switch {
+	case out.XID == "" && p.Layout == token.LayoutAppVerify:
+		out.XID = uuid.NewString()
+	case out.XID != "" && !record.ValidXID(out.XID):
+		return nil, record.ErrInvalidXID
+	}
+	var err error
+	if out.Limit, err = m.Limiter.Check(ctx, m.LimitBy[req.Group], req.ClientIP, out.Phone); err != nil {
+		return nil, err
+	}
+	out.Issued, err = svc.Issue(p.Name, token.Request{
+		Phone: out.Phone, XID: out.XID, Subject: req.Subject, Audience: req.Audience, Data: req.Data, TTL: req.TTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Record {
+		rec := &record.Record{
+			JTI: out.JTI, Profile: p.Name, Kid: out.Kid, Alg: out.Alg,
+			XID: out.XID, Phone: out.Phone, Subject: req.Subject,
+			Issued: out.MintedAt, Expires: out.ExpiresAt,
+			TokenSHA256: record.HashToken(out.Token),
+		}
+		if req.ClientIP.IsValid() {
+			rec.ClientIP = req.ClientIP.String()
+		}
+		if p.StoreToken {
+			rec.TokenText = out.Token
+		}
+		if err := m.Store.Insert(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
+	m.Metrics.Issued(p.Name)
+	return out, nil
+}
