@@ -8,9 +8,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,18 +37,25 @@ type Options struct {
 type Store struct {
 	read  *sql.DB // readers; WAL lets them run beside the writer
 	write *sql.DB // one connection: the group committer, revocations, purges
-
 	// Statements prepared once: parsing SQL is a large part of a small
 	// query's cost.
-	conflictStmt, insertStmt *sql.Stmt // on write
-	byJTIStmt, byXIDStmt     *sql.Stmt // on read
+	byJTIStmt, byXIDStmt *sql.Stmt         // on read
+	owners               *sql.Stmt         // on write: the phones of a batch's XIDs
+	inserts              map[int]*sql.Stmt // on write: n-row INSERT, by n; only the committer uses it
 
 	group *record.GroupCommitter
 }
 
+// The schema, version 1. What a commit costs is mostly the B-tree pages it
+// dirties, each written to the WAL, so: records are a rowid table, appended
+// in commit order; the jti index grows at its end too, since jwtd's jtis
+// start with the minting time; the caller's keys are in small indexes,
+// (xid, phone), which answers Get Status and, from the index alone, whether
+// an XID belongs to another phone, and (phone, issued). The token hash is
+// its 32 bytes.
 const schema = `
 CREATE TABLE IF NOT EXISTS tokens (
-	jti          TEXT PRIMARY KEY,
+	jti          TEXT NOT NULL UNIQUE,
 	profile      TEXT NOT NULL,
 	kid          TEXT NOT NULL,
 	alg          TEXT NOT NULL,
@@ -55,13 +66,24 @@ CREATE TABLE IF NOT EXISTS tokens (
 	expires      INTEGER NOT NULL,
 	revoked      INTEGER,
 	client_ip    TEXT NOT NULL DEFAULT '',
-	token_sha256 TEXT NOT NULL DEFAULT '',
+	token_sha256 BLOB NOT NULL,
 	token        TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS tokens_xid ON tokens (xid, issued DESC, jti DESC) WHERE xid != '';
+CREATE INDEX IF NOT EXISTS tokens_xid_phone ON tokens (xid, phone) WHERE xid != '';
 CREATE INDEX IF NOT EXISTS tokens_phone ON tokens (phone, issued DESC, jti DESC) WHERE phone != '';
 CREATE INDEX IF NOT EXISTS tokens_expires ON tokens (expires);
+PRAGMA user_version = 1;
 `
+
+// migrations bring an older file to the schema above, by its user_version.
+var migrations = map[int]string{
+	// Version 0 had jti as the primary key of a rowid table (the same
+	// unique index), an (xid, issued, jti) index, and hex token hashes.
+	0: `
+DROP INDEX IF EXISTS tokens_xid;
+UPDATE tokens SET token_sha256 = unhex(token_sha256) WHERE typeof(token_sha256) = 'text';
+`,
+}
 
 // Open opens (creating if needed) the store at path.
 func Open(path string, opts Options) (*Store, error) {
@@ -72,12 +94,14 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return "file:" + path + "?" + q.Encode() + extra
 	}
-	write, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	// The writer keeps up to 32 MiB of pages (SQLite's default is 8): the
+	// index pages a commit updates are then read from memory, not the file.
+	write, err := sql.Open("sqlite", dsn("&_txlock=immediate&_pragma=cache_size(-32768)"))
 	if err != nil {
 		return nil, err
 	}
 	write.SetMaxOpenConns(1)
-	if _, err := write.Exec(schema); err != nil {
+	if err := migrate(write); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("%w: opening %s: %v", record.ErrUnavailable, path, err)
 	}
@@ -88,15 +112,13 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{read: read, write: write}
+	s := &Store{read: read, write: write, inserts: map[int]*sql.Stmt{}}
 	for _, p := range []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
 		text string
 	}{
-		{write, &s.conflictStmt, `SELECT 1 FROM tokens WHERE xid = ? AND xid != '' AND phone != ? LIMIT 1`},
-		{write, &s.insertStmt, `INSERT INTO tokens (` + columns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (jti) DO NOTHING`},
+		{write, &s.owners, `SELECT DISTINCT xid, phone FROM tokens WHERE xid != '' AND xid IN (SELECT value FROM json_each(?))`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
 	} {
@@ -110,6 +132,35 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// migrate creates the schema, or brings an older file to it, in one
+// transaction.
+func migrate(db *sql.DB) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var version int
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if m, ok := migrations[version]; ok {
+		var tables int
+		if err := tx.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'tokens'`).Scan(&tables); err != nil {
+			return err
+		}
+		if tables > 0 {
+			if _, err := tx.Exec(m); err != nil {
+				return fmt.Errorf("migrating from schema version %d: %w", version, err)
+			}
+		}
+	}
+	if _, err := tx.Exec(schema); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // Stats returns how many transactions and records the group committer has
 // committed.
 func (s *Store) Stats() (commits, records uint64) { return s.group.Stats() }
@@ -118,37 +169,53 @@ func (s *Store) Stats() (commits, records uint64) { return s.group.Stats() }
 // durable.
 func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.group.Insert(ctx, r) }
 
-// commit writes a batch in one transaction. Per-record refusals (duplicate
-// jti, XID conflict) are answered without failing the others; a failed
-// transaction fails them all.
+// commit writes a batch in one transaction, with one statement to find the
+// phones its XIDs belong to and one to insert it. Per-record refusals
+// (duplicate jti, XID conflict) are answered without failing the others; a
+// failed transaction fails them all.
 func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	results := make([]error, len(batch))
 	err := func() error {
 		ctx := context.Background()
+		// Prepared before the transaction takes the one connection.
+		if _, err := s.insertStmt(ctx, nil, len(batch)); err != nil {
+			return err
+		}
 		tx, err := s.write.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		conflict, ins := tx.StmtContext(ctx, s.conflictStmt), tx.StmtContext(ctx, s.insertStmt)
+		owner, err := s.xidOwners(ctx, tx, batch)
+		if err != nil {
+			return err
+		}
+		// Refuse in Go what the batch itself decides: an XID another phone
+		// holds (in the store or earlier in the batch), a jti twice.
+		rows := make([]*record.Record, 0, len(batch))
+		seen := make(map[string]bool, len(batch))
 		for i, r := range batch {
 			if r.XID != "" {
-				var one int
-				switch err := conflict.QueryRowContext(ctx, r.XID, r.Phone).Scan(&one); {
-				case err == nil:
+				if p, ok := owner[r.XID]; ok && p != r.Phone {
 					results[i] = record.ErrXIDConflict
 					continue
-				case !errors.Is(err, sql.ErrNoRows):
-					return err
 				}
+				owner[r.XID] = r.Phone
 			}
-			res, err := ins.ExecContext(ctx, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
-				r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, r.TokenSHA256, r.TokenText)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if seen[r.JTI] {
 				results[i] = record.ErrDuplicate
+				continue
+			}
+			seen[r.JTI] = true
+			rows = append(rows, r)
+		}
+		inserted, err := s.insert(ctx, tx, rows)
+		if err != nil {
+			return err
+		}
+		for i, r := range batch {
+			if results[i] == nil && !inserted[r.JTI] {
+				results[i] = record.ErrDuplicate // in the store already
 			}
 		}
 		return tx.Commit()
@@ -159,12 +226,113 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	return results, nil
 }
 
+// xidOwners returns the phone each of the batch's XIDs belongs to in the
+// store, for those that have records.
+func (s *Store) xidOwners(ctx context.Context, tx *sql.Tx, batch []*record.Record) (map[string]string, error) {
+	xids := make([]string, 0, len(batch))
+	for _, r := range batch {
+		if r.XID != "" {
+			xids = append(xids, r.XID)
+		}
+	}
+	owner := make(map[string]string, len(xids))
+	if len(xids) == 0 {
+		return owner, nil
+	}
+	list, err := json.Marshal(xids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.StmtContext(ctx, s.owners).QueryContext(ctx, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var xid, phone string
+		if err := rows.Scan(&xid, &phone); err != nil {
+			return nil, err
+		}
+		owner[xid] = phone
+	}
+	return owner, rows.Err()
+}
+
+// insertColumns are the columns a new record sets (revoked is NULL).
+const insertColumns = `jti, profile, kid, alg, xid, phone, subject, issued, expires, client_ip, token_sha256, token`
+
+// insert writes rows with one statement and returns the jtis it inserted
+// (a jti already in the store is skipped, not an error).
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []*record.Record) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(rows))
+	if len(rows) == 0 {
+		return inserted, nil
+	}
+	stmt, err := s.insertStmt(ctx, tx, len(rows))
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, 0, 12*len(rows))
+	for _, r := range rows {
+		sum, err := hex.DecodeString(r.TokenSHA256)
+		if err != nil {
+			sum = []byte(r.TokenSHA256) // not a hash jwtd made; kept as given
+		}
+		args = append(args, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
+			r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, sum, r.TokenText)
+	}
+	res, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	for res.Next() {
+		var jti string
+		if err := res.Scan(&jti); err != nil {
+			return nil, err
+		}
+		inserted[jti] = true
+	}
+	return inserted, res.Err()
+}
+
+// insertStmt returns the prepared INSERT of n rows for tx. Batches come in
+// a few sizes under a steady load, so each is prepared once, outside a
+// transaction (tx nil); inside one, a size not prepared yet (a batch with
+// refusals) is prepared for that transaction alone.
+func (s *Store) insertStmt(ctx context.Context, tx *sql.Tx, n int) (*sql.Stmt, error) {
+	if st, ok := s.inserts[n]; ok {
+		if tx != nil {
+			st = tx.StmtContext(ctx, st)
+		}
+		return st, nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO tokens (` + insertColumns + `) VALUES `)
+	for i := range n {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?)`)
+	}
+	q.WriteString(` ON CONFLICT (jti) DO NOTHING RETURNING jti`)
+	if tx != nil {
+		return tx.PrepareContext(ctx, q.String())
+	}
+	st, err := s.write.PrepareContext(ctx, q.String())
+	if err != nil {
+		return nil, err
+	}
+	s.inserts[n] = st
+	return st, nil
+}
+
 // Close stops the group committer after the inserts it has taken are
 // committed, and closes the database.
 func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
-	for _, st := range []*sql.Stmt{s.conflictStmt, s.insertStmt, s.byJTIStmt, s.byXIDStmt} {
+	for _, st := range append([]*sql.Stmt{s.owners, s.byJTIStmt, s.byXIDStmt}, slices.Collect(maps.Values(s.inserts))...) {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)
@@ -185,8 +353,10 @@ func scan(sc interface{ Scan(...any) error }) (record.Record, error) {
 	var r record.Record
 	var issued, expires int64
 	var revoked sql.NullInt64
+	var sum []byte
 	err := sc.Scan(&r.JTI, &r.Profile, &r.Kid, &r.Alg, &r.XID, &r.Phone, &r.Subject,
-		&issued, &expires, &revoked, &r.ClientIP, &r.TokenSHA256, &r.TokenText)
+		&issued, &expires, &revoked, &r.ClientIP, &sum, &r.TokenText)
+	r.TokenSHA256 = hex.EncodeToString(sum)
 	r.Issued, r.Expires = time.Unix(0, issued).UTC(), time.Unix(0, expires).UTC()
 	if revoked.Valid {
 		r.Revoked = time.Unix(0, revoked.Int64).UTC()

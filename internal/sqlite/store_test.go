@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -56,4 +58,51 @@ func BenchmarkGroupCommit(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// A file written by the first schema (jti primary key, hex token hashes, an
+// (xid, issued) index) opens, keeps its records and takes new ones.
+func TestMigrateFromVersion0(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwtd.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := record.HashToken("old-token")
+	_, err = db.Exec(`
+CREATE TABLE tokens (
+	jti TEXT PRIMARY KEY, profile TEXT NOT NULL, kid TEXT NOT NULL, alg TEXT NOT NULL,
+	xid TEXT NOT NULL DEFAULT '', phone TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '',
+	issued INTEGER NOT NULL, expires INTEGER NOT NULL, revoked INTEGER,
+	client_ip TEXT NOT NULL DEFAULT '', token_sha256 TEXT NOT NULL DEFAULT '', token TEXT NOT NULL DEFAULT '');
+CREATE INDEX tokens_xid ON tokens (xid, issued DESC, jti DESC) WHERE xid != '';
+CREATE INDEX tokens_phone ON tokens (phone, issued DESC, jti DESC) WHERE phone != '';
+CREATE INDEX tokens_expires ON tokens (expires);
+INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_sha256)
+	VALUES ('old', 'appverify', 'av1', 'HS256', 'tx-old', '+14155552671', 1, 9000000000000000000, ?);`, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	got, err := s.ByJTI(ctx, "old")
+	if err != nil || got.TokenSHA256 != hash || got.XID != "tx-old" {
+		t.Fatalf("the old record: %+v, %v", got, err)
+	}
+	now := time.Now().UTC()
+	err = s.Insert(ctx, &record.Record{JTI: "new", Profile: "appverify", Kid: "av1", Alg: "HS256",
+		XID: "tx-old", Phone: "+14155550000", Issued: now, Expires: now.Add(time.Minute)})
+	if !errors.Is(err, record.ErrXIDConflict) {
+		t.Errorf("the old record's XID with another phone: %v, want a conflict", err)
+	}
+	var version int
+	if err := s.read.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != 1 {
+		t.Errorf("user_version %d, %v", version, err)
+	}
 }

@@ -133,6 +133,23 @@ type Issued struct {
 	MintedAt  time.Time // the service clock when minting, full precision
 }
 
+// newJTI returns 16 bytes as 32 lowercase hex digits: the minting time in
+// milliseconds (6 bytes, big-endian) and 80 random bits, as UUIDv7 lays
+// them out. Unique and unguessable like 16 random bytes, but in time order,
+// so that a store's jti index grows at its end instead of being rewritten
+// at a random page for every token.
+func newJTI(now time.Time, rand io.Reader) (string, error) {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	if _, err := io.ReadFull(rand, b[6:]); err != nil {
+		return "", fmt.Errorf("reading randomness: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
 // maxClaimText bounds sub and aud: identifiers, not documents.
 const maxClaimText = 256
 
@@ -154,12 +171,11 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
 		return nil, fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
 	}
-	var nonce [16]byte
-	if _, err := io.ReadFull(s.opts.Rand, nonce[:]); err != nil {
-		return nil, fmt.Errorf("reading randomness: %w", err)
-	}
-	jti := hex.EncodeToString(nonce[:])
 	now := s.opts.Now()
+	jti, err := newJTI(now, s.opts.Rand)
+	if err != nil {
+		return nil, err
+	}
 	iat := now.Add(-p.Backdate).Unix()
 	exp := iat + int64(ttl/time.Second)
 
