@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -43,6 +44,14 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	level, _ := cfg.Level()
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	if e.getenv("GOGC") == "" {
+		// jwtd's live heap is small (a few MB) and nearly all it allocates
+		// is garbage at the end of a request, so Go's default of collecting
+		// whenever the heap doubles means a collection every few thousand
+		// requests. Letting it grow to five times the live heap costs a few
+		// tens of MB and gives back about 8% of the CPU (make bench).
+		debug.SetGCPercent(400)
+	}
 
 	svc, err := buildService(cfg)
 	if err != nil {

@@ -2,8 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -29,8 +30,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		id := r.Header.Get("X-Request-ID")
 		if !plainID(id) {
+			// Unique, not secret: no need for crypto/rand.
 			var b [8]byte
-			_, _ = rand.Read(b[:])
+			binary.LittleEndian.PutUint64(b[:], rand.Uint64())
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-ID", id)
@@ -47,14 +49,18 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					writeProblem(rec, &apiError{Status: http.StatusInternalServerError, Title: "Internal error"})
 				}
 			}
-			s.Metrics.Request(r.Pattern, rec.statusOrOK(), time.Since(start))
+			took := time.Since(start)
+			s.Metrics.Request(r.Pattern, rec.statusOrOK(), took)
+			if !s.Logger.Enabled(r.Context(), slog.LevelInfo) {
+				return
+			}
 			s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("route", r.Pattern),
 				slog.Int("status", rec.statusOrOK()),
 				slog.Int64("bytes", rec.bytes),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 				slog.String("remote", r.RemoteAddr),
 			)
 		}()

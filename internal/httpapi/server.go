@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/apikey"
@@ -86,47 +87,28 @@ func NewServer(d Deps, opts Options) http.Handler {
 	s := &Server{Deps: d, opts: opts}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.middleware(unmatchedAsProblems(mux))
+	mux.Handle("/", unmatched(mux))
+	return s.middleware(mux)
 }
 
-// unmatchedAsProblems answers requests no route matches (404, or 405 with
-// the mux's Allow header) in problem+json, like every other error.
-func unmatchedAsProblems(mux *http.ServeMux) http.Handler {
+// unmatched answers what no route matches in problem+json, like every
+// other error: 405 with an Allow header when the path has routes for other
+// methods, else 404.
+func unmatched(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeProblem(w, errMethod)
 			return
 		}
-		capture := &statusOnly{header: http.Header{}}
-		h.ServeHTTP(capture, r)
-		if allow := capture.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-		}
-		switch capture.code {
-		case http.StatusMethodNotAllowed:
-			writeProblem(w, errMethod)
-		case http.StatusNotFound, 0:
-			writeProblem(w, &apiError{Status: http.StatusNotFound, Title: "Not found"})
-		default: // redirects the mux makes for unclean paths
-			for k, v := range capture.header {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(capture.code)
-		}
+		writeProblem(w, &apiError{Status: http.StatusNotFound, Title: "Not found", Detail: "no route matches " + r.Method + " " + r.URL.Path})
 	})
-}
-
-// statusOnly records what a handler would answer, without a body.
-type statusOnly struct {
-	header http.Header
-	code   int
-}
-
-func (c *statusOnly) Header() http.Header         { return c.header }
-func (c *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
-func (c *statusOnly) WriteHeader(code int) {
-	if c.code == 0 {
-		c.code = code
-	}
 }

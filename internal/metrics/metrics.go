@@ -115,7 +115,7 @@ func (m *Metrics) LimiterError() {
 // Request observes an HTTP request.
 func (m *Metrics) Request(route string, code int, took time.Duration) {
 	if m != nil {
-		if route == "" {
+		if route == "" || route == "/" { // "/" is the catch-all of what no route matches
 			route = "unmatched"
 		}
 		m.httpSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(took.Seconds())

@@ -127,6 +127,7 @@ type Hooks struct {
 // Limiter applies rules over a store.
 type Limiter struct {
 	rules  map[string][]limiter
+	remote bool // the store is across a network (Redis): checks get a deadline
 	open   bool
 	log    *slog.Logger
 	hooks  Hooks
@@ -141,14 +142,15 @@ type Limiter struct {
 const backendLogEvery = 10 * time.Second
 
 type limiter struct {
-	limit Limit
-	gcra  *throttled.GCRARateLimiterCtx
+	limit  Limit
+	gcra   *throttled.GCRARateLimiterCtx
+	prefix string // of its keys in the store: the rule and the limit
 }
 
 // New builds a limiter. onBackendError is "open" (allow, log, count) or
 // "closed" (refuse) for when the store cannot be reached.
 func New(store *Store, rules []Rule, onBackendError string, log *slog.Logger, hooks Hooks) (*Limiter, error) {
-	l := &Limiter{rules: map[string][]limiter{}, log: log, hooks: hooks, policy: map[string]string{}}
+	l := &Limiter{rules: map[string][]limiter{}, remote: store.redis != nil, log: log, hooks: hooks, policy: map[string]string{}}
 	switch onBackendError {
 	case "", "open":
 		l.open = true
@@ -168,7 +170,8 @@ func New(store *Store, rules []Rule, onBackendError string, log *slog.Logger, ho
 				return nil, fmt.Errorf("%s %s: %w", r.Name, lim, err)
 			}
 			g.SetMaxCASAttemptsLimit(casAttempts)
-			l.rules[r.Name] = append(l.rules[r.Name], limiter{limit: lim, gcra: g})
+			prefix := fmt.Sprintf("%s:%d/%d:", r.Name, lim.Count, int64(lim.Period/time.Second))
+			l.rules[r.Name] = append(l.rules[r.Name], limiter{limit: lim, gcra: g, prefix: prefix})
 			policies = append(policies, fmt.Sprintf("%q;q=%d;w=%d", r.Name, lim.Count, int(lim.Period/time.Second)))
 		}
 		l.policy[r.Name] = strings.Join(policies, ", ")
@@ -195,10 +198,15 @@ type Decision struct {
 // Decision that follows on_backend_error.
 func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error) {
 	d := Decision{Allowed: true, Rule: rule, Remaining: -1, Policy: l.policy[rule]}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	for _, lim := range l.rules[rule] {
-		limited, res, err := lim.gcra.RateLimitCtx(ctx, storeKey(rule, lim.limit, key), 1)
+	if l.remote {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Second)
+		defer cancel()
+	}
+	sum := sha256.Sum256([]byte(key))
+	for i := range l.rules[rule] {
+		lim := &l.rules[rule][i]
+		limited, res, err := lim.gcra.RateLimitCtx(ctx, lim.storeKey(sum), 1)
 		if err != nil && strings.HasPrefix(err.Error(), casExhausted) {
 			// So many concurrent requests on one key that the update kept
 			// losing its compare-and-swap: that is a flood, so refuse
@@ -228,11 +236,12 @@ func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error)
 }
 
 // storeKey names a key's state: the rule, the limit (so that a changed limit
-// starts afresh) and a hash of the key, so that no phone number or address
-// is written to Redis in the clear.
-func storeKey(rule string, lim Limit, key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return fmt.Sprintf("%s:%d/%d:%s", rule, lim.Count, int64(lim.Period/time.Second), hex.EncodeToString(sum[:16]))
+// starts afresh) and the key's hash, so that no phone number or address is
+// written to Redis in the clear.
+func (lim *limiter) storeKey(sum [sha256.Size]byte) string {
+	b := make([]byte, len(lim.prefix), len(lim.prefix)+32)
+	copy(b, lim.prefix)
+	return string(hex.AppendEncode(b, sum[:16]))
 }
 
 func (l *Limiter) logBackendError(rule string, err error) {

@@ -23,8 +23,11 @@ import (
 // a member no field names is refused, and so is a name twice in any object.
 // Errors say what is wrong in words a client can act on.
 func Unmarshal(data []byte, v any, maxDepth int) error {
-	if err := checkShape(data, maxDepth); err != nil {
+	if err := checkObject(data); err != nil {
 		return err
+	}
+	if depth(data) > maxDepth {
+		return fmt.Errorf("nested deeper than %d", maxDepth)
 	}
 	return explain(json.Unmarshal(data, v, json.RejectUnknownMembers(true)))
 }
@@ -35,7 +38,7 @@ func Unmarshal(data []byte, v any, maxDepth int) error {
 // member returns. An error from member stops the walk and is returned as it
 // is.
 func Walk(data []byte, maxDepth int, member func(name string, value jsontext.Value) error) error {
-	if err := checkShape(data, maxDepth); err != nil {
+	if err := checkObject(data); err != nil {
 		return err
 	}
 	d := decoders.Get().(*decoder)
@@ -54,6 +57,11 @@ func Walk(data []byte, maxDepth int, member func(name string, value jsontext.Val
 		value, err := d.dec.ReadValue()
 		if err != nil {
 			return explain(err)
+		}
+		// Only nested values are scanned for depth: most members are
+		// strings and numbers.
+		if k := value.Kind(); (k == '{' || k == '[') && 1+depth(value) > maxDepth {
+			return fmt.Errorf("nested deeper than %d", maxDepth)
 		}
 		if err := member(name, value); err != nil {
 			return err
@@ -112,18 +120,14 @@ func unquote(raw jsontext.Value) string {
 	return string(b)
 }
 
-// checkShape requires an object and bounds its depth before anything is
-// decoded, so that a deeply nested body costs no more than a byte scan.
-func checkShape(data []byte, maxDepth int) error {
+// checkObject requires an object before anything is decoded.
+func checkObject(data []byte) error {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		if len(trimmed) > 0 && jsontext.Value(data).IsValid() {
 			return errors.New("not a JSON object")
 		}
 		return errors.New("not valid JSON")
-	}
-	if depth(trimmed) > maxDepth {
-		return fmt.Errorf("nested deeper than %d", maxDepth)
 	}
 	return nil
 }
