@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/seedexample"
+	"github.com/jwtd/jwtd/internal/sqlite"
 )
 
 // logSink collects a server's stderr and reports the address it listens on.
@@ -262,6 +264,20 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok = strings.TrimSpace(tok)
+	// token sign mints through the server's path: the token is recorded.
+	store, err := sqlite.Open(filepath.Join(dir, "data", "jwtd.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := store.ByXID(context.Background(), "tx-9")
+	store.Close()
+	if err != nil || len(recs) != 1 || recs[0].TokenSHA256 != record.HashToken(tok) || recs[0].Phone != "+14155552671" {
+		t.Errorf("the signed token's record: %+v, %v", recs, err)
+	}
+	if _, errOut, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify", "--phone", "+14155550000", "--xid", "tx-9"); err == nil ||
+		!strings.Contains(errOut+fmt.Sprint(err), "another phone") {
+		t.Errorf("the XID of another phone: %v %s", err, errOut)
+	}
 	out, _, err = runCLI(t, env, "", "token", "decode", tok)
 	if out = compact(out); err != nil || !strings.Contains(out, `"phn":"+14155552671"`) || !strings.Contains(out, "not checked") {
 		t.Errorf("decode: %v %s", err, out)

@@ -298,6 +298,10 @@ func TestWellKnownAndHealth(t *testing.T) {
 	if w.Code != 405 || w.Header().Get("Allow") != "POST" || w.Header().Get("Content-Type") != "application/problem+json" {
 		t.Errorf("DELETE /generateToken: %d %v", w.Code, w.Header())
 	}
+	w = do(t, h, "PUT", "/verifyToken", "", "")
+	if w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD, POST" {
+		t.Errorf("PUT /verifyToken: %d %v", w.Code, w.Header())
+	}
 	w = do(t, h, "GET", "/nowhere", "", "")
 	if w.Code != 404 || w.Header().Get("Content-Type") != "application/problem+json" {
 		t.Errorf("GET /nowhere: %d %v %s", w.Code, w.Header(), w.Body)

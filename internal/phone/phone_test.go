@@ -1,6 +1,7 @@
 package phone
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,55 @@ func FuzzNormalize(f *testing.F) {
 		again, err := Normalize(e164, "")
 		if err != nil || again != e164 {
 			t.Fatalf("Normalize(%q) = %q, which normalises to %q, %v", raw, e164, again, err)
+		}
+	})
+}
+
+func TestNormalizer(t *testing.T) {
+	if _, err := NewNormalizer("XX", 0); err == nil {
+		t.Error("region XX accepted")
+	}
+	n, err := NewNormalizer("US", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second time from the cache
+		if got, err := n.Normalize("(415) 555-2671"); err != nil || got != "+14155552671" {
+			t.Errorf("got %q, %v", got, err)
+		}
+	}
+	if _, ok := n.recent.Get("(415) 555-2671"); !ok {
+		t.Error("a valid number was not remembered")
+	}
+	if _, err := n.Normalize("555"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("invalid: %v", err)
+	}
+	if n.recent.Contains("555") {
+		t.Error("an invalid number was remembered")
+	}
+	// Without a default region, the error says how to fix the input.
+	n, _ = NewNormalizer("", 0)
+	if _, err := n.Normalize("4155552671"); err == nil || !strings.Contains(err.Error(), "default_region") {
+		t.Errorf("national number without a region: %v", err)
+	}
+}
+
+func BenchmarkNormalize(b *testing.B) {
+	n, _ := NewNormalizer("", 0)
+	b.Run("libphonenumber", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Normalize("+14155552671", ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := n.Normalize("+14155552671"); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"net/netip"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,7 @@ func TestSuite(t *testing.T) {
 				{"Replenishes", testReplenishes},
 				{"SeveralLimits", testSeveralLimits},
 				{"Concurrent", testConcurrent},
+				{"Check", testCheck},
 			} {
 				t.Run(tc.name, func(t *testing.T) { tc.fn(t, mk(t)) })
 			}
@@ -253,3 +255,38 @@ func TestRedisOutage(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// Check counts a request against the kinds it is given, skips kinds it has
+// no key for, reports the tightest limit, and refuses with *LimitedError.
+func testCheck(t *testing.T, b backend) {
+	l := newLimiter(t, b, map[string]string{"per_ip": "5 per hour", "per_phone": "2 per hour"})
+	ctx := context.Background()
+	ip := netip.MustParseAddr("2001:db8:1:2::7")
+	phone := uniqueKey("+1415")
+	d, err := l.Check(ctx, []string{"ip", "phone"}, ip, phone)
+	if err != nil || d.Rule != "per_phone" || d.Remaining != 1 {
+		t.Fatalf("first: %+v %v, want per_phone with 1 left", d, err)
+	}
+	if _, err := l.Check(ctx, []string{"ip", "phone"}, netip.MustParseAddr("2001:db8:1:2::8"), phone); err != nil {
+		t.Fatal(err) // another address of the same /64
+	}
+	var limited *LimitedError
+	d, err = l.Check(ctx, []string{"ip", "phone"}, ip, phone)
+	if !errors.As(err, &limited) || d.Allowed || limited.Decision.Rule != "per_phone" {
+		t.Fatalf("third for the phone: %+v %v", d, err)
+	}
+	// The /64 has used 3 of its 5; no phone, no phone limit.
+	d, err = l.Check(ctx, []string{"ip", "phone"}, ip, "")
+	if err != nil || d.Rule != "per_ip" || d.Remaining != 1 {
+		t.Errorf("ip only: %+v %v", d, err)
+	}
+	// No kinds, an invalid address, or a nil Limiter: nothing applies.
+	for _, l := range []*Limiter{l, nil} {
+		if d, err := l.Check(ctx, nil, ip, phone); err != nil || d.Remaining != -1 {
+			t.Errorf("no kinds: %+v %v", d, err)
+		}
+	}
+	if d, err := l.Check(ctx, []string{"ip"}, netip.Addr{}, ""); err != nil || d.Remaining != -1 {
+		t.Errorf("invalid address: %+v %v", d, err)
+	}
+}

@@ -122,6 +122,30 @@ func testDuplicateJTI(t *testing.T, s record.Store) {
 	if recs, _ := s.ByXID(ctx, "x2"); len(recs) != 0 {
 		t.Errorf("the refused record was written: %v", jtis(recs))
 	}
+	// One jti from several writers at once (in one batch or several):
+	// exactly one insert succeeds.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Insert(ctx, rec("dup-race", fmt.Sprintf("dx%d", i), "+1", 20+i))
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, record.ErrDuplicate):
+			t.Errorf("racing duplicate: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of %d inserts of one jti succeeded, want 1", ok, len(errs))
+	}
 }
 
 func testXIDConflict(t *testing.T, s record.Store) {

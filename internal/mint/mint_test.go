@@ -1,0 +1,151 @@
+package mint_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/metrics"
+	"github.com/jwtd/jwtd/internal/mint"
+	"github.com/jwtd/jwtd/internal/phone"
+	"github.com/jwtd/jwtd/internal/ratelimit"
+	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/sqlite"
+	"github.com/jwtd/jwtd/internal/token"
+)
+
+// newMinter mints with an appverify, a castlabs and an unrecorded profile,
+// recording into a real SQLite file, with a per-phone limit of 2 per hour.
+func newMinter(t *testing.T) (*mint.Minter, *sqlite.Store) {
+	t.Helper()
+	av, _ := keys.New("av1", "HS256", []byte("appverify-secret-0123456789abcdef"))
+	cl, _ := keys.New("cl1", "HS512", []byte("castlabs-secret-0123456789abcdef-castlabs-secret-0123456789abcdef"))
+	set, err := keys.NewSet(av, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	svc, err := token.NewService(set, map[string]token.ProfileSpec{
+		"appverify": {Key: "av1", Layout: token.LayoutAppVerify, TTL: 90 * time.Second},
+		"castlabs":  {Key: "cl1", Layout: token.LayoutCastlabs, TTL: time.Hour},
+		"quiet":     {Key: "av1", Layout: token.LayoutAppVerify, TTL: time.Minute, Record: &off},
+	}, token.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "jwtd.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	phones, err := phone.NewNormalizer("US", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := ratelimit.NewMemoryStore(100, nil)
+	lims, _ := ratelimit.ParseLimits("2 per hour")
+	limiter, err := ratelimit.New(ls, []ratelimit.Rule{{Name: "per_phone", Limits: lims}}, "open", nil, ratelimit.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &mint.Minter{
+		Tokens: func() *token.Service { return svc }, Store: store, Phones: phones, Metrics: metrics.New(),
+		Limiter: limiter, LimitBy: map[string][]string{"token": {"ip", "phone"}},
+	}, store
+}
+
+func TestMintRecordsBeforeReturning(t *testing.T) {
+	m, store := newMinter(t)
+	ctx := context.Background()
+	got, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "(415) 555-2671", XID: "tx-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Phone != "+14155552671" || got.XID != "tx-1" {
+		t.Errorf("minted %+v", got)
+	}
+	rec, err := store.ByJTI(ctx, got.JTI)
+	if err != nil {
+		t.Fatalf("no record for a token handed out: %v", err)
+	}
+	if rec.Phone != got.Phone || rec.XID != "tx-1" || rec.TokenSHA256 != record.HashToken(got.Token) || rec.ClientIP != "" {
+		t.Errorf("record %+v", rec)
+	}
+	// No XID: appverify makes one. An unrecorded profile writes nothing.
+	got, err = m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155550000"})
+	if err != nil || len(got.XID) != 36 {
+		t.Errorf("generated XID %q, %v", got.XID, err)
+	}
+	got, err = m.Mint(ctx, mint.Request{Profile: "quiet", Phone: "+14155550001", XID: "q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ByJTI(ctx, got.JTI); !errors.Is(err, record.ErrNotFound) {
+		t.Errorf("record: false wrote a record: %v", err)
+	}
+}
+
+// Every refusal is its own error, and hands nothing out.
+func TestMintRefusals(t *testing.T) {
+	m, store := newMinter(t)
+	ctx := context.Background()
+	if _, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155552671", XID: "tx-a"}); err != nil {
+		t.Fatal(err)
+	}
+	var limited *ratelimit.LimitedError
+	for name, tc := range map[string]struct {
+		req   mint.Request
+		check func(error) bool
+	}{
+		"unknown profile": {mint.Request{Profile: "nope"}, func(err error) bool { return errors.Is(err, token.ErrUnknownProfile) }},
+		"bad phone":       {mint.Request{Profile: "appverify", Phone: "hello"}, func(err error) bool { return errors.Is(err, phone.ErrInvalid) }},
+		"bad xid":         {mint.Request{Profile: "appverify", Phone: "+14155552671", XID: "a b"}, func(err error) bool { return errors.Is(err, record.ErrInvalidXID) }},
+		"ttl too long":    {mint.Request{Profile: "castlabs", TTL: 2 * time.Hour}, func(err error) bool { return errors.Is(err, token.ErrTTLTooLong) }},
+		"too much data": {mint.Request{Profile: "castlabs", Data: []byte(`"` + strings.Repeat("x", 9000) + `"`)},
+			func(err error) bool { return errors.Is(err, token.ErrInvalidRequest) }},
+		"xid of another phone": {mint.Request{Profile: "appverify", Phone: "+14155550000", XID: "tx-a"},
+			func(err error) bool { return errors.Is(err, record.ErrXIDConflict) }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := m.Mint(ctx, tc.req)
+			if got != nil || !tc.check(err) {
+				t.Errorf("got %v, %v", got, err)
+			}
+		})
+	}
+	// The per-phone limit (2 per hour) counts the phone's E.164 form,
+	// however it is written, and a refused request is not recorded.
+	_, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "4155552671", XID: "tx-b", Group: "token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+1 415 555 2671", XID: "tx-c", Group: "token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155552671", XID: "tx-d", Group: "token"})
+	if got != nil || !errors.As(err, &limited) || limited.Decision.Rule != "per_phone" {
+		t.Fatalf("third in an hour: %v, %v", got, err)
+	}
+	if recs, _ := store.ByXID(ctx, "tx-d"); len(recs) != 0 {
+		t.Errorf("a refused request was recorded: %+v", recs)
+	}
+	// Without a group, no limit applies (the CLI).
+	if _, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155552671", XID: "tx-e"}); err != nil {
+		t.Errorf("no group: %v", err)
+	}
+}
+
+// A store that cannot commit fails the mint: no token without its record.
+func TestMintStoreDown(t *testing.T) {
+	m, store := newMinter(t)
+	store.Close()
+	got, err := m.Mint(context.Background(), mint.Request{Profile: "castlabs", Data: []byte(`"x"`)})
+	if got != nil || !errors.Is(err, record.ErrUnavailable) {
+		t.Errorf("got %v, %v", got, err)
+	}
+}
