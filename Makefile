@@ -37,7 +37,7 @@ unit:
 	$(MAKE) fuzz FUZZTIME=20000x
 
 # Go benchmarks (sign, verify, group commit), then wrk against jwtd and the
-# bare net/http floor on loopback (SPEC §10).
+# bare net/http floor on loopback, in the same run.
 bench:
 	@scripts/ensure-packages.sh wrk curl
 	scripts/with-test-services.sh $(GO) test -run '^$$' -bench . -benchmem ./internal/...

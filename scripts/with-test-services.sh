@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command with the real servers the tests need (SPEC §9), started on
+# Runs a command with the real servers the tests need, started on
 # free loopback ports with temporary data directories and stopped afterwards,
 # also when the command fails:
 #   - FerretDB v1.24.0 on SQLite (a MongoDB wire-protocol server), built from

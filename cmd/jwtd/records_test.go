@@ -270,7 +270,7 @@ func testDurability(t *testing.T, storeURL string, sig syscall.Signal) {
 	t.Logf("durability: %d tokens acknowledged before %v, %d records found after restart", len(acks), sig, found)
 }
 
-// Scale-out (SPEC §8): two jwtd processes share one MongoDB-protocol server
+// Scale-out: two jwtd processes share one MongoDB-protocol server
 // and the same keys; a token minted through one is found, revoked and
 // introspected through the other.
 func TestTwoInstancesShareMongo(t *testing.T) {

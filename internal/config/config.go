@@ -27,7 +27,7 @@ import (
 	"github.com/jwtd/jwtd/internal/token"
 )
 
-// Config is the whole configuration. Field names follow SPEC §6.
+// Config is the whole configuration. Its field names are the YAML keys, part of jwtd's interface.
 type Config struct {
 	Listen   string                       `koanf:"listen"`
 	DataDir  string                       `koanf:"data_dir"`
@@ -76,7 +76,7 @@ type Store struct {
 	Linger        time.Duration `koanf:"linger"`         // group commit: wait for more records
 }
 
-// RateLimit configures the limiter (SPEC §4).
+// RateLimit configures the limiter.
 type RateLimit struct {
 	URL            string   `koanf:"url"`    // memory:// (default) or redis://host:port/db
 	PerIP          string   `koanf:"per_ip"` // Flask-Limiter syntax: "60 per minute", "10/second;100/hour"

@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/jwtd/jwtd/internal/seedexample"
 )
 
 // BenchmarkPhoneToken is the seed 000 hot path end to end in-process:
@@ -22,4 +26,26 @@ func BenchmarkPhoneToken(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkVerifyToken is seed 003's /verifyToken in-process: body
+// decoding, the caller's HS512 key, the response. No store is involved.
+func BenchmarkVerifyToken(b *testing.B) {
+	h, _ := testServer(b)
+	ex := seedexample.Load(b)
+	w := do(b, h, "POST", "/generateToken", "application/json", `{"user_data":"bench"}`)
+	var gen struct {
+		Token string `json:"JWT Token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &gen); err != nil {
+		b.Fatal(err)
+	}
+	body := verifyBody(gen.Token, ex.Key)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := do(b, h, "POST", "/verifyToken", "application/json", body)
+		if w.Code != 200 || !bytes.Contains(w.Body.Bytes(), []byte(`"Signature Verification":true`)) {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
 }

@@ -157,11 +157,22 @@ func writeSeedError(w http.ResponseWriter, e *apiError) {
 	writeBody(w, e.Status, "application/json", append(b, "}\n"...))
 }
 
-// writeBody writes a complete response.
+// contentTypes are the Content-Type values jwtd answers with, each one
+// slice shared by every response that uses it (nothing appends to a header
+// value it did not make).
+var contentTypes = map[string][]string{
+	"application/json":         {"application/json"},
+	"application/problem+json": {"application/problem+json"},
+}
+
+// writeBody writes a complete response. net/http adds Content-Length
+// itself, since the body is written at once.
 func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = []string{contentType}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	ct, ok := contentTypes[contentType]
+	if !ok {
+		ct = []string{contentType}
+	}
+	w.Header()["Content-Type"] = ct
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -39,7 +39,7 @@ const (
 )
 
 // testServer serves a Service whose castlabs profile is keyed by the seed's
-// key string (SPEC §1), with an appverify and a default profile, over a real
+// key string, with an appverify and a default profile, over a real
 // SQLite store in a temporary directory.
 func testServer(t testing.TB) (http.Handler, *token.Service) {
 	h, svc, _ := testServerWithStore(t)

@@ -2,11 +2,11 @@ package ratelimit
 
 import (
 	"context"
-	"net/netip"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"

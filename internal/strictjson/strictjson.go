@@ -107,10 +107,27 @@ func String(v jsontext.Value) (string, bool) {
 	return unquote(v), true
 }
 
+// knownNames are the member names jwtd reads, so that reading them
+// allocates nothing.
+var knownNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"alg", "kid", "typ", "crit", "jwk", "jku", "x5u", "x5c", "cty", // headers
+		"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "phn", "xid", "payload", "data", // claims
+		"Token", "Signing_key", "user_data", // seed 003 bodies
+	} {
+		m[n] = n
+	}
+	return m
+}()
+
 // unquote turns a member name as sent (a JSON string) into its text. Most
 // names have no escapes, and need no more than a conversion.
 func unquote(raw jsontext.Value) string {
 	if bytes.IndexByte(raw, '\\') < 0 {
+		if n, ok := knownNames[string(raw[1:len(raw)-1])]; ok {
+			return n
+		}
 		return string(raw[1 : len(raw)-1])
 	}
 	b, err := jsontext.AppendUnquote(nil, raw)

@@ -1,5 +1,5 @@
 // Package token mints jwtd's tokens from profiles and verifies tokens under
-// the rules of SPEC §5, which the JOSE libraries alone do not enforce.
+// jwtd's verification rules, which the JOSE libraries alone do not enforce.
 //
 // Verification is in two layers. Decode and CheckHeader are the JWS layer:
 // size, segments, strict base64url, JSON without duplicate keys, and the

@@ -322,7 +322,7 @@ type Verified struct {
 	Key    *keys.Key
 }
 
-// Verify applies all of SPEC §5 to a token: the JWS layer (Decode,
+// Verify applies every verification rule to a token: the JWS layer (Decode,
 // CheckHeader), the key pinned by kid (or, for a kid-less token, the
 // keys of the kid-less profiles with its alg), the signature, and the claims.
 func (s *Service) Verify(tok string) (*Verified, error) {
