@@ -286,6 +286,20 @@ func TestCLI(t *testing.T) {
 	if out = compact(out); err != nil || !strings.Contains(out, `"kid":"appverify-generated"`) {
 		t.Errorf("verify: %v %s", err, out)
 	}
+	// Revoked, the token no longer verifies: as the server introspects it.
+	store, err = sqlite.Open(filepath.Join(dir, "data", "jwtd.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.RevokeXID(context.Background(), "tx-9", time.Now())
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runCLI(t, env, "", "token", "verify", tok)
+	if out = compact(out); err != exitCode(1) || !strings.Contains(out, `"reason":"revoked"`) {
+		t.Errorf("verify a revoked token: %v %s", err, out)
+	}
 	out, _, err = runCLI(t, env, "", "token", "verify", tok[:len(tok)-2]+"AA")
 	if out = compact(out); err != exitCode(1) || !strings.Contains(out, `"reason":"bad_signature"`) {
 		t.Errorf("tampered: %v %s", err, out)

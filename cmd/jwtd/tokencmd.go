@@ -20,7 +20,7 @@ import (
 
 const tokenUsage = `Usage:
   jwtd token sign [--profile P] [flags]   mint a token with the configured keys, recorded as the server records
-  jwtd token verify [flags] TOKEN|-       verify a token as the server does
+  jwtd token verify [flags] TOKEN|-       verify a token as the server introspects it, revocation included
   jwtd token decode TOKEN|-               show a token's header and claims, unverified
 `
 
@@ -33,7 +33,7 @@ func cmdToken(ctx context.Context, args []string, e env) error {
 	case "sign":
 		return cmdTokenSign(ctx, rest, e)
 	case "verify":
-		return cmdTokenVerify(rest, e)
+		return cmdTokenVerify(ctx, rest, e)
 	case "decode":
 		return cmdTokenDecode(rest, e)
 	}
@@ -109,7 +109,10 @@ type verifyOutput struct {
 	Claims json.RawMessage `json:"claims,omitempty"`
 }
 
-func cmdTokenVerify(args []string, e env) error {
+// cmdTokenVerify verifies as /v1/introspect does, revocation included: it
+// reads the configured store, and fails with an error rather than answer
+// "active" when the store cannot be read.
+func cmdTokenVerify(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("jwtd token verify", "jwtd token verify [flags] TOKEN|-", e, true)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
@@ -126,7 +129,16 @@ func cmdTokenVerify(args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	v, verr := svc.Verify(tok)
+	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, err := openStore(ctx, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	v, verr := svc.Introspect(ctx, tok, record.RevokedBy(store))
+	if verr != nil && !token.IsReason(verr) {
+		return fmt.Errorf("checking revocation: %w", verr)
+	}
 	out := verifyOutput{Active: verr == nil}
 	if verr != nil {
 		out.Reason, out.Error = token.Reason(verr), verr.Error()
