@@ -111,6 +111,23 @@ profiles:
 	if jwks := get(t, base+"/.well-known/jwks.json"); !strings.Contains(jwks, `"kid":"a"`) {
 		t.Errorf("a was dropped: %s", jwks)
 	}
+
+	// A setting a reload does not apply, but the next start would refuse,
+	// is refused too.
+	writeFile(t, dir, "c.yaml", `
+keys:
+  - {kid: a, alg: ES256, private_key_file: a.pem}
+  - {kid: b, alg: ES256, private_key_file: b.pem}
+profiles:
+  default: {key: a}
+ratelimit: {per_ip: "often"}
+`)
+	logs.Reset()
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, logs, "reload refused")
+	if !strings.Contains(logs.String(), "ratelimit.per_ip") {
+		t.Errorf("refusal does not name the setting:\n%s", logs)
+	}
 }
 
 // SIGTERM: stop accepting, finish in-flight requests, exit 0.

@@ -45,6 +45,13 @@ func (l *logSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Reset forgets what was logged so far.
+func (l *logSink) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Reset()
+}
+
 func (l *logSink) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -347,6 +354,25 @@ func TestServeRefusesWeakKey(t *testing.T) {
 	_, _, err := runCLI(t, nil, "", "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", dir)
 	if err == nil || !strings.Contains(err.Error(), `key "weak1"`) || !strings.Contains(err.Error(), "at least 32") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// Settings that are checked by building them are reported together, each
+// with its key, before anything is opened.
+func TestServeReportsSettingsTogether(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yaml", `
+phone: {default_region: XX}
+ratelimit: {per_ip: "lots", trusted_proxies: ["nope"]}
+`)
+	_, _, err := runCLI(t, nil, "", "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	for _, want := range []string{"ratelimit.per_ip", "ratelimit.trusted_proxies", "default_region"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want it to name %s", err, want)
+		}
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, "data", "jwtd.db")); statErr == nil {
+		t.Error("the store was opened for a configuration that cannot serve")
 	}
 }
 

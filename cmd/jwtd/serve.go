@@ -42,6 +42,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	if err := checkUnreloaded(cfg); err != nil {
+		return err // every such error at once, before anything is opened
+	}
 	level, _ := cfg.Level()
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	if e.getenv("GOGC") == "" {
@@ -174,6 +177,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, current *atomic.Pointer[token.Service], rot *rotation) {
 	cfg, err := config.Load(fs, e.getenv)
 	if err == nil {
+		err = checkUnreloaded(cfg)
+	}
+	if err == nil {
 		var next *token.Service
 		if next, err = buildService(cfg); err == nil {
 			if err = rot.check(current.Load(), next, time.Now()); err == nil {
@@ -184,6 +190,28 @@ func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, current *atomic.Point
 		}
 	}
 	logger.Error("reload refused; keeping the running keys and profiles", "err", err)
+}
+
+// checkUnreloaded builds, and drops, what serve built at start and a reload
+// does not replace (API keys, rate limits, trusted proxies, the phone
+// region), so that a reload refuses a file the next start would refuse.
+func checkUnreloaded(cfg *config.Config) error {
+	var errs []error
+	if len(cfg.APIKeys) > 0 {
+		if _, err := apikey.NewSet(cfg.APIKeys); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := limitRules(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := clientIPResolver(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := phone.NewNormalizer(cfg.Phone.DefaultRegion, 1); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // openStore opens the record store the URL's scheme names.
@@ -255,13 +283,9 @@ func purgeLoop(ctx context.Context, p *record.Purger, every time.Duration, logge
 // buildLimiter makes the per_ip and per_phone rules and the client-IP
 // resolver from the configuration.
 func buildLimiter(cfg *config.Config, store *ratelimit.Store, logger *slog.Logger, m *metrics.Metrics) (*ratelimit.Limiter, *ratelimit.ClientIP, error) {
-	var rules []ratelimit.Rule
-	for name, text := range map[string]string{"per_ip": cfg.Limits.PerIP, "per_phone": cfg.Limits.PerPhone} {
-		lims, err := ratelimit.ParseLimits(text)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ratelimit.%s: %w", name, err)
-		}
-		rules = append(rules, ratelimit.Rule{Name: name, Limits: lims})
+	rules, err := limitRules(cfg)
+	if err != nil {
+		return nil, nil, err
 	}
 	limiter, err := ratelimit.New(store, rules, cfg.Limits.OnBackendError, logger,
 		ratelimit.Hooks{Rejected: m.RateLimited, BackendError: m.LimiterError})
@@ -271,9 +295,29 @@ func buildLimiter(cfg *config.Config, store *ratelimit.Store, logger *slog.Logge
 	backend, _, _ := strings.Cut(cfg.Limits.URL, "://") // never the URL: it may hold a password
 	logger.Info("rate limits", "backend", backend, "per_ip", cfg.Limits.PerIP, "per_phone", cfg.Limits.PerPhone,
 		"on_backend_error", cfg.Limits.OnBackendError, "trusted_proxies", len(cfg.Limits.TrustedProxies))
-	clientIP, err := ratelimit.NewClientIP(cfg.Limits.TrustedProxies)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ratelimit.%w", err)
+	clientIP, err := clientIPResolver(cfg)
+	return limiter, clientIP, err
+}
+
+// limitRules are the per_ip and per_phone rules of the configuration.
+func limitRules(cfg *config.Config) ([]ratelimit.Rule, error) {
+	var rules []ratelimit.Rule
+	var errs []error
+	for _, r := range []struct{ name, text string }{{"per_ip", cfg.Limits.PerIP}, {"per_phone", cfg.Limits.PerPhone}} {
+		lims, err := ratelimit.ParseLimits(r.text)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ratelimit.%s: %w", r.name, err))
+		}
+		rules = append(rules, ratelimit.Rule{Name: r.name, Limits: lims})
 	}
-	return limiter, clientIP, nil
+	return rules, errors.Join(errs...)
+}
+
+// clientIPResolver resolves client addresses through the trusted proxies.
+func clientIPResolver(cfg *config.Config) (*ratelimit.ClientIP, error) {
+	c, err := ratelimit.NewClientIP(cfg.Limits.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit.%w", err)
+	}
+	return c, nil
 }

@@ -69,7 +69,7 @@ func cmdTokenSign(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	m := &mint.Minter{Tokens: func() *token.Service { return svc }, Phones: phones}
-	if p, ok := svc.Profile(*profile); ok && p.Record {
+	if p, ok := svc.Profile(*profile); !ok || p.Record { // unknown: Mint resolves or refuses it
 		logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		store, err := openStore(ctx, cfg, logger, nil)
 		if err != nil {

@@ -29,7 +29,7 @@ func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError
 	}
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= s.opts.MaxBodyBytes {
-		buf.Grow(int(n) + 1) // +1: ReadFrom needs room to see the end
+		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to look for the end
 	}
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		if isTooLarge(err) {

@@ -75,9 +75,9 @@ func errorFor(err error) (e *apiError, fault bool) {
 		return &apiError{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: err.Error()}, false
 	case errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: http.StatusServiceUnavailable, Title: "Record store unavailable"}, true
-	case errors.Is(err, ratelimit.ErrBackend):
+	case errors.Is(err, ratelimit.ErrBackend): // the limiter logs outages itself, at most once in 10 s
 		return &apiError{Status: http.StatusServiceUnavailable, Title: "Rate limit unavailable",
-			Detail: "the rate-limit backend cannot be reached"}, true
+			Detail: "the rate-limit backend cannot be reached"}, false
 	case errors.Is(err, context.Canceled):
 		return &apiError{Status: 499, Title: "Client closed the request"}, false
 	}
@@ -166,13 +166,17 @@ var contentTypes = map[string][]string{
 }
 
 // writeBody writes a complete response. net/http adds Content-Length
-// itself, since the body is written at once.
+// itself to a body that fits its buffer, written at once; a larger one
+// would go out chunked, so it is given here.
 func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
 	ct, ok := contentTypes[contentType]
 	if !ok {
 		ct = []string{contentType}
 	}
 	w.Header()["Content-Type"] = ct
+	if len(body) > 2048 {
+		w.Header()["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

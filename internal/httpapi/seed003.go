@@ -46,9 +46,17 @@ func seedString(v jsontext.Value, dst *string, present *bool, name string) error
 // handleGenerateToken is seed 003's POST /generateToken:
 // {"user_data": "<string>"} → {"JWT Token": "<token>"}, castlabs profile.
 func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) error {
+	// Counted before the body is read, as the seed did: a refused client
+	// costs no parsing.
+	ip := s.ClientIP.Resolve(r)
+	d, err := s.Minter.Limiter.Check(r.Context(), s.Minter.LimitBy["generate"], ip, "")
+	if err != nil {
+		return err
+	}
+	setRateLimitHeaders(w, d)
 	var data string
 	var has bool
-	err := s.readSeedBody(r, func(name string, v jsontext.Value) error {
+	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
 		if name == "user_data" {
 			return seedString(v, &data, &has, name)
 		}
@@ -60,13 +68,10 @@ func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) err
 	if !has {
 		return badRequest("Invalid request body", "Missing user_data in POST request body")
 	}
-	minted, err := s.Minter.Mint(r.Context(), mint.Request{
-		Profile: "castlabs", Data: appendString(nil, data), ClientIP: s.ClientIP.Resolve(r), Group: "generate",
-	})
+	minted, err := s.Minter.Mint(r.Context(), mint.Request{Profile: "castlabs", Data: appendString(nil, data), ClientIP: ip})
 	if err != nil {
 		return err
 	}
-	setRateLimitHeaders(w, minted.Limit)
 	b := append(make([]byte, 0, len(minted.Token)+20), `{"JWT Token":"`...)
 	b = append(b, minted.Token...) // base64url and dots: nothing to escape
 	writeBody(w, http.StatusOK, "application/json", append(b, "\"}\n"...))
@@ -86,6 +91,7 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 	var tok, keyText string
 	var key []byte
 	var hasTok, hasKey bool
+	var badKey error // reported after a missing Token, as the seed did
 	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
 		switch {
 		case name == "Token":
@@ -96,7 +102,7 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 		case v.Kind() == '"':
 			return seedString(v, &keyText, &hasKey, name)
 		default:
-			return badRequest("Invalid request body", "Signing_key must be a string or a JWK object")
+			badKey = badRequest("Invalid request body", "Signing_key must be a string or a JWK object")
 		}
 		return nil
 	})
@@ -105,6 +111,8 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 		return err
 	case !hasTok:
 		return errMissingToken
+	case badKey != nil:
+		return badKey
 	case !hasKey:
 		return errMissingKey
 	}

@@ -225,6 +225,13 @@ func TestVerifyTokenAsymmetric(t *testing.T) {
 	}
 }
 
+// unsigned is an HS256 token with the given claims JSON and a dummy
+// signature.
+func unsigned(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(claims)) + ".c2ln"
+}
+
 // Bad input at every route gets the specified status and the seed's body
 // shape, never a 500.
 func TestSeedRoutesBadInput(t *testing.T) {
@@ -264,6 +271,12 @@ func TestSeedRoutesBadInput(t *testing.T) {
 		{"verify payload not JSON", "POST", "/verifyToken", "application/json", `{"Token":"eyJhbGciOiJIUzI1NiJ9.Zm9v.c2ln","Signing_key":"k"}`, want{400, 400, "Malformed token"}},
 		{"verify huge token", "POST", "/verifyToken", "application/json", verifyBody(strings.Repeat("A", 100<<10)+".e30.c2ln", "k"), want{400, 400, "longer than"}},
 		{"verify broken JSON", "GET", "/verifyToken", "application/json", `{"Token":`, want{400, 400, "Malformed JSON body"}},
+		{"verify key number, no token", "GET", "/verifyToken", "application/json", `{"Signing_key":1}`, want{400, 203, "Missing token in GET request body"}},
+		// A bad claim does not stop the claims from being checked whole:
+		// nothing unchecked is echoed back.
+		{"verify bad exp and a duplicate", "POST", "/verifyToken", "application/json", verifyBody(unsigned(`{"exp":"x","a":1,"a":2}`), "k"), want{400, 400, "duplicate key"}},
+		{"verify bad exp and trailing text", "POST", "/verifyToken", "application/json",
+			verifyBody(unsigned(`{"exp":"x"},"Signature Verification":true,"z":{"q":0`), "k"), want{400, 400, "Malformed token"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := do(t, h, tc.method, tc.path, tc.ct, tc.body)

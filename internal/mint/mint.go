@@ -95,19 +95,25 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 	case out.XID != "" && !record.ValidXID(out.XID):
 		return nil, record.ErrInvalidXID
 	}
+	if p.Record && m.Store == nil {
+		return nil, fmt.Errorf("%w: profile %q records, and no store is open", record.ErrUnavailable, p.Name)
+	}
+	treq := token.Request{
+		Phone: out.Phone, XID: out.XID, Subject: req.Subject, Audience: req.Audience, Data: req.Data, TTL: req.TTL,
+	}
+	if err := treq.Check(); err != nil {
+		return nil, err
+	}
 	var err error
 	if out.Limit, err = m.Limiter.Check(ctx, m.LimitBy[req.Group], req.ClientIP, out.Phone); err != nil {
 		return nil, err
 	}
-	out.Issued, err = svc.Issue(p.Name, token.Request{
-		Phone: out.Phone, XID: out.XID, Subject: req.Subject, Audience: req.Audience, Data: req.Data, TTL: req.TTL,
-	})
-	if err != nil {
+	if out.Issued, err = svc.Issue(p.Name, treq); err != nil {
 		return nil, err
 	}
 	if p.Record {
 		rec := &record.Record{
-			JTI: out.JTI, Profile: p.Name, Kid: out.Kid, Alg: out.Alg,
+			JTI: out.JTI, Profile: out.Profile, Kid: out.Kid, Alg: out.Alg,
 			XID: out.XID, Phone: out.Phone, Subject: req.Subject,
 			Issued: out.MintedAt, Expires: out.ExpiresAt,
 			TokenSHA256: record.HashToken(out.Token),

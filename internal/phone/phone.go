@@ -76,7 +76,8 @@ func (n *Normalizer) Normalize(raw string) (string, error) {
 	}
 	e164, err := Normalize(raw, n.region)
 	if err == nil && len(raw) <= maxLen {
-		n.recent.Add(raw, e164)
+		// A copy: raw may share the memory of a whole request line.
+		n.recent.Add(strings.Clone(raw), e164)
 	}
 	return e164, err
 }

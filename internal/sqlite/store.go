@@ -12,9 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -39,9 +37,9 @@ type Store struct {
 	write *sql.DB // one connection: the group committer, revocations, purges
 	// Statements prepared once: parsing SQL is a large part of a small
 	// query's cost.
-	byJTIStmt, byXIDStmt *sql.Stmt         // on read
-	owners               *sql.Stmt         // on write: the phones of a batch's XIDs
-	inserts              map[int]*sql.Stmt // on write: n-row INSERT, by n; only the committer uses it
+	byJTIStmt, byXIDStmt *sql.Stmt   // on read
+	owners, existing     *sql.Stmt   // on write: the phones of a batch's XIDs, its jtis already stored
+	inserts              []*sql.Stmt // on write: INSERT of insertChunks[i] rows
 
 	group *record.GroupCommitter
 }
@@ -75,15 +73,25 @@ CREATE INDEX IF NOT EXISTS tokens_expires ON tokens (expires);
 PRAGMA user_version = 1;
 `
 
+// schemaVersion is the user_version of the schema above.
+const schemaVersion = 1
+
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{
 	// Version 0 had jti as the primary key of a rowid table (the same
-	// unique index), an (xid, issued, jti) index, and hex token hashes.
+	// unique index), an (xid, issued, jti) index, and hex token hashes; a
+	// hash that is not hex stays as it was.
 	0: `
 DROP INDEX IF EXISTS tokens_xid;
-UPDATE tokens SET token_sha256 = unhex(token_sha256) WHERE typeof(token_sha256) = 'text';
+UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHERE typeof(token_sha256) = 'text';
 `,
 }
+
+// insertChunks are the row counts of the prepared multi-row INSERTs, largest
+// first: a batch is written in chunks of these sizes, so that any batch
+// takes a few statements, all prepared once (at 12 parameters a row, 256
+// rows stay far below SQLite's 32766).
+var insertChunks = []int{256, 64, 16, 4, 1}
 
 // Open opens (creating if needed) the store at path.
 func Open(path string, opts Options) (*Store, error) {
@@ -112,16 +120,25 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{read: read, write: write, inserts: map[int]*sql.Stmt{}}
-	for _, p := range []struct {
+	s := &Store{read: read, write: write, inserts: make([]*sql.Stmt, len(insertChunks))}
+	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
 		text string
 	}{
 		{write, &s.owners, `SELECT DISTINCT xid, phone FROM tokens WHERE xid != '' AND xid IN (SELECT value FROM json_each(?))`},
+		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
-	} {
+	}
+	for i, n := range insertChunks {
+		stmts = append(stmts, struct {
+			db   *sql.DB
+			dst  **sql.Stmt
+			text string
+		}{write, &s.inserts[i], insertRows(n)})
+	}
+	for _, p := range stmts {
 		if *p.dst, err = p.db.Prepare(p.text); err != nil {
 			write.Close()
 			read.Close()
@@ -143,6 +160,9 @@ func migrate(db *sql.DB) error {
 	var version int
 	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
 		return err
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("the file has schema version %d, and this jwtd knows versions up to %d: run the jwtd that wrote it, or a newer one", version, schemaVersion)
 	}
 	if m, ok := migrations[version]; ok {
 		var tables int
@@ -169,32 +189,34 @@ func (s *Store) Stats() (commits, records uint64) { return s.group.Stats() }
 // durable.
 func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.group.Insert(ctx, r) }
 
-// commit writes a batch in one transaction, with one statement to find the
-// phones its XIDs belong to and one to insert it. Per-record refusals
-// (duplicate jti, XID conflict) are answered without failing the others; a
-// failed transaction fails them all.
+// commit writes a batch in one transaction: one statement finds the jtis
+// already stored, one the phones its XIDs belong to, and a few multi-row
+// INSERTs write it. Per-record refusals (duplicate jti, XID conflict) are
+// decided from those answers without failing the others; a failed
+// transaction fails them all.
 func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	results := make([]error, len(batch))
 	err := func() error {
 		ctx := context.Background()
-		// Prepared before the transaction takes the one connection.
-		if _, err := s.insertStmt(ctx, nil, len(batch)); err != nil {
-			return err
-		}
 		tx, err := s.write.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		owner, err := s.xidOwners(ctx, tx, batch)
+		stored, err := s.lookup(ctx, tx, s.existing, batch, func(r *record.Record) string { return r.JTI })
 		if err != nil {
 			return err
 		}
-		// Refuse in Go what the batch itself decides: an XID another phone
-		// holds (in the store or earlier in the batch), a jti twice.
+		owner, err := s.lookup(ctx, tx, s.owners, batch, func(r *record.Record) string { return r.XID })
+		if err != nil {
+			return err
+		}
 		rows := make([]*record.Record, 0, len(batch))
-		seen := make(map[string]bool, len(batch))
 		for i, r := range batch {
+			if _, dup := stored[r.JTI]; dup {
+				results[i] = record.ErrDuplicate
+				continue
+			}
 			if r.XID != "" {
 				if p, ok := owner[r.XID]; ok && p != r.Phone {
 					results[i] = record.ErrXIDConflict
@@ -202,21 +224,11 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 				}
 				owner[r.XID] = r.Phone
 			}
-			if seen[r.JTI] {
-				results[i] = record.ErrDuplicate
-				continue
-			}
-			seen[r.JTI] = true
+			stored[r.JTI] = "" // a later record of the batch with this jti is a duplicate
 			rows = append(rows, r)
 		}
-		inserted, err := s.insert(ctx, tx, rows)
-		if err != nil {
+		if err := s.insert(ctx, tx, rows); err != nil {
 			return err
-		}
-		for i, r := range batch {
-			if results[i] == nil && !inserted[r.JTI] {
-				results[i] = record.ErrDuplicate // in the store already
-			}
 		}
 		return tx.Commit()
 	}()
@@ -226,87 +238,50 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	return results, nil
 }
 
-// xidOwners returns the phone each of the batch's XIDs belongs to in the
-// store, for those that have records.
-func (s *Store) xidOwners(ctx context.Context, tx *sql.Tx, batch []*record.Record) (map[string]string, error) {
-	xids := make([]string, 0, len(batch))
+// lookup runs stmt, which takes a JSON array of the batch's non-empty keys
+// and answers rows of (key) or (key, value), and returns them as a map.
+func (s *Store) lookup(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, batch []*record.Record, key func(*record.Record) string) (map[string]string, error) {
+	keys := make([]string, 0, len(batch))
 	for _, r := range batch {
-		if r.XID != "" {
-			xids = append(xids, r.XID)
+		if k := key(r); k != "" {
+			keys = append(keys, k)
 		}
 	}
-	owner := make(map[string]string, len(xids))
-	if len(xids) == 0 {
-		return owner, nil
+	found := make(map[string]string, len(batch))
+	if len(keys) == 0 {
+		return found, nil
 	}
-	list, err := json.Marshal(xids)
+	list, err := json.Marshal(keys)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := tx.StmtContext(ctx, s.owners).QueryContext(ctx, string(list))
+	rows, err := tx.StmtContext(ctx, stmt).QueryContext(ctx, string(list))
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
 	for rows.Next() {
-		var xid, phone string
-		if err := rows.Scan(&xid, &phone); err != nil {
+		var k, v string
+		dst := []any{&k, &v}[:len(cols)]
+		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
-		owner[xid] = phone
+		found[k] = v
 	}
-	return owner, rows.Err()
+	return found, rows.Err()
 }
 
 // insertColumns are the columns a new record sets (revoked is NULL).
 const insertColumns = `jti, profile, kid, alg, xid, phone, subject, issued, expires, client_ip, token_sha256, token`
 
-// insert writes rows with one statement and returns the jtis it inserted
-// (a jti already in the store is skipped, not an error).
-func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []*record.Record) (map[string]bool, error) {
-	inserted := make(map[string]bool, len(rows))
-	if len(rows) == 0 {
-		return inserted, nil
-	}
-	stmt, err := s.insertStmt(ctx, tx, len(rows))
-	if err != nil {
-		return nil, err
-	}
-	args := make([]any, 0, 12*len(rows))
-	for _, r := range rows {
-		sum, err := hex.DecodeString(r.TokenSHA256)
-		if err != nil {
-			sum = []byte(r.TokenSHA256) // not a hash jwtd made; kept as given
-		}
-		args = append(args, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
-			r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, sum, r.TokenText)
-	}
-	res, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Close()
-	for res.Next() {
-		var jti string
-		if err := res.Scan(&jti); err != nil {
-			return nil, err
-		}
-		inserted[jti] = true
-	}
-	return inserted, res.Err()
-}
-
-// insertStmt returns the prepared INSERT of n rows for tx. Batches come in
-// a few sizes under a steady load, so each is prepared once, outside a
-// transaction (tx nil); inside one, a size not prepared yet (a batch with
-// refusals) is prepared for that transaction alone.
-func (s *Store) insertStmt(ctx context.Context, tx *sql.Tx, n int) (*sql.Stmt, error) {
-	if st, ok := s.inserts[n]; ok {
-		if tx != nil {
-			st = tx.StmtContext(ctx, st)
-		}
-		return st, nil
-	}
+// insertRows is an INSERT of n rows. It has no ON CONFLICT clause: commit
+// has refused duplicates already, so a conflict here fails the transaction
+// rather than drop a record whose token would be handed out.
+func insertRows(n int) string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO tokens (` + insertColumns + `) VALUES `)
 	for i := range n {
@@ -315,16 +290,35 @@ func (s *Store) insertStmt(ctx context.Context, tx *sql.Tx, n int) (*sql.Stmt, e
 		}
 		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?)`)
 	}
-	q.WriteString(` ON CONFLICT (jti) DO NOTHING RETURNING jti`)
-	if tx != nil {
-		return tx.PrepareContext(ctx, q.String())
+	return q.String()
+}
+
+// insert writes rows in chunks of insertChunks' sizes.
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []*record.Record) error {
+	args := make([]any, 0, 12*min(len(rows), insertChunks[0]))
+	for i, n := range insertChunks {
+		for len(rows) >= n {
+			args = args[:0]
+			for _, r := range rows[:n] {
+				args = append(args, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
+					r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, hashValue(r.TokenSHA256), r.TokenText)
+			}
+			if _, err := tx.StmtContext(ctx, s.inserts[i]).ExecContext(ctx, args...); err != nil {
+				return err
+			}
+			rows = rows[n:]
+		}
 	}
-	st, err := s.write.PrepareContext(ctx, q.String())
-	if err != nil {
-		return nil, err
+	return nil
+}
+
+// hashValue is how a token hash is stored: a SHA-256 in hex as its 32 bytes,
+// anything else as the text it is (scan reads both back as they were given).
+func hashValue(h string) any {
+	if b, err := hex.DecodeString(h); err == nil && len(b) == 32 {
+		return b
 	}
-	s.inserts[n] = st
-	return st, nil
+	return h
 }
 
 // Close stops the group committer after the inserts it has taken are
@@ -332,7 +326,7 @@ func (s *Store) insertStmt(ctx context.Context, tx *sql.Tx, n int) (*sql.Stmt, e
 func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
-	for _, st := range append([]*sql.Stmt{s.owners, s.byJTIStmt, s.byXIDStmt}, slices.Collect(maps.Values(s.inserts))...) {
+	for _, st := range append([]*sql.Stmt{s.owners, s.existing, s.byJTIStmt, s.byXIDStmt}, s.inserts...) {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)
@@ -353,10 +347,15 @@ func scan(sc interface{ Scan(...any) error }) (record.Record, error) {
 	var r record.Record
 	var issued, expires int64
 	var revoked sql.NullInt64
-	var sum []byte
+	var sum any
 	err := sc.Scan(&r.JTI, &r.Profile, &r.Kid, &r.Alg, &r.XID, &r.Phone, &r.Subject,
 		&issued, &expires, &revoked, &r.ClientIP, &sum, &r.TokenText)
-	r.TokenSHA256 = hex.EncodeToString(sum)
+	switch h := sum.(type) {
+	case []byte: // a hash, stored as its bytes
+		r.TokenSHA256 = hex.EncodeToString(h)
+	case string: // as given (or written as hex by an older jwtd)
+		r.TokenSHA256 = h
+	}
 	r.Issued, r.Expires = time.Unix(0, issued).UTC(), time.Unix(0, expires).UTC()
 	if revoked.Valid {
 		r.Revoked = time.Unix(0, revoked.Int64).UTC()

@@ -4,7 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,7 +83,8 @@ CREATE INDEX tokens_xid ON tokens (xid, issued DESC, jti DESC) WHERE xid != '';
 CREATE INDEX tokens_phone ON tokens (phone, issued DESC, jti DESC) WHERE phone != '';
 CREATE INDEX tokens_expires ON tokens (expires);
 INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_sha256)
-	VALUES ('old', 'appverify', 'av1', 'HS256', 'tx-old', '+14155552671', 1, 9000000000000000000, ?);`, hash)
+	VALUES ('old', 'appverify', 'av1', 'HS256', 'tx-old', '+14155552671', 1, 9000000000000000000, ?),
+	       ('odd', 'appverify', 'av1', 'HS256', '', '', 2, 9000000000000000000, 'not-a-hash');`, hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +100,9 @@ INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_s
 	if err != nil || got.TokenSHA256 != hash || got.XID != "tx-old" {
 		t.Fatalf("the old record: %+v, %v", got, err)
 	}
+	if got, err := s.ByJTI(ctx, "odd"); err != nil || got.TokenSHA256 != "not-a-hash" {
+		t.Errorf("a hash that is not hex: %+v, %v", got, err)
+	}
 	now := time.Now().UTC()
 	err = s.Insert(ctx, &record.Record{JTI: "new", Profile: "appverify", Kid: "av1", Alg: "HS256",
 		XID: "tx-old", Phone: "+14155550000", Issued: now, Expires: now.Add(time.Minute)})
@@ -104,5 +112,67 @@ INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_s
 	var version int
 	if err := s.read.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != 1 {
 		t.Errorf("user_version %d, %v", version, err)
+	}
+}
+
+// A file from a newer jwtd is refused, not rewritten.
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwtd.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE tokens (jti TEXT); PRAGMA user_version = 7`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if s, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "schema version 7") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("opened a version 7 file: %v", err)
+	}
+}
+
+// Batches larger than the largest prepared INSERT are written in chunks,
+// every record of them.
+func TestLargeBatches(t *testing.T) {
+	var largest atomic.Int64
+	observe := func(records int, _ time.Duration, _ error) {
+		if int64(records) > largest.Load() {
+			largest.Store(int64(records))
+		}
+	}
+	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{MaxBatch: 1000, Linger: 200 * time.Millisecond, Observe: observe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	const n = 700
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Insert(ctx, &record.Record{JTI: fmt.Sprintf("j%03d", i), Profile: "p", Kid: "k", Alg: "HS256",
+				XID: fmt.Sprintf("x%d", i%50), Phone: fmt.Sprintf("+1415555%04d", i%50), Issued: now, Expires: now.Add(time.Minute),
+				TokenSHA256: record.HashToken(fmt.Sprint(i))})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+	}
+	if commits, records := s.Stats(); records != n || largest.Load() <= 256 {
+		t.Errorf("%d records in %d commits, the largest %d; want one over 256", records, commits, largest.Load())
+	}
+	var count int
+	if err := s.read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&count); err != nil || count != n {
+		t.Errorf("%d rows, %v", count, err)
 	}
 }

@@ -45,7 +45,7 @@ func Walk(data []byte, maxDepth int, member func(name string, value jsontext.Val
 	defer d.put()
 	d.r.Reset(data)
 	d.dec.Reset(&d.r)
-	if _, err := d.dec.ReadToken(); err != nil { // '{', checked by checkShape
+	if _, err := d.dec.ReadToken(); err != nil { // '{', checked by checkObject
 		return explain(err)
 	}
 	for d.dec.PeekKind() != '}' {

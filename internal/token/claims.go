@@ -1,7 +1,6 @@
 package token
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -41,12 +40,13 @@ func badClaim(format string, args ...any) error { return &claimError{fmt.Sprintf
 // parseClaims reads the payload as a JWT claims set, in one pass: a strict
 // JSON object (see strictjson), exp required when requireExp; exp, iat and
 // nbf, when present, JSON numbers within [0, year 9999] (fractions allowed);
-// jti, sub and iss, when present, strings. A claims set that is an object
-// but breaks those rules is a *claimError; the Claims read so far come with
-// it.
+// jti, sub and iss, when present, strings. A claims set that is a strict
+// JSON object (all of it is checked) but breaks those rules is a
+// *claimError, the first such; the Claims read come with it.
 func parseClaims(payload []byte, requireExp bool) (*Claims, error) {
 	c := &Claims{Raw: payload}
 	hasExp := false
+	var bad error // the first claim that breaks the rules; the walk goes on
 	err := strictjson.Walk(payload, maxJSONDepth, func(name string, v jsontext.Value) error {
 		var err error
 		switch name {
@@ -64,14 +64,16 @@ func parseClaims(payload []byte, requireExp bool) (*Claims, error) {
 		case "iss":
 			err = stringClaim(name, v, &c.Issuer)
 		}
-		return err
+		if bad == nil {
+			bad = err
+		}
+		return nil
 	})
-	var bad *claimError
 	switch {
-	case errors.As(err, &bad):
-		return c, err
 	case err != nil:
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	case bad != nil:
+		return c, bad
 	case requireExp && !hasExp:
 		return c, badClaim("claim \"exp\" is required")
 	}

@@ -124,7 +124,7 @@ type Request struct {
 // Issued is a minted token with what a record of it needs.
 type Issued struct {
 	Token     string
-	Profile   *Profile
+	Profile   string
 	JTI       string
 	Kid       string
 	Alg       string
@@ -135,7 +135,7 @@ type Issued struct {
 
 // newJTI returns 16 bytes as 32 lowercase hex digits: the minting time in
 // milliseconds (6 bytes, big-endian) and 80 random bits, as UUIDv7 lays
-// them out. Unique and unguessable like 16 random bytes, but in time order,
+// them out. Unique, and with 80 random bits not to be guessed, but in time order,
 // so that a store's jti index grows at its end instead of being rewritten
 // at a random page for every token.
 func newJTI(now time.Time, rand io.Reader) (string, error) {
@@ -153,6 +153,16 @@ func newJTI(now time.Time, rand io.Reader) (string, error) {
 // maxClaimText bounds sub and aud: identifiers, not documents.
 const maxClaimText = 256
 
+// Check refuses, with ErrInvalidRequest, what no profile puts in a token:
+// sub or aud over 256 bytes. Issue checks it; a caller may check it earlier,
+// before counting the request against a limit.
+func (r Request) Check() error {
+	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
+		return fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
+	}
+	return nil
+}
+
 // Issue mints a token with the named profile. A request that cannot make a
 // token this service would verify is refused with ErrInvalidRequest: sub or
 // aud over 256 bytes, data that is not JSON, or a token over MaxTokenBytes.
@@ -168,8 +178,8 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 		}
 		ttl = r.TTL
 	}
-	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
-		return nil, fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
+	if err := r.Check(); err != nil {
+		return nil, err
 	}
 	now := s.opts.Now()
 	jti, err := newJTI(now, s.opts.Rand)
@@ -183,13 +193,13 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Header, payload and a signature of up to 512 bytes (RSA-4096) in one
-	// buffer, so the token is built without copies.
+	// Header, payload and a signature of up to 64 bytes (HS512, ES256,
+	// EdDSA) in one buffer; a longer signature grows it once.
 	n := len(p.headerSegment) + 1 + base64.RawURLEncoding.EncodedLen(len(body))
 	if n > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: the token would be longer than the %d bytes a verifier accepts; send less data", ErrInvalidRequest, MaxTokenBytes)
 	}
-	tok := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(512))
+	tok := make([]byte, n, n+1+base64.RawURLEncoding.EncodedLen(64))
 	copy(tok, p.headerSegment)
 	tok[len(p.headerSegment)] = '.'
 	base64.RawURLEncoding.Encode(tok[len(p.headerSegment)+1:], body)
@@ -204,7 +214,7 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	}
 	return &Issued{
 		Token:   string(tok),
-		Profile: p, JTI: jti, Kid: p.Key.Kid(), Alg: p.Key.Alg(),
+		Profile: p.Name, JTI: jti, Kid: p.Key.Kid(), Alg: p.Key.Alg(),
 		IssuedAt: time.Unix(iat, 0).UTC(), ExpiresAt: time.Unix(exp, 0).UTC(), MintedAt: now.UTC(),
 	}, nil
 }
