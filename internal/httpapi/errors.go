@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -194,6 +193,12 @@ func setRateLimitHeaders(w http.ResponseWriter, d ratelimit.Decision) {
 	if d.Policy == "" || d.Remaining < 0 {
 		return
 	}
-	w.Header().Set("RateLimit-Policy", d.Policy)
-	w.Header().Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", d.Rule, d.Remaining, int(math.Ceil(d.Reset.Seconds()))))
+	b := make([]byte, 0, 48)
+	b = append(append(append(b, '"'), d.Rule...), `";r=`...) // rule names are plain words
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, int64(math.Ceil(d.Reset.Seconds())), 10)
+	h := w.Header()
+	h["Ratelimit-Policy"] = []string{d.Policy}
+	h["Ratelimit"] = []string{string(b)}
 }
