@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -93,8 +94,15 @@ UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHE
 // rows stay far below SQLite's 32766).
 var insertChunks = []int{256, 64, 16, 4, 1}
 
-// Open opens (creating if needed) the store at path.
+// Open opens (creating if needed) the store at path. A new file is created
+// 0600, and SQLite gives its -wal and -shm files the same mode: records hold
+// phone numbers, XIDs, client addresses and, with store_token, whole tokens.
 func Open(path string, opts Options) (*Store, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%w: opening %s: %v", record.ErrUnavailable, path, err)
+	}
+	f.Close()
 	dsn := func(extra string) string {
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {

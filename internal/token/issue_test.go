@@ -112,6 +112,16 @@ func TestIssueErrors(t *testing.T) {
 	if err != nil || is.ExpiresAt.Sub(is.IssuedAt) != time.Minute {
 		t.Errorf("shorter ttl: %v %v", is, err)
 	}
+	// A ttl that would mint a token expired already: under a second, or
+	// not past the profile's backdate (appverify: 10 s).
+	for profile, ttl := range map[string]time.Duration{"default": 500 * time.Millisecond, "appverify": 10 * time.Second} {
+		if is, err := s.Issue(profile, Request{TTL: ttl}); !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("%s with ttl %s: %v, %v", profile, ttl, is, err)
+		}
+	}
+	if is, err := s.Issue("appverify", Request{TTL: 11 * time.Second}); err != nil || !is.ExpiresAt.After(testNow) {
+		t.Errorf("appverify with ttl 11s: %v, %v", is, err)
+	}
 	if _, err := s.Issue("default", Request{Data: json.RawMessage(`{bad`)}); err == nil {
 		t.Error("invalid data JSON accepted")
 	}

@@ -176,6 +176,12 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 		if r.TTL > p.TTL {
 			return nil, fmt.Errorf("%w: %s > %s", ErrTTLTooLong, r.TTL, p.TTL)
 		}
+		// exp is whole seconds after iat, which is backdated: a shorter
+		// ttl would mint a token that has expired already.
+		if r.TTL < p.Backdate+time.Second {
+			return nil, fmt.Errorf("%w: ttl %s is too short; this profile's tokens are backdated %s, so ttl must be at least %s",
+				ErrInvalidRequest, r.TTL, p.Backdate, p.Backdate+time.Second)
+		}
 		ttl = r.TTL
 	}
 	if err := r.Check(); err != nil {
