@@ -2,12 +2,16 @@ package keys
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/ssh"
 )
 
 // jwkMeta holds the JWK members go-jose does not check for us.
@@ -81,26 +85,21 @@ func ParseJWKSet(data []byte) (*Set, error) {
 
 // ForVerify turns a key sent by a caller (the seed 003 Signing_key) into a
 // verify key for a token whose header says alg:
-//   - a PEM public key or certificate, for RS, PS, ES and EdDSA;
-//   - a JWK (JSON object), whose key type must fit alg;
+//   - a public key, for RS, PS, ES and EdDSA, in any common encoding: PEM
+//     (a certificate too, wherever the block starts), a JWK (JSON object),
+//     DER in base64, base64url or hex, or an OpenSSH authorized_keys line;
 //   - anything else is an HMAC secret: its UTF-8 bytes, for HS only.
 //
-// A key that does not fit alg is an error, which is what defeats key
-// confusion (an HS token "signed" with a public key's bytes).
+// What parses as a public key is never an HMAC secret, and a key that does
+// not fit alg is an error: that is what defeats key confusion (an HS token
+// "signed" with a public key's published bytes).
 func ForVerify(key []byte, alg string) (*Key, error) {
-	trimmed := bytes.TrimSpace(key)
-	switch {
-	case bytes.HasPrefix(trimmed, []byte("-----BEGIN")):
-		if IsHMAC(alg) {
-			return nil, fmt.Errorf("%w: %s needs a shared secret, and a public key was given", ErrUnsafeKey, alg)
-		}
-		pub, err := ParsePublicPEM(trimmed)
-		if err != nil {
-			return nil, err
-		}
-		return New("", alg, pub)
-	case bytes.HasPrefix(trimmed, []byte("{")):
-		k, err := ParseJWK(trimmed, alg)
+	if !Supported(alg) {
+		return nil, fmt.Errorf("%w: algorithm %q is not supported", ErrUnsafeKey, alg)
+	}
+	text := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(key), []byte("\ufeff")))
+	if bytes.HasPrefix(text, []byte("{")) {
+		k, err := ParseJWK(text, alg)
 		if err != nil {
 			return nil, err
 		}
@@ -109,11 +108,67 @@ func ForVerify(key []byte, alg string) (*Key, error) {
 		}
 		return k, nil
 	}
-	if !Supported(alg) {
-		return nil, fmt.Errorf("%w: algorithm %q is not supported", ErrUnsafeKey, alg)
+	pub, isPublic, err := parseAnyPublic(text)
+	switch {
+	case IsHMAC(alg) && isPublic:
+		return nil, fmt.Errorf("%w: %s needs a shared secret, and a public key was given", ErrUnsafeKey, alg)
+	case IsHMAC(alg):
+		return New("", alg, key)
+	case !isPublic:
+		return nil, fmt.Errorf("%w: %s needs a public key (PEM, JWK, base64 DER or OpenSSH)", ErrUnsafeKey, alg)
+	case err != nil:
+		return nil, err
 	}
-	if !IsHMAC(alg) {
-		return nil, fmt.Errorf("%w: %s needs a PEM public key or a JWK", ErrUnsafeKey, alg)
+	return New("", alg, pub)
+}
+
+// parseAnyPublic reads text as a public key in any encoding ForVerify
+// names. isPublic says the text is one (a PEM block of any kind counts, so
+// that a private key or a broken block is not taken for a secret either);
+// err, why it cannot be used.
+func parseAnyPublic(text []byte) (pub any, isPublic bool, err error) {
+	if bytes.Contains(text, []byte("-----BEGIN")) {
+		pub, err := ParsePublicPEM(text)
+		return pub, true, err
 	}
-	return New("", alg, key)
+	// OpenSSH key types all have one of these in their names.
+	if bytes.Contains(text, []byte("ssh-")) || bytes.Contains(text, []byte("ecdsa-sha2-")) {
+		if k, _, _, _, err := ssh.ParseAuthorizedKey(text); err == nil {
+			if ck, ok := k.(ssh.CryptoPublicKey); ok {
+				return ck.CryptoPublicKey(), true, nil
+			}
+			return nil, true, fmt.Errorf("%w: OpenSSH key type %s is not supported", ErrUnsafeKey, k.Type())
+		}
+	}
+	// DER starts with a SEQUENCE (0x30): "M" in base64, "30" in hex. Only
+	// those are decoded, so an ordinary secret costs a byte comparison.
+	if len(text) < 2 || text[0] != 'M' && !(text[0] == '3' && text[1] == '0') {
+		return nil, false, nil
+	}
+	compact := bytes.Join(bytes.Fields(text), nil)
+	var ders [][]byte
+	if bytes.HasPrefix(compact, []byte("M")) {
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if der, err := enc.DecodeString(string(compact)); err == nil {
+				ders = append(ders, der)
+			}
+		}
+	}
+	if bytes.HasPrefix(compact, []byte("30")) {
+		if der, err := hex.DecodeString(string(compact)); err == nil {
+			ders = append(ders, der)
+		}
+	}
+	for _, der := range ders {
+		if pub, err := x509.ParsePKIXPublicKey(der); err == nil {
+			return pub, true, nil
+		}
+		if pub, err := x509.ParsePKCS1PublicKey(der); err == nil {
+			return pub, true, nil
+		}
+		if c, err := x509.ParseCertificate(der); err == nil {
+			return c.PublicKey, true, nil
+		}
+	}
+	return nil, false, nil
 }

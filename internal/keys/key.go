@@ -22,6 +22,9 @@ var ErrUnsafeKey = errors.New("unsafe key")
 const (
 	MinRSABits = 2048
 	MaxRSABits = 8192
+
+	minRSAExponent = 1<<16 + 1
+	maxRSAExponent = 1 << 32
 )
 
 // family is what kind of key material an algorithm needs.
@@ -135,8 +138,11 @@ func checkPublic(alg string, info algInfo, pub any) error {
 		if n := p.N.BitLen(); n < MinRSABits || n > MaxRSABits {
 			return fmt.Errorf("%w: RSA modulus is %d bits; %d to %d accepted", ErrUnsafeKey, n, MinRSABits, MaxRSABits)
 		}
-		if p.E < 3 || p.E%2 == 0 {
-			return fmt.Errorf("%w: RSA public exponent %d is invalid", ErrUnsafeKey, p.E)
+		// NIST SP 800-56B and FIPS 186-5: odd, above 2^16; the upper bound
+		// is ours, since every bit of the exponent is paid for by each
+		// verification (keys in use have 65537).
+		if p.E < minRSAExponent || p.E >= maxRSAExponent || p.E%2 == 0 {
+			return fmt.Errorf("%w: RSA public exponent %d; an odd number from 65537 to 2^32 is accepted", ErrUnsafeKey, p.E)
 		}
 		if rocaVulnerable(p.N) {
 			return fmt.Errorf("%w: RSA modulus has the ROCA fingerprint (CVE-2017-15361)", ErrUnsafeKey)

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/ssh"
 )
 
 func writeFile(t *testing.T, dir, name string, data []byte) string {
@@ -133,9 +135,17 @@ func TestWeakRSARefused(t *testing.T) {
 	}
 	big2048, _ := rsa.GenerateKey(rand.Reader, 2048)
 	pub := big2048.PublicKey
-	pub.E = 1
-	if _, err := New("e1", "RS256", &pub); !errors.Is(err, ErrUnsafeKey) {
-		t.Errorf("e=1: %v", err)
+	for _, e := range []int{1, 3, 65535, 65538, 1 << 32, 1<<32 + 1} {
+		pub.E = e
+		if _, err := New("e", "RS256", &pub); !errors.Is(err, ErrUnsafeKey) || !strings.Contains(err.Error(), "exponent") {
+			t.Errorf("e=%d: %v", e, err)
+		}
+	}
+	for _, e := range []int{65537, 1<<31 - 1} {
+		pub.E = e
+		if _, err := New("e", "RS256", &pub); err != nil {
+			t.Errorf("e=%d: %v", e, err)
+		}
 	}
 	if rocaVulnerable(big2048.N) {
 		t.Error("a fresh key has the ROCA fingerprint")
@@ -200,12 +210,49 @@ func TestForVerify(t *testing.T) {
 	privPEM, _ := MarshalPrivatePEM(ec)
 	jwk, _ := jose.JSONWebKey{Key: &ec.PublicKey}.MarshalJSON()
 	secret := []byte(strings.Repeat("s", 64))
+	der, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	pkcs1 := x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey)
+	sshPub, _ := ssh.NewPublicKey(&ec.PublicKey)
+	// A public key's published bytes, in every encoding a caller might
+	// paste, padded to a valid secret length: never an HMAC secret.
+	published := map[string][]byte{
+		"PEM with a BOM":          append([]byte("\ufeff"), pubPEM...),
+		"PEM after a label line":  append([]byte("my key:\n"), pubPEM...),
+		"base64 DER":              []byte(base64.StdEncoding.EncodeToString(der)),
+		"base64 DER, wrapped":     []byte(wrap(base64.StdEncoding.EncodeToString(der), 64)),
+		"base64url DER, unpadded": []byte(base64.RawURLEncoding.EncodeToString(der)),
+		"hex DER":                 []byte(hex.EncodeToString(der)),
+		"base64 PKCS #1 RSA":      []byte(base64.StdEncoding.EncodeToString(pkcs1)),
+		"OpenSSH authorized_keys": ssh.MarshalAuthorizedKey(sshPub),
+		"PEM of a private key":    privPEM,
+	}
+	for name, key := range published {
+		for _, alg := range []string{"HS256", "HS384", "HS512"} {
+			if _, err := ForVerify(key, alg); err == nil || !errors.Is(err, ErrUnsafeKey) && !strings.Contains(err.Error(), "private") {
+				t.Errorf("%s for %s: %v, want it refused as a public key", name, alg, err)
+			}
+		}
+	}
+	// The same encodings verify where the alg fits.
+	for name, key := range published {
+		alg := "ES256"
+		if strings.Contains(name, "RSA") {
+			alg = "RS256"
+		}
+		_, err := ForVerify(key, alg)
+		if wantOK := !strings.Contains(name, "private"); (err == nil) != wantOK {
+			t.Errorf("%s for %s: %v", name, alg, err)
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		key  []byte
 		alg  string
 		ok   bool
 	}{
+		{"a hex secret (the seed's)", []byte(strings.Repeat("30a9", 32)), "HS512", true},
+		{"a base64 secret starting with M", []byte("M" + strings.Repeat("A", 87)), "HS512", true},
 		{"secret for HS512", secret, "HS512", true},
 		{"short secret", []byte("short"), "HS256", false},
 		{"PEM for ES256", pubPEM, "ES256", true},
@@ -222,6 +269,18 @@ func TestForVerify(t *testing.T) {
 			t.Errorf("%s: err=%v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
+}
+
+// wrap breaks s into lines of n characters, as PEM bodies and pasted keys
+// are.
+func wrap(s string, n int) string {
+	var b strings.Builder
+	for len(s) > n {
+		b.WriteString(s[:n] + "\n")
+		s = s[n:]
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 func TestJWKSHasNoSecrets(t *testing.T) {
