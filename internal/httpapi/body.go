@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 
 	"mime"
 	"net/http"
@@ -19,23 +20,36 @@ const (
 	nativeBodyDepth = 16
 )
 
+// tokenBodyBytes bounds the bodies that carry a token and at most a key
+// (seed 003's routes, introspection): a token is at most 8 KiB, an RSA-8192
+// public key in PEM under 2 KiB. An unauthenticated caller cannot make jwtd
+// read more than this.
+const tokenBodyBytes = 16 << 10
+
 // readBody reads a request body of mediaType (parameters such as charset
-// are fine) within the body limit.
-func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError) ([]byte, error) {
+// are fine) of at most limit bytes (and never more than
+// http.max_body_bytes).
+func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError, limit int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != mediaType {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != mediaType {
 			return nil, wrongType
 		}
 	}
+	limit = min(limit, s.opts.MaxBodyBytes)
+	tooLarge := &apiError{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
+		Detail: fmt.Sprintf("Request body is larger than %d bytes", limit)}
+	if r.ContentLength > limit {
+		return nil, tooLarge // refused before a byte of it is read
+	}
 	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= s.opts.MaxBodyBytes {
+	if n := r.ContentLength; n > 0 {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to look for the end
 	}
-	if _, err := buf.ReadFrom(r.Body); err != nil {
-		if isTooLarge(err) {
-			return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
-				Detail: fmt.Sprintf("Request body is larger than %d bytes", s.opts.MaxBodyBytes)}
-		}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	switch {
+	case isTooLarge(err) || int64(buf.Len()) > limit:
+		return nil, tooLarge
+	case err != nil:
 		return nil, badRequest("Could not read the request body", "")
 	}
 	return buf.Bytes(), nil
@@ -44,7 +58,7 @@ func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError
 // readJSON reads a native route's JSON body into the struct dst: one
 // object, names exactly as documented, none unknown, none twice.
 func (s *Server) readJSON(r *http.Request, dst any) error {
-	body, err := s.readBody(r, "application/json", errContentType)
+	body, err := s.readBody(r, "application/json", errContentType, s.opts.MaxBodyBytes)
 	if err != nil {
 		return err
 	}

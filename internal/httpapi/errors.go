@@ -77,6 +77,8 @@ func errorFor(err error) (e *apiError, fault bool) {
 	case errors.Is(err, ratelimit.ErrBackend): // the limiter logs outages itself, at most once in 10 s
 		return &apiError{Status: http.StatusServiceUnavailable, Title: "Rate limit unavailable",
 			Detail: "the rate-limit backend cannot be reached"}, false
+	case errors.Is(err, token.ErrBusy):
+		return &apiError{Status: http.StatusServiceUnavailable, Title: "Too busy", Detail: err.Error() + "; try again in a second"}, false
 	case errors.Is(err, context.Canceled):
 		return &apiError{Status: 499, Title: "Client closed the request"}, false
 	}

@@ -235,7 +235,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 // Inactive answers carry a reason.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readBody(r, "application/x-www-form-urlencoded", &apiError{Status: http.StatusUnsupportedMediaType,
-		Title: "Unsupported media type", Detail: "send application/x-www-form-urlencoded with a token field"})
+		Title: "Unsupported media type", Detail: "send application/x-www-form-urlencoded with a token field"}, tokenBodyBytes)
 	if err != nil {
 		return err
 	}

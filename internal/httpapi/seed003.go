@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -17,7 +18,7 @@ import (
 // member to member. Members the seed did not know are ignored, as the seed
 // ignored them.
 func (s *Server) readSeedBody(r *http.Request, member func(name string, v jsontext.Value) error) error {
-	body, err := s.readBody(r, "application/json", errContentType)
+	body, err := s.readBody(r, "application/json", errContentType, tokenBodyBytes)
 	if err != nil {
 		return err
 	}
@@ -120,7 +121,10 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 		key = []byte(keyText)
 	}
 	checked, err := s.Tokens().VerifyWithKey(tok, key)
-	if err != nil {
+	switch {
+	case errors.Is(err, token.ErrBusy):
+		return err
+	case err != nil:
 		return badRequest("Malformed token", "Malformed token: "+err.Error())
 	}
 	reason := "active"

@@ -269,7 +269,9 @@ func TestSeedRoutesBadInput(t *testing.T) {
 		{"verify garbage token", "GET", "/verifyToken", "application/json", `{"Token":"garbage","Signing_key":"k"}`, want{400, 400, "Malformed token"}},
 		{"verify two segments", "POST", "/verifyToken", "application/json", `{"Token":"eyJhbGciOiJIUzI1NiJ9.e30","Signing_key":"k"}`, want{400, 400, "Malformed token"}},
 		{"verify payload not JSON", "POST", "/verifyToken", "application/json", `{"Token":"eyJhbGciOiJIUzI1NiJ9.Zm9v.c2ln","Signing_key":"k"}`, want{400, 400, "Malformed token"}},
-		{"verify huge token", "POST", "/verifyToken", "application/json", verifyBody(strings.Repeat("A", 100<<10)+".e30.c2ln", "k"), want{400, 400, "longer than"}},
+		{"verify token over 8 KiB", "POST", "/verifyToken", "application/json", verifyBody(strings.Repeat("A", 9<<10)+".e30.c2ln", "k"), want{400, 400, "longer than"}},
+		{"verify body over 16 KiB", "POST", "/verifyToken", "application/json", verifyBody(strings.Repeat("A", 100<<10)+".e30.c2ln", "k"), want{413, 413, "larger than 16384 bytes"}},
+		{"generate body over 16 KiB", "POST", "/generateToken", "application/json", `{"user_data":"` + strings.Repeat("x", 17<<10) + `"}`, want{413, 413, "larger than 16384 bytes"}},
 		{"verify broken JSON", "GET", "/verifyToken", "application/json", `{"Token":`, want{400, 400, "Malformed JSON body"}},
 		{"verify key number, no token", "GET", "/verifyToken", "application/json", `{"Signing_key":1}`, want{400, 203, "Missing token in GET request body"}},
 		// A bad claim does not stop the claims from being checked whole:

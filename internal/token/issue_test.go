@@ -249,3 +249,35 @@ func TestSeed003Example(t *testing.T) {
 		t.Error("changed token verified")
 	}
 }
+
+// Verifications with a caller's public key take a slot; when every slot is
+// taken the next is refused with ErrBusy at once, and HMAC keys need none.
+func TestVerifyWithKeySlots(t *testing.T) {
+	s := testService(t)
+	es, err := s.Issue("default", Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := s.Keys().Lookup("es1")
+	pub, _ := keys.MarshalPublicPEM(k.Public())
+	cl, err := s.Issue("castlabs", Request{Data: json.RawMessage(`"x"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cap(s.callerKeySlots) {
+		s.callerKeySlots <- struct{}{}
+	}
+	if _, err := s.VerifyWithKey(es.Token, pub); !errors.Is(err, ErrBusy) {
+		t.Errorf("all slots taken: %v, want ErrBusy", err)
+	}
+	if c, err := s.VerifyWithKey(cl.Token, []byte(castlabsSecret)); err != nil || c.Err != nil {
+		t.Errorf("an HMAC key while the slots are taken: %v %v", err, c.Err)
+	}
+	<-s.callerKeySlots
+	if c, err := s.VerifyWithKey(es.Token, pub); err != nil || c.Err != nil {
+		t.Errorf("a slot free: %v %v", err, c.Err)
+	}
+	if len(s.callerKeySlots) != cap(s.callerKeySlots)-1 {
+		t.Error("the slot was not given back")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -26,6 +27,8 @@ var (
 	ErrUnknownProfile = errors.New("unknown profile")
 	ErrTTLTooLong     = errors.New("ttl exceeds the profile's")
 	ErrInvalidRequest = errors.New("invalid request")
+	// ErrBusy is a verification refused for want of capacity: try again.
+	ErrBusy = errors.New("too many verifications at once")
 )
 
 // Options are a Service's clock, randomness and leeway. The zero value uses
@@ -34,6 +37,11 @@ type Options struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Leeway time.Duration
+	// CallerKeySlots bounds the verifications with a caller's asymmetric
+	// key (VerifyWithKey) that run at once: parsing an RSA key of 8192 bits
+	// and verifying with it costs milliseconds of CPU, and nobody is
+	// authenticated on that route. 0 is twice the CPUs Go uses.
+	CallerKeySlots int
 }
 
 // Service mints and verifies tokens with one set of keys and profiles. It is
@@ -44,6 +52,8 @@ type Service struct {
 	kidless  map[string][]*keys.Key // alg → candidate keys for kid-less tokens, signing keys first
 	jwks     []byte
 	opts     Options
+
+	callerKeySlots chan struct{} // a semaphore: see Options.CallerKeySlots
 }
 
 // NewService checks the profiles against the keys and builds a Service.
@@ -57,7 +67,11 @@ func NewService(set *keys.Set, specs map[string]ProfileSpec, opts Options) (*Ser
 	if opts.Leeway < 0 || opts.Leeway > MaxLeeway {
 		return nil, fmt.Errorf("leeway %s is outside 0–%s", opts.Leeway, MaxLeeway)
 	}
-	s := &Service{keys: set, profiles: make(map[string]*Profile, len(specs)), kidless: map[string][]*keys.Key{}, opts: opts}
+	if opts.CallerKeySlots <= 0 {
+		opts.CallerKeySlots = 2 * runtime.GOMAXPROCS(0)
+	}
+	s := &Service{keys: set, profiles: make(map[string]*Profile, len(specs)), kidless: map[string][]*keys.Key{}, opts: opts,
+		callerKeySlots: make(chan struct{}, opts.CallerKeySlots)}
 	names := make([]string, 0, len(specs))
 	for name := range specs {
 		names = append(names, name)
@@ -404,7 +418,8 @@ type Checked struct {
 // not required, since the seed's own tokens have none.
 //
 // The error is non-nil only when the token cannot be read as a JWS with a
-// claims object, so that there is nothing to show; a token that reads but
+// claims object, so that there is nothing to show, or, as ErrBusy, when
+// every slot for asymmetric caller keys is taken; a token that reads but
 // does not verify is reported in Checked.Err.
 func (s *Service) VerifyWithKey(tok string, key []byte) (Checked, error) {
 	j, err := Decode(tok)
@@ -415,6 +430,14 @@ func (s *Service) VerifyWithKey(tok string, key []byte) (Checked, error) {
 	var bad *claimError
 	if claimsErr != nil && !errors.As(claimsErr, &bad) {
 		return Checked{}, claimsErr // not a claims object: nothing to show
+	}
+	if keys.Supported(j.Header.Alg) && !keys.IsHMAC(j.Header.Alg) {
+		select {
+		case s.callerKeySlots <- struct{}{}:
+			defer func() { <-s.callerKeySlots }()
+		default:
+			return Checked{}, fmt.Errorf("%w: %d verifications with a caller's public key are running", ErrBusy, cap(s.callerKeySlots))
+		}
 	}
 	return Checked{Header: j.RawHeader, Claims: j.Payload, Err: s.checkWithKey(j, c, claimsErr, key)}, nil
 }
