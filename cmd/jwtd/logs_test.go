@@ -77,7 +77,7 @@ api_keys:
 	_, metricsText := httpDo(t, "GET", base+"/metrics", "", "", "")
 	// A reload, which reads every key again.
 	_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitLog(t, logs, "reloaded keys and profiles")
+	waitLog(t, logs, "reloaded keys, profiles and API keys")
 
 	secrets := map[string]string{
 		"appverify secret": avSecret, "appverify secret (base64)": avB64, "castlabs key": ex.Key,

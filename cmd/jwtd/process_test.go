@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/apikey"
 )
 
 // jwtdBinary is built once by TestMain for the tests that need a real
@@ -91,7 +95,7 @@ profiles:
   default: {key: a}
 `)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
-	waitLog(t, logs, "reloaded keys and profiles")
+	waitLog(t, logs, "reloaded keys, profiles and API keys")
 	if jwks := get(t, base+"/.well-known/jwks.json"); !strings.Contains(jwks, `"kid":"b"`) {
 		t.Fatalf("JWKS after publishing b: %s", jwks)
 	}
@@ -145,5 +149,38 @@ func TestSIGTERMGraceful(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
 		t.Errorf("no stop line:\n%s", logs)
+	}
+}
+
+// SIGHUP reloads the API keys: a key taken out of the file stops working
+// without a restart, and a key put in starts.
+func TestSIGHUPReloadsAPIKeys(t *testing.T) {
+	dir := t.TempDir()
+	config := func(key string) string {
+		return fmt.Sprintf("api_keys:\n  - {name: ops, sha256: %q, scopes: [admin]}\n", apikey.Hash(key))
+	}
+	cfgPath := writeFile(t, dir, "c.yaml", config("old-key"))
+	cmd, base, logs, _ := startProcess(t, "--config", cfgPath, "--data-dir", filepath.Join(dir, "data"))
+	status := func(key string) int {
+		req, _ := http.NewRequest("GET", base+"/v1/tokens/tx-none", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status("old-key"); got != 404 {
+		t.Fatalf("old key before the reload: %d, want 404 (authorized, unknown XID)", got)
+	}
+	writeFile(t, dir, "c.yaml", config("new-key"))
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, logs, "reloaded keys, profiles and API keys")
+	if got := status("old-key"); got != 401 {
+		t.Errorf("old key after the reload: %d, want 401", got)
+	}
+	if got := status("new-key"); got != 404 {
+		t.Errorf("new key after the reload: %d, want 404", got)
 	}
 }

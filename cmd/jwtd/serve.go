@@ -60,14 +60,15 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var current atomic.Pointer[token.Service]
-	current.Store(svc)
+	var running live
+	running.tokens.Store(svc)
 
 	m := metrics.New()
 	apiKeys, err := loadAPIKeys(cfg, e)
 	if err != nil {
 		return err
 	}
+	running.apiKeys.Store(apiKeys)
 	phones, err := phone.NewNormalizer(cfg.Phone.DefaultRegion, 0)
 	if err != nil {
 		return err
@@ -117,9 +118,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
 			httpapi.Deps{
-				Logger: logger, Tokens: current.Load, Store: store, APIKeys: apiKeys, Phones: phones,
+				Logger: logger, Tokens: running.tokens.Load, Store: store, APIKeys: running.apiKeys.Load, Phones: phones,
 				Minter: &mint.Minter{
-					Tokens: current.Load, Store: store, Phones: phones, Metrics: m,
+					Tokens: running.tokens.Load, Store: store, Phones: phones, Metrics: m,
 					Limiter: limiter, LimitBy: cfg.Limits.Routes,
 				},
 				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m,
@@ -153,7 +154,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		case err := <-serveErr:
 			return err
 		case <-hup:
-			reload(fs, e, logger, &current, &rot)
+			reload(fs, e, logger, &running, &rot)
 		case <-ctx.Done():
 			logger.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout.String())
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
@@ -172,29 +173,49 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 }
 
-// reload re-reads the configuration and keys (SIGHUP). The listener and its
-// connections are untouched; on any error the running keys stay.
-func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, current *atomic.Pointer[token.Service], rot *rotation) {
-	cfg, err := config.Load(fs, e.getenv)
-	if err == nil {
-		err = checkUnreloaded(cfg)
-	}
-	if err == nil {
-		var next *token.Service
-		if next, err = buildService(cfg); err == nil {
-			if err = rot.check(current.Load(), next, time.Now()); err == nil {
-				current.Store(next)
-				logger.Info("reloaded keys and profiles", "keys", len(next.Keys().All()))
-				return
-			}
+// live is what a reload replaces while serving: the token service (keys
+// and profiles) and the API keys.
+type live struct {
+	tokens  atomic.Pointer[token.Service]
+	apiKeys atomic.Pointer[apikey.Set]
+}
+
+// reload re-reads the configuration, keys and API keys (SIGHUP). The
+// listener and its connections are untouched; on any error everything
+// running stays.
+func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, rot *rotation) {
+	err := func() error {
+		cfg, err := config.Load(fs, e.getenv)
+		if err != nil {
+			return err
 		}
+		if err := checkUnreloaded(cfg); err != nil {
+			return err
+		}
+		next, err := buildService(cfg)
+		if err != nil {
+			return err
+		}
+		apiKeys, err := loadAPIKeys(cfg, e)
+		if err != nil {
+			return err
+		}
+		if err := rot.check(running.tokens.Load(), next, time.Now()); err != nil {
+			return err
+		}
+		running.tokens.Store(next)
+		running.apiKeys.Store(apiKeys)
+		logger.Info("reloaded keys, profiles and API keys", "keys", len(next.Keys().All()), "api_keys", apiKeys.Len())
+		return nil
+	}()
+	if err != nil {
+		logger.Error("reload refused; keeping the running keys, profiles and API keys", "err", err)
 	}
-	logger.Error("reload refused; keeping the running keys and profiles", "err", err)
 }
 
 // checkUnreloaded builds, and drops, what serve built at start and a reload
-// does not replace (API keys, rate limits, trusted proxies, the phone
-// region), so that a reload refuses a file the next start would refuse.
+// does not replace (rate limits, trusted proxies, the phone region), and the
+// API keys, so that a reload refuses a file the next start would refuse.
 func checkUnreloaded(cfg *config.Config) error {
 	var errs []error
 	if len(cfg.APIKeys) > 0 {

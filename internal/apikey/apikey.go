@@ -71,6 +71,9 @@ func NewSet(specs []Spec) (*Set, error) {
 	return s, nil
 }
 
+// Len is how many keys the set holds.
+func (s *Set) Len() int { return len(s.entries) }
+
 // Authorize checks an Authorization header value for scope and returns the
 // key's name.
 func (s *Set) Authorize(header, scope string) (string, error) {

@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -53,8 +51,7 @@ func TestAttackCorpusOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	h := NewServer(Deps{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Tokens: func() *token.Service { return svc },
-		Store: store, APIKeys: testAPIKeys(t)}, Options{})
+	h := NewServer(testDeps(t, svc, store, nil, nil), Options{})
 
 	var fetched atomic.Int32
 	listener := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fetched.Add(1) }))

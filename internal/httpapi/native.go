@@ -28,7 +28,7 @@ func (s *Server) require(scope string, next handler) http.Handler {
 			return &apiError{Status: http.StatusForbidden, Title: "Client certificate required",
 				Detail: "this route needs a TLS client certificate from the configured CA"}
 		}
-		if _, err := s.APIKeys.Authorize(r.Header.Get("Authorization"), scope); err != nil {
+		if _, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope); err != nil {
 			if errors.Is(err, apikey.ErrForbidden) {
 				err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
 			}

@@ -84,9 +84,10 @@ func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *rat
 		t.Fatal(err)
 	}
 	tokens := func() *token.Service { return svc }
+	apiKeys := testAPIKeys(t)
 	return Deps{
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Tokens: tokens, Store: store, APIKeys: testAPIKeys(t), Phones: phones, Limiter: limiter,
+		Tokens: tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
 		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes},
 	}
 }

@@ -35,7 +35,9 @@ type Deps struct {
 	Minter *mint.Minter
 	// Store answers the admin routes and revocation checks.
 	Store   record.Store
-	APIKeys *apikey.Set
+	// APIKeys returns the current API keys; called once per request to an
+	// authenticated route, so a reload swaps them.
+	APIKeys func() *apikey.Set
 	// Phones normalises the phone of GET /v1/tokens?phone=.
 	Phones *phone.Normalizer
 	Now    func() time.Time // defaults to time.Now
@@ -76,7 +78,8 @@ func NewServer(d Deps, opts Options) http.Handler {
 		d.Now = time.Now
 	}
 	if d.APIKeys == nil {
-		d.APIKeys = &apikey.Set{}
+		none := &apikey.Set{}
+		d.APIKeys = func() *apikey.Set { return none }
 	}
 	if d.ClientIP == nil {
 		d.ClientIP, _ = ratelimit.NewClientIP(nil)
