@@ -384,3 +384,31 @@ func compact(s string) string {
 	}
 	return b.String()
 }
+
+// A key file others can read is refused, with the fix in the message,
+// unless allow_readable_key_files says the platform mounts secrets so; one
+// others can write is refused always.
+func TestServeChecksKeyFileModes(t *testing.T) {
+	dir := t.TempDir()
+	secret := writeFile(t, dir, "hs.secret", strings.Repeat("s", 32))
+	sign := func(extra string) error {
+		cfg := writeFile(t, dir, "c.yaml", "keys:\n  - {kid: hs1, alg: HS256, secret_file: hs.secret}\nprofiles:\n  appverify: {key: hs1}\n"+extra)
+		_, _, err := runCLI(t, nil, "", "token", "sign", "--config", cfg, "--profile", "appverify", "--phone", "+14155552671",
+			"--data-dir", filepath.Join(dir, "data"))
+		return err
+	}
+	if err := sign(""); err != nil {
+		t.Fatalf("0600: %v", err)
+	}
+	os.Chmod(secret, 0o644)
+	if err := sign(""); err == nil || !strings.Contains(err.Error(), "chmod 600") || !strings.Contains(err.Error(), "allow_readable_key_files") {
+		t.Errorf("0644: %v", err)
+	}
+	if err := sign("allow_readable_key_files: true\n"); err != nil {
+		t.Errorf("0644 allowed: %v", err)
+	}
+	os.Chmod(secret, 0o666)
+	if err := sign("allow_readable_key_files: true\n"); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("0666 with readable allowed: %v", err)
+	}
+}

@@ -101,7 +101,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	useTLS := cfg.TLS.CertFile != ""
 	var tlsCfg *tls.Config
 	if useTLS {
-		if tlsCfg, err = tlsconfig.Server(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, logger); err != nil {
+		if tlsCfg, err = tlsconfig.Server(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, cfg.KeyFiles(), logger); err != nil {
 			return err
 		}
 	}

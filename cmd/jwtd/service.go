@@ -18,7 +18,7 @@ import (
 func buildService(cfg *config.Config) (*token.Service, error) {
 	list := make([]*keys.Key, 0, len(cfg.Keys)+3)
 	for _, spec := range cfg.Keys {
-		k, err := keys.Load(spec, cfg.Dir())
+		k, err := keys.Load(spec, cfg.Dir(), cfg.KeyFiles())
 		if err != nil {
 			return nil, err
 		}
@@ -42,7 +42,7 @@ func buildService(cfg *config.Config) (*token.Service, error) {
 		if spec.Key != "" {
 			continue
 		}
-		k, err := keys.LoadOrGenerate(cfg.DataDir, name, token.BuiltinAlg(name))
+		k, err := keys.LoadOrGenerate(cfg.DataDir, name, token.BuiltinAlg(name), cfg.KeyFiles())
 		if err != nil {
 			return nil, err
 		}

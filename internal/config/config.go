@@ -24,6 +24,7 @@ import (
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/secretfile"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	Keys     []keys.Spec                  `koanf:"keys"`
 	Profiles map[string]token.ProfileSpec `koanf:"profiles"`
 	APIKeys  []apikey.Spec                `koanf:"api_keys"`
+	// AllowReadableKeyFiles accepts key files (and the TLS key file) that
+	// group or others can read; never files they can write.
+	AllowReadableKeyFiles bool `koanf:"allow_readable_key_files"`
 
 	// File is the configuration file read, if any; relative key file names
 	// are resolved against its directory.
@@ -154,6 +158,7 @@ func defaults() map[string]any {
 		"ratelimit.routes.issue":     []string{"ip", "phone"},
 		"ratelimit.routes.generate":  []string{"ip"},
 		"ratelimit.routes.verify":    []string{},
+		"allow_readable_key_files":   false,
 	}
 	for name, p := range token.BuiltinProfiles() {
 		prefix := "profiles." + name + "."
@@ -284,6 +289,11 @@ func (c *Config) Level() (slog.Level, error) {
 		return 0, fmt.Errorf("log_level %q is not debug, info, warn or error", c.LogLevel)
 	}
 	return l, nil
+}
+
+// KeyFiles is the policy key files are read under.
+func (c *Config) KeyFiles() secretfile.Policy {
+	return secretfile.Policy{AllowReadable: c.AllowReadableKeyFiles}
 }
 
 // Dir is the directory relative key files are resolved against.

@@ -34,7 +34,7 @@ type Deps struct {
 	// Minter mints and records tokens (the minting routes).
 	Minter *mint.Minter
 	// Store answers the admin routes and revocation checks.
-	Store   record.Store
+	Store record.Store
 	// APIKeys returns the current API keys; called once per request to an
 	// authenticated route, so a reload swaps them.
 	APIKeys func() *apikey.Set

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 // LoadOrGenerate returns the key jwtd keeps for name in dir/keys, making it
@@ -15,14 +17,14 @@ import (
 // RFC 7638 thumbprint) or a base64url secret (kid: name + "-generated").
 // Files are written 0600 in a 0700 directory, atomically, so a crash never
 // leaves half a key; an existing file must hold a key for alg.
-func LoadOrGenerate(dir, name, alg string) (*Key, error) {
+func LoadOrGenerate(dir, name, alg string, files secretfile.Policy) (*Key, error) {
 	kdir := filepath.Join(dir, "keys")
 	ext := ".pem"
 	if IsHMAC(alg) {
 		ext = ".secret"
 	}
 	path := filepath.Join(kdir, name+"-"+strings.ToLower(alg)+ext)
-	data, err := os.ReadFile(path)
+	data, err := files.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if data, err = generateFile(kdir, path, alg); err != nil {
 			return nil, fmt.Errorf("generating the %s key for %q: %w", alg, name, err)

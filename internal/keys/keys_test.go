@@ -19,6 +19,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 func writeFile(t *testing.T, dir, name string, data []byte) string {
@@ -43,7 +45,7 @@ func TestLoadSecretEncodings(t *testing.T) {
 		{Kid: "hex", Alg: "HS256", Secret: hex.EncodeToString(secret), Encoding: "hex"},
 		{Kid: "file", Alg: "HS256", SecretFile: "s.txt", Encoding: "base64"},
 	} {
-		k, err := Load(s, dir)
+		k, err := Load(s, dir, secretfile.Policy{})
 		if err != nil {
 			t.Errorf("%s: %v", s.Kid, err)
 			continue
@@ -81,7 +83,7 @@ func TestLoadRefuses(t *testing.T) {
 		{Spec{Kid: "family", Alg: "RS256", PrivateKeyFile: "ec.pem"}, "cannot use an EC key"},
 		{Spec{Kid: "pub", Alg: "ES256", PrivateKeyFile: "pub.pem"}, "not a private key"},
 	} {
-		_, err := Load(tc.spec, dir)
+		_, err := Load(tc.spec, dir, secretfile.Policy{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.spec.Kid, err, tc.want)
 			continue
@@ -105,7 +107,7 @@ func TestLoadPrivateKeyFormats(t *testing.T) {
 		{"RS256", pkcs8(rk)}, {"PS256", pkcs8(rk)}, {"ES384", pkcs8(ec384)}, {"EdDSA", pkcs8(ed)},
 	} {
 		writeFile(t, dir, tc.alg+".pem", tc.pem)
-		k, err := Load(Spec{Kid: tc.alg, Alg: tc.alg, PrivateKeyFile: tc.alg + ".pem"}, dir)
+		k, err := Load(Spec{Kid: tc.alg, Alg: tc.alg, PrivateKeyFile: tc.alg + ".pem"}, dir, secretfile.Policy{})
 		if err != nil {
 			t.Errorf("%s: %v", tc.alg, err)
 			continue
@@ -119,7 +121,7 @@ func TestLoadPrivateKeyFormats(t *testing.T) {
 		}
 	}
 	// Inline PEM works too.
-	if _, err := Load(Spec{Kid: "inline", Alg: "ES384", PrivateKey: string(pkcs8(ec384))}, ""); err != nil {
+	if _, err := Load(Spec{Kid: "inline", Alg: "ES384", PrivateKey: string(pkcs8(ec384))}, "", secretfile.Policy{}); err != nil {
 		t.Error(err)
 	}
 }
@@ -317,11 +319,11 @@ func TestJWKSHasNoSecrets(t *testing.T) {
 func TestLoadOrGenerate(t *testing.T) {
 	dir := t.TempDir()
 	for _, alg := range []string{"HS256", "HS512", "ES256"} {
-		k1, err := LoadOrGenerate(dir, "p", alg)
+		k1, err := LoadOrGenerate(dir, "p", alg, secretfile.Policy{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		k2, err := LoadOrGenerate(dir, "p", alg)
+		k2, err := LoadOrGenerate(dir, "p", alg, secretfile.Policy{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +348,7 @@ func TestLoadOrGenerate(t *testing.T) {
 	}
 	// A corrupt key file is an error, never silently replaced.
 	writeFile(t, filepath.Join(dir, "keys"), "q-es256.pem", []byte("garbage"))
-	if _, err := LoadOrGenerate(dir, "q", "ES256"); err == nil {
+	if _, err := LoadOrGenerate(dir, "q", "ES256", secretfile.Policy{}); err == nil {
 		t.Error("corrupt key file accepted")
 	}
 }

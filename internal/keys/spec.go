@@ -10,9 +10,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 // Spec is one entry of the configuration's keys list. Exactly one of Secret,
@@ -29,16 +30,18 @@ type Spec struct {
 }
 
 // Load builds a key from its Spec. Relative file names are resolved against
-// dir (the configuration file's directory). Errors name the kid and say why.
-func Load(s Spec, dir string) (*Key, error) {
-	k, err := load(s, dir)
+// dir (the configuration file's directory); files are read under the
+// policy (secretfile: others may not change them, nor read them unless the
+// policy allows). Errors name the kid and say why.
+func Load(s Spec, dir string, files secretfile.Policy) (*Key, error) {
+	k, err := load(s, dir, files)
 	if err != nil {
 		return nil, fmt.Errorf("key %q: %w", s.Kid, err)
 	}
 	return k, nil
 }
 
-func load(s Spec, dir string) (*Key, error) {
+func load(s Spec, dir string, files secretfile.Policy) (*Key, error) {
 	if s.Kid == "" {
 		return nil, errors.New("kid is required")
 	}
@@ -62,7 +65,7 @@ func load(s Spec, dir string) (*Key, error) {
 		}
 		text := s.Secret
 		if s.SecretFile != "" {
-			b, err := os.ReadFile(resolve(dir, s.SecretFile))
+			b, err := files.Read(resolve(dir, s.SecretFile))
 			if err != nil {
 				return nil, err
 			}
@@ -79,7 +82,7 @@ func load(s Spec, dir string) (*Key, error) {
 		}
 		data := []byte(s.PrivateKey)
 		if s.PrivateKeyFile != "" {
-			b, err := os.ReadFile(resolve(dir, s.PrivateKeyFile))
+			b, err := files.Read(resolve(dir, s.PrivateKeyFile))
 			if err != nil {
 				return nil, err
 			}

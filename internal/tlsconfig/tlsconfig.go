@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 // checkEvery bounds how often a handshake looks at the files.
@@ -23,6 +25,7 @@ const checkEvery = time.Second
 // certificate in service, and the failure is logged.
 type Reloader struct {
 	certFile, keyFile string
+	files             secretfile.Policy // how the key file is read
 	log               *slog.Logger
 	now               func() time.Time
 
@@ -32,19 +35,38 @@ type Reloader struct {
 	lastCheck time.Time
 }
 
-// NewReloader loads the pair; an error here stops the start.
-func NewReloader(certFile, keyFile string, log *slog.Logger) (*Reloader, error) {
-	r := &Reloader{certFile: certFile, keyFile: keyFile, log: log, now: time.Now}
+// NewReloader loads the pair, the key file under the policy; an error here
+// stops the start.
+func NewReloader(certFile, keyFile string, files secretfile.Policy, log *slog.Logger) (*Reloader, error) {
+	r := &Reloader{certFile: certFile, keyFile: keyFile, files: files, log: log, now: time.Now}
 	stamp, err := r.stampFiles()
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := r.load()
+	if err != nil {
+		return nil, err
+	}
+	r.cert, r.stamp, r.lastCheck = cert, stamp, r.now()
+	return r, nil
+}
+
+// load reads the pair: the key file only if others cannot change it (nor
+// read it, unless the policy allows).
+func (r *Reloader) load() (*tls.Certificate, error) {
+	certPEM, err := os.ReadFile(r.certFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	r.cert, r.stamp, r.lastCheck = &cert, stamp, r.now()
-	return r, nil
+	keyPEM, err := r.files.Read(r.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return &cert, nil
 }
 
 func (r *Reloader) stampFiles() (string, error) {
@@ -78,24 +100,24 @@ func (r *Reloader) reloadLocked() {
 		}
 		return
 	}
-	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	cert, err := r.load()
 	if err != nil {
 		// Often the cert is written before the key: try again next time.
 		r.log.Error("TLS certificate changed but does not load; serving the previous one", "err", err)
 		return
 	}
-	r.cert, r.stamp = &cert, stamp
+	r.cert, r.stamp = cert, stamp
 	r.log.Info("TLS certificate reloaded", "file", r.certFile)
 }
 
 // Server returns the server TLS configuration: TLS 1.2 or 1.3, the
 // reloading certificate, and, with a client CA file, client certificates
 // verified against it when given (routes that need one check for it).
-func Server(certFile, keyFile, clientCAFile string, log *slog.Logger) (*tls.Config, error) {
+func Server(certFile, keyFile, clientCAFile string, files secretfile.Policy, log *slog.Logger) (*tls.Config, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, errors.New("tls: cert_file and key_file are both required")
 	}
-	r, err := NewReloader(certFile, keyFile, log)
+	r, err := NewReloader(certFile, keyFile, files, log)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package tlsconfig
 
 import (
 	"crypto/x509"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/testpki"
+
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 func serial(t *testing.T, r *Reloader) string {
@@ -31,7 +34,7 @@ func TestReloader(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "ca")
 	certFile, keyFile, sn1 := ca.WritePair(t, dir, "s", false)
-	r, err := NewReloader(certFile, keyFile, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r, err := NewReloader(certFile, keyFile, secretfile.Policy{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +58,21 @@ func TestReloader(t *testing.T) {
 	if serial(t, r) != sn2.String() {
 		t.Error("a broken pair replaced the good one")
 	}
-	if _, err := NewReloader(filepath.Join(dir, "missing.crt"), keyFile, nil); err == nil {
+	if _, err := NewReloader(filepath.Join(dir, "missing.crt"), keyFile, secretfile.Policy{}, nil); err == nil {
 		t.Error("missing file accepted")
 	}
-	if _, err := Server(certFile, "", "", nil); err == nil {
+	// A private key others can read is refused, unless the policy allows.
+	certFile, keyFile, _ = ca.WritePair(t, dir, "readable", false)
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewReloader(certFile, keyFile, secretfile.Policy{}, nil); !errors.Is(err, secretfile.ErrUnsafeMode) {
+		t.Errorf("a key file at 0644: %v", err)
+	}
+	if _, err := NewReloader(certFile, keyFile, secretfile.Policy{AllowReadable: true}, nil); err != nil {
+		t.Errorf("a key file at 0644, allowed: %v", err)
+	}
+	if _, err := Server(certFile, "", "", secretfile.Policy{}, nil); err == nil {
 		t.Error("cert without key accepted")
 	}
 }
