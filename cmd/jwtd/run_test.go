@@ -149,7 +149,9 @@ func castlabsConfig(t *testing.T, dir string) string {
 keys:
   - {kid: cl1, alg: HS512, secret: %q, encoding: raw}
 profiles:
-  castlabs: {key: cl1}
+  # The seed's example token is from 2022: castlabs tokens live the
+  # profile's ttl (24h unless set), and the seed's never expired.
+  castlabs: {key: cl1, ttl: 87600h}
 `, ex.Key))
 }
 

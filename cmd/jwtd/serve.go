@@ -94,7 +94,31 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	purger := &record.Purger{Store: store, Retention: cfg.Store.Retention, Now: time.Now}
 	purgeCtx, stopPurge := context.WithCancel(context.Background())
 	defer stopPurge()
-	go purgeLoop(purgeCtx, purger, cfg.Store.PurgeInterval, logger)
+	go repeat(purgeCtx, cfg.Store.PurgeInterval, func(ctx context.Context) {
+		n, err := purger.RunOnce(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("purging expired records", "err", err)
+		case n > 0:
+			logger.Info("purged expired records", "count", n)
+		}
+	})
+	revocations := record.NewRevocationList(store, time.Now)
+	if err := revocations.Refresh(ctx); err != nil {
+		return fmt.Errorf("reading the revocations: %w", err)
+	}
+	failing := false // logged when refreshes start failing, and when they recover
+	go repeat(purgeCtx, revocationRefresh, func(ctx context.Context) {
+		err := revocations.Refresh(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
+			logger.Error("revocations not refreshed; /verifyToken answers from the last list read until the store answers", "err", err)
+		case err == nil && failing:
+			failing = false
+			logger.Info("revocations refreshed again", "revoked_live_tokens", revocations.Len())
+		}
+	})
 
 	// Decided before serving: http.Server fills in TLSConfig itself once
 	// it serves, so it is not read afterwards.
@@ -118,7 +142,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
 			httpapi.Deps{
-				Logger: logger, Tokens: running.tokens.Load, Store: store, APIKeys: running.apiKeys.Load, Phones: phones,
+				Logger: logger, Tokens: running.tokens.Load, Store: store, Revocations: revocations,
+				APIKeys: running.apiKeys.Load, Phones: phones,
 				Minter: &mint.Minter{
 					Tokens: running.tokens.Load, Store: store, Phones: phones, Metrics: m,
 					Limiter: limiter, LimitBy: cfg.Limits.Routes,
@@ -281,18 +306,17 @@ func loadAPIKeys(cfg *config.Config, e env) (*apikey.Set, error) {
 	return apikey.NewSet([]apikey.Spec{spec})
 }
 
-// purgeLoop deletes records past retention, now and every interval.
-func purgeLoop(ctx context.Context, p *record.Purger, every time.Duration, logger *slog.Logger) {
+// revocationRefresh is how often the in-memory revocation list is read
+// from the store: how long /verifyToken on one instance may miss a
+// revocation made through another.
+const revocationRefresh = 2 * time.Second
+
+// repeat runs fn now and then every interval, until ctx ends.
+func repeat(ctx context.Context, every time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		n, err := p.RunOnce(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			logger.Error("purging expired records", "err", err)
-		case n > 0:
-			logger.Info("purged expired records", "count", n)
-		}
+		fn(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -135,7 +135,7 @@ func cmdTokenVerify(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer store.Close()
-	v, verr := svc.Introspect(ctx, tok, record.RevokedBy(store))
+	v, verr := svc.Introspect(ctx, tok, record.Lookup(store))
 	if verr != nil && !token.IsReason(verr) {
 		return fmt.Errorf("checking revocation: %w", verr)
 	}

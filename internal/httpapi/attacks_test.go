@@ -38,10 +38,14 @@ func TestAttackCorpusOverHTTP(t *testing.T) {
 	es1, rs1 := mk("es1", "ES256", ec), mk("rs1", "RS256", rk)
 	now := time.Now() // the verifier's clock, fixed: the leeway cases sit a second from the edge
 	set, _ := keys.NewSet(mk("av1", "HS256", []byte("appverify-secret-0123456789abcdef")), es1, rs1)
+	// The corpus is about the verifier's rules: its tokens are made, not
+	// minted, so these profiles do not record (a recording profile's token
+	// without a record is inactive).
+	off := false
 	svc, err := token.NewService(set, map[string]token.ProfileSpec{
-		"appverify": {Key: "av1", Layout: token.LayoutAppVerify, TTL: 90 * time.Second},
-		"default":   {Key: "es1", TTL: time.Minute},
-		"rs":        {Key: "rs1", TTL: time.Minute},
+		"appverify": {Key: "av1", Layout: token.LayoutAppVerify, TTL: 90 * time.Second, Record: &off},
+		"default":   {Key: "es1", TTL: time.Minute, Record: &off},
+		"rs":        {Key: "rs1", TTL: time.Minute, Record: &off},
 	}, token.Options{Leeway: 30 * time.Second, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)

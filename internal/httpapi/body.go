@@ -36,19 +36,22 @@ func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError
 		}
 	}
 	limit = min(limit, s.opts.MaxBodyBytes)
-	tooLarge := &apiError{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
-		Detail: fmt.Sprintf("Request body is larger than %d bytes", limit)}
+	tooLarge := func() error {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
+			Detail: fmt.Sprintf("Request body is larger than %d bytes", limit)}
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge // refused before a byte of it is read
+		return nil, tooLarge() // refused before a byte of it is read
 	}
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 {
 		buf.Grow(int(n) + bytes.MinRead) // ReadFrom wants MinRead free to look for the end
 	}
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	lr := io.LimitedReader{R: r.Body, N: limit + 1}
+	_, err := buf.ReadFrom(&lr)
 	switch {
-	case isTooLarge(err) || int64(buf.Len()) > limit:
-		return nil, tooLarge
+	case int64(buf.Len()) > limit || err != nil && isTooLarge(err):
+		return nil, tooLarge()
 	case err != nil:
 		return nil, badRequest("Could not read the request body", "")
 	}

@@ -216,11 +216,19 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if n > 0 && s.Revocations != nil {
+		// /verifyToken on this instance answers "revoked" from now on;
+		// other instances within their refresh interval.
+		if err := s.Revocations.Refresh(r.Context()); err != nil {
+			s.Logger.Warn("revocation list not refreshed after a revocation", "err", err)
+		}
+	}
 	if n == 0 {
 		// Unknown, or revoked already: say which.
 		if req.JTI != "" {
 			if _, err := s.Store.ByJTI(r.Context(), req.JTI); errors.Is(err, record.ErrNotFound) {
-				return &apiError{Status: http.StatusNotFound, Title: "Unknown jti", Detail: "no token was recorded with this jti"}
+				return &apiError{Status: http.StatusNotFound, Title: "Unknown jti",
+					Detail: "no token was recorded with this jti (tokens of a profile with record: false cannot be revoked)"}
 			}
 		} else if recs, err := s.Store.ByXID(r.Context(), req.XID); err == nil && len(recs) == 0 {
 			return errUnknownXID
@@ -247,7 +255,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error 
 		return badRequest("Missing token", "the form field token is required")
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	v, err := s.Tokens().Introspect(r.Context(), form.Get("token"), record.RevokedBy(s.Store))
+	v, err := s.Tokens().Introspect(r.Context(), form.Get("token"), record.Lookup(s.Store))
 	if err != nil && !token.IsReason(err) {
 		return err // revocation cannot be checked: fail closed
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/seedexample"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -409,5 +410,48 @@ func TestRecordSwitches(t *testing.T) {
 				t.Errorf("%s: %+v %v", profile, rec, err)
 			}
 		}
+	}
+}
+
+// One answer to "is this token good": a revoked castlabs token no longer
+// verifies at /verifyToken, and a token of a recording profile whose
+// record is gone is not active at /v1/introspect.
+func TestRevokedAndUnrecordedTokens(t *testing.T) {
+	h, _, store := testServerWithStore(t)
+	ex := seedexample.Load(t)
+	w := do(t, h, "POST", "/generateToken", "application/json", `{"user_data":"x"}`)
+	var gen struct {
+		Token string `json:"JWT Token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &gen); err != nil {
+		t.Fatal(err)
+	}
+	verify := func() string {
+		return do(t, h, "POST", "/verifyToken", "application/json", verifyBody(gen.Token, ex.Key)).Body.String()
+	}
+	if got := verify(); !strings.Contains(got, `"Signature Verification":true`) {
+		t.Fatalf("before revoking: %s", got)
+	}
+	jti := regexp.MustCompile(`"jti":"([0-9a-f]{32})"`).FindStringSubmatch(claimsOf(t, gen.Token))[1]
+	if w := doAuth(t, h, "POST", "/v1/revoke", adminKey, "application/json", `{"jti":"`+jti+`"}`); w.Code != 200 {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	if got := verify(); !strings.Contains(got, `"Signature Verification":false,"Error":"revoked`) {
+		t.Errorf("after revoking: %s", got)
+	}
+
+	w = doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"sub":"a"}`)
+	tok := decode(t, w)["token"].(string)
+	introspect := func() map[string]any {
+		return decode(t, doAuth(t, h, "POST", "/v1/introspect", introspectKey, "application/x-www-form-urlencoded", "token="+tok))
+	}
+	if got := introspect(); got["active"] != true {
+		t.Fatalf("recorded: %v", got)
+	}
+	if _, err := store.Purge(context.Background(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := introspect(); got["active"] != false || got["reason"] != "unrecorded" {
+		t.Errorf("record purged: %v", got)
 	}
 }

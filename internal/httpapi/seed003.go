@@ -120,7 +120,11 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 	if key == nil {
 		key = []byte(keyText)
 	}
-	checked, err := s.Tokens().VerifyWithKey(tok, key)
+	var revoked func(string) bool
+	if s.Revocations != nil {
+		revoked = s.Revocations.Revoked
+	}
+	checked, err := s.Tokens().VerifyWithKey(tok, key, revoked)
 	switch {
 	case errors.Is(err, token.ErrBusy):
 		return err

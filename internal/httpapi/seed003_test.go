@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -48,6 +49,12 @@ func testServer(t testing.TB) (http.Handler, *token.Service) {
 
 func testServerWithStore(t testing.TB) (http.Handler, *token.Service, *sqlite.Store) {
 	t.Helper()
+	return testServerAt(t, nil)
+}
+
+// testServerAt is testServerWithStore with the token service's clock.
+func testServerAt(t testing.TB, now func() time.Time) (http.Handler, *token.Service, *sqlite.Store) {
+	t.Helper()
 	ex := seedexample.Load(t)
 	cl, err := keys.New("cl1", "HS512", []byte(ex.Key))
 	if err != nil {
@@ -61,7 +68,7 @@ func testServerWithStore(t testing.TB) (http.Handler, *token.Service, *sqlite.St
 		"castlabs":  {Key: "cl1", Layout: token.LayoutCastlabs, TTL: time.Hour},
 		"appverify": {Key: "av1", Layout: token.LayoutAppVerify, Issuer: "cust", TTL: 90 * time.Second, Backdate: 10 * time.Second},
 		"default":   {Key: "es1", TTL: time.Minute},
-	}, token.Options{})
+	}, token.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +92,17 @@ func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *rat
 	}
 	tokens := func() *token.Service { return svc }
 	apiKeys := testAPIKeys(t)
+	var revocations *record.RevocationList
+	if store != nil {
+		revocations = record.NewRevocationList(store, nil)
+		if err := revocations.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return Deps{
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Tokens: tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
+		Revocations: revocations,
+		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Tokens:      tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
 		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes},
 	}
 }
@@ -123,10 +138,22 @@ func verifyBody(tok, key string) string {
 }
 
 // The seed document's token and key give exactly its expected response,
-// byte for byte once compacted, key order kept.
+// byte for byte once compacted, key order kept, while the token is young
+// enough: signed with the castlabs profile's key, it is one of jwtd's own,
+// and lives the profile's ttl (an hour here) from its iat.
 func TestVerifyTokenSeedExample(t *testing.T) {
-	h, _ := testServer(t)
 	ex := seedexample.Load(t)
+	var claims struct{ Iat int64 }
+	if err := json.Unmarshal(ex.Expected, &struct{ Claims any }{&claims}); err != nil || claims.Iat == 0 {
+		t.Fatalf("example claims: %v", err)
+	}
+	issued := time.Unix(claims.Iat, 0)
+	h, _, _ := testServerAt(t, func() time.Time { return issued.Add(time.Minute) })
+	later, _, _ := testServerAt(t, func() time.Time { return issued.Add(time.Hour + time.Minute) })
+	w := do(t, later, "POST", "/verifyToken", "application/json", verifyBody(ex.Token, ex.Key))
+	if !strings.Contains(w.Body.String(), `"Signature Verification":false,"Error":"expired`) {
+		t.Errorf("an hour and a minute after its iat: %s", w.Body)
+	}
 	var want bytes.Buffer
 	if err := json.Compact(&want, ex.Expected); err != nil {
 		t.Fatal(err)

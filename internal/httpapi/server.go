@@ -33,8 +33,11 @@ type Deps struct {
 	Tokens func() *token.Service
 	// Minter mints and records tokens (the minting routes).
 	Minter *mint.Minter
-	// Store answers the admin routes and revocation checks.
+	// Store answers the admin routes and introspection's record checks.
 	Store record.Store
+	// Revocations answers /verifyToken's revocation checks from memory;
+	// nil checks none. A revocation through this server refreshes it.
+	Revocations *record.RevocationList
 	// APIKeys returns the current API keys; called once per request to an
 	// authenticated route, so a reload swaps them.
 	APIKeys func() *apikey.Set

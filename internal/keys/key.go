@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math/big"
@@ -197,6 +198,21 @@ func (k *Key) Public() crypto.PublicKey {
 		return nil
 	}
 	return k.public
+}
+
+// Same reports whether k and o verify the same signatures: the same
+// algorithm and the same secret (compared in constant time) or public key.
+func (k *Key) Same(o *Key) bool {
+	if k.alg != o.alg {
+		return false
+	}
+	a, aok := k.public.([]byte)
+	b, bok := o.public.([]byte)
+	if aok || bok {
+		return aok && bok && subtle.ConstantTimeCompare(a, b) == 1
+	}
+	pub, ok := k.public.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(o.public)
 }
 
 // Sign signs the JWS signing input (base64url header "." base64url payload).

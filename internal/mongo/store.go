@@ -119,6 +119,7 @@ func (s *Store) ensureIndexes(ctx context.Context, retention time.Duration) erro
 	for _, keys := range []bson.D{
 		{{Key: "xid", Value: 1}, {Key: "issued", Value: -1}, {Key: "_id", Value: -1}},
 		{{Key: "phone", Value: 1}, {Key: "issued", Value: -1}, {Key: "_id", Value: -1}},
+		{{Key: "revoked", Value: 1}},
 	} {
 		if _, err := s.tokens.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys}); err != nil {
 			return translate(err)
@@ -341,6 +342,33 @@ func (s *Store) revoke(ctx context.Context, filter bson.D, at time.Time) (int, e
 		return 0, translate(err)
 	}
 	return int(res.ModifiedCount), nil
+}
+
+// Revocations returns the revocations made at or after since of tokens
+// that expire after liveAt, oldest first.
+func (s *Store) Revocations(ctx context.Context, since, liveAt time.Time) ([]record.Revocation, error) {
+	filter := bson.D{
+		{Key: "revoked", Value: bson.D{{Key: "$gte", Value: max(since.UnixNano(), 1)}}}, // 0 is "not revoked"
+		{Key: "expires", Value: bson.D{{Key: "$gt", Value: liveAt}}},
+	}
+	cur, err := s.tokens.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "revoked", Value: 1}}).
+		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "expires", Value: 1}, {Key: "revoked", Value: 1}}))
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer cur.Close(ctx)
+	var out []record.Revocation
+	for cur.Next(ctx) {
+		var t token
+		if err := cur.Decode(&t); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, record.Revocation{JTI: t.JTI, Expires: t.Expires.UTC(), Revoked: time.Unix(0, t.Revoked).UTC()})
+	}
+	if err := cur.Err(); err != nil {
+		return nil, translate(err)
+	}
+	return out, nil
 }
 
 // Purge deletes records (and XID claims) that expired before the given time.

@@ -67,6 +67,14 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// Revocation is a revoked token: its jti, when its record says it
+// expires, and when it was revoked.
+type Revocation struct {
+	JTI     string
+	Expires time.Time
+	Revoked time.Time
+}
+
 // Page is one page of a listing and the cursor of the next, empty at the end.
 type Page struct {
 	Records []Record
@@ -81,7 +89,9 @@ type Page struct {
 // non-empty XID already belongs to records with another phone; in both cases
 // nothing is written. Lookups return records newest first (by Issued, then
 // jti); ByJTI returns ErrNotFound. Revoke marks every unrevoked record of a
-// jti or an xid and returns how many it marked. Purge deletes records that
+// jti or an xid and returns how many it marked. Revocations returns the
+// revocations made at or after since of tokens that expire after liveAt,
+// oldest first. Purge deletes records that
 // expired before the given time. A store that cannot be reached returns
 // errors wrapping ErrUnavailable; every method honours ctx.
 type Store interface {
@@ -91,24 +101,24 @@ type Store interface {
 	ByPhone(ctx context.Context, phone string, limit int, cursor string) (Page, error)
 	RevokeJTI(ctx context.Context, jti string, at time.Time) (int, error)
 	RevokeXID(ctx context.Context, xid string, at time.Time) (int, error)
+	Revocations(ctx context.Context, since, liveAt time.Time) ([]Revocation, error)
 	Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
 
-// RevokedBy reports whether the token with a jti was revoked, by its record
-// in s. A token without a record is not revoked (its profile does not
-// record, or its record was purged after it expired).
-func RevokedBy(s Store) func(ctx context.Context, jti string) (bool, error) {
-	return func(ctx context.Context, jti string) (bool, error) {
+// Lookup reads the record of the token with a jti from s: whether there is
+// one, and whether it was revoked (token.RecordFunc).
+func Lookup(s Store) func(ctx context.Context, jti string) (found, revoked bool, err error) {
+	return func(ctx context.Context, jti string) (bool, bool, error) {
 		rec, err := s.ByJTI(ctx, jti)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return false, nil
+			return false, false, nil
 		case err != nil:
-			return false, err
+			return false, false, err
 		}
-		return !rec.Revoked.IsZero(), nil
+		return true, !rec.Revoked.IsZero(), nil
 	}
 }
 

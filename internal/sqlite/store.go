@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE INDEX IF NOT EXISTS tokens_xid_phone ON tokens (xid, phone) WHERE xid != '';
 CREATE INDEX IF NOT EXISTS tokens_phone ON tokens (phone, issued DESC, jti DESC) WHERE phone != '';
 CREATE INDEX IF NOT EXISTS tokens_expires ON tokens (expires);
+CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens (revoked) WHERE revoked IS NOT NULL;
 PRAGMA user_version = 1;
 `
 
@@ -442,6 +443,30 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, at time.Time) (int, e
 // RevokeXID marks every token of a transaction revoked.
 func (s *Store) RevokeXID(ctx context.Context, xid string, at time.Time) (int, error) {
 	return s.exec(ctx, `UPDATE tokens SET revoked = ? WHERE xid = ? AND xid != '' AND revoked IS NULL`, at.UnixNano(), xid)
+}
+
+// Revocations returns the revocations made at or after since of tokens
+// that expire after liveAt, oldest first.
+func (s *Store) Revocations(ctx context.Context, since, liveAt time.Time) ([]record.Revocation, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT jti, expires, revoked FROM tokens
+		WHERE revoked IS NOT NULL AND revoked >= ? AND expires > ? ORDER BY revoked`, since.UnixNano(), liveAt.UnixNano())
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []record.Revocation
+	for rows.Next() {
+		var jti string
+		var expires, revoked int64
+		if err := rows.Scan(&jti, &expires, &revoked); err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, record.Revocation{JTI: jti, Expires: time.Unix(0, expires).UTC(), Revoked: time.Unix(0, revoked).UTC()})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
 }
 
 // Purge deletes records that expired before the given time, a thousand per

@@ -21,9 +21,10 @@ var (
 	ErrExpired      = errors.New("expired")
 	ErrNotYetValid  = errors.New("not_yet_valid")
 	ErrRevoked      = errors.New("revoked")
+	ErrUnrecorded   = errors.New("unrecorded")
 )
 
-var reasons = []error{ErrMalformed, ErrBadSignature, ErrUnknownKid, ErrExpired, ErrNotYetValid, ErrRevoked}
+var reasons = []error{ErrMalformed, ErrBadSignature, ErrUnknownKid, ErrExpired, ErrNotYetValid, ErrRevoked, ErrUnrecorded}
 
 // IsReason reports whether err says why a token is not active, rather than
 // that it could not be checked.
@@ -37,7 +38,8 @@ func IsReason(err error) bool {
 }
 
 // Reason returns the reason code of a verification error: "malformed",
-// "bad_signature", "unknown_kid", "expired", "not_yet_valid" or "revoked".
+// "bad_signature", "unknown_kid", "expired", "not_yet_valid", "revoked" or
+// "unrecorded".
 // An error that wraps none of them is reported as malformed.
 func Reason(err error) string {
 	for _, r := range reasons {

@@ -267,14 +267,14 @@ func TestVerifyWithKeySlots(t *testing.T) {
 	for range cap(s.callerKeySlots) {
 		s.callerKeySlots <- struct{}{}
 	}
-	if _, err := s.VerifyWithKey(es.Token, pub); !errors.Is(err, ErrBusy) {
+	if _, err := s.VerifyWithKey(es.Token, pub, nil); !errors.Is(err, ErrBusy) {
 		t.Errorf("all slots taken: %v, want ErrBusy", err)
 	}
-	if c, err := s.VerifyWithKey(cl.Token, []byte(castlabsSecret)); err != nil || c.Err != nil {
+	if c, err := s.VerifyWithKey(cl.Token, []byte(castlabsSecret), nil); err != nil || c.Err != nil {
 		t.Errorf("an HMAC key while the slots are taken: %v %v", err, c.Err)
 	}
 	<-s.callerKeySlots
-	if c, err := s.VerifyWithKey(es.Token, pub); err != nil || c.Err != nil {
+	if c, err := s.VerifyWithKey(es.Token, pub, nil); err != nil || c.Err != nil {
 		t.Errorf("a slot free: %v %v", err, c.Err)
 	}
 	if len(s.callerKeySlots) != cap(s.callerKeySlots)-1 {

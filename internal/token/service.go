@@ -53,6 +53,9 @@ type Service struct {
 	jwks     []byte
 	opts     Options
 
+	recorded map[*keys.Key]bool          // keys some recording profile signs or verifies with
+	noExpTTL map[*keys.Key]time.Duration // keys of profiles whose tokens carry no exp: their lifetime
+
 	callerKeySlots chan struct{} // a semaphore: see Options.CallerKeySlots
 }
 
@@ -71,6 +74,7 @@ func NewService(set *keys.Set, specs map[string]ProfileSpec, opts Options) (*Ser
 		opts.CallerKeySlots = 2 * runtime.GOMAXPROCS(0)
 	}
 	s := &Service{keys: set, profiles: make(map[string]*Profile, len(specs)), kidless: map[string][]*keys.Key{}, opts: opts,
+		recorded: map[*keys.Key]bool{}, noExpTTL: map[*keys.Key]time.Duration{},
 		callerKeySlots: make(chan struct{}, opts.CallerKeySlots)}
 	names := make([]string, 0, len(specs))
 	for name := range specs {
@@ -100,6 +104,20 @@ func NewService(set *keys.Set, specs map[string]ProfileSpec, opts Options) (*Ser
 				if !slices.Contains(s.kidless[k.Alg()], k) {
 					s.kidless[k.Alg()] = append(s.kidless[k.Alg()], k)
 				}
+			}
+		}
+	}
+	// What jwtd knows of its own tokens by the key that signed them: that a
+	// profile records them, and, for layouts without exp, how long they
+	// live (the longest TTL of the profiles the key serves).
+	for _, name := range names {
+		p := s.profiles[name]
+		for _, k := range append([]*keys.Key{p.Key}, p.VerifyKeys...) {
+			if p.Record {
+				s.recorded[k] = true
+			}
+			if p.Layout == LayoutCastlabs && p.TTL > s.noExpTTL[k] {
+				s.noExpTTL[k] = p.TTL
 			}
 		}
 	}
@@ -377,26 +395,36 @@ func (s *Service) Verify(tok string) (*Verified, error) {
 	return &Verified{JWS: j, Claims: c, Key: key}, nil
 }
 
-// RevokedFunc reports whether the token with a jti was revoked. Its errors
-// are the store's: they mean revocation could not be checked.
-type RevokedFunc func(ctx context.Context, jti string) (bool, error)
+// RecordFunc looks up the record of the token with a jti: whether there is
+// one, and whether it was revoked. Its errors are the store's: they mean the
+// record could not be read.
+type RecordFunc func(ctx context.Context, jti string) (found, revoked bool, err error)
 
-// Introspect is Verify, then revocation by jti (never by token string,
-// since base64 is malleable): a token that verifies but was revoked is an
-// error wrapping ErrRevoked. An error that wraps no reason (see IsReason)
-// means revocation could not be checked, and the token must not be taken
-// as active.
-func (s *Service) Introspect(ctx context.Context, tok string, revoked RevokedFunc) (*Verified, error) {
+// Introspect is Verify, then the token's record, by jti (never by token
+// string, since base64 is malleable): a token that was revoked is an error
+// wrapping ErrRevoked, and a token signed with a key of a recording profile
+// that has no record (purged, or never recorded) one wrapping
+// ErrUnrecorded. An error that wraps no reason (see IsReason) means the
+// record could not be read, and the token must not be taken as active.
+func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc) (*Verified, error) {
 	v, err := s.Verify(tok)
-	if err != nil || v.Claims.JTI == "" {
-		return v, err
+	if err != nil {
+		return nil, err
 	}
-	r, err := revoked(ctx, v.Claims.JTI)
+	if v.Claims.JTI == "" {
+		if s.recorded[v.Key] {
+			return nil, fmt.Errorf("%w: the token has no jti, and its profile records every token it mints", ErrUnrecorded)
+		}
+		return v, nil
+	}
+	found, revoked, err := lookup(ctx, v.Claims.JTI)
 	switch {
 	case err != nil:
 		return nil, err
-	case r:
+	case revoked:
 		return nil, fmt.Errorf("%w: jti %s was revoked", ErrRevoked, v.Claims.JTI)
+	case !found && s.recorded[v.Key]:
+		return nil, fmt.Errorf("%w: no record of jti %s, and its profile records every token it mints", ErrUnrecorded, v.Claims.JTI)
 	}
 	return v, nil
 }
@@ -421,7 +449,7 @@ type Checked struct {
 // claims object, so that there is nothing to show, or, as ErrBusy, when
 // every slot for asymmetric caller keys is taken; a token that reads but
 // does not verify is reported in Checked.Err.
-func (s *Service) VerifyWithKey(tok string, key []byte) (Checked, error) {
+func (s *Service) VerifyWithKey(tok string, key []byte, revoked func(jti string) bool) (Checked, error) {
 	j, err := Decode(tok)
 	if err != nil {
 		return Checked{}, err
@@ -439,12 +467,14 @@ func (s *Service) VerifyWithKey(tok string, key []byte) (Checked, error) {
 			return Checked{}, fmt.Errorf("%w: %d verifications with a caller's public key are running", ErrBusy, cap(s.callerKeySlots))
 		}
 	}
-	return Checked{Header: j.RawHeader, Claims: j.Payload, Err: s.checkWithKey(j, c, claimsErr, key)}, nil
+	return Checked{Header: j.RawHeader, Claims: j.Payload, Err: s.checkWithKey(j, c, claimsErr, key, revoked)}, nil
 }
 
 // checkWithKey reports the first failure in the order a verifier meets
-// them: header, key, signature, then the claims.
-func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte) error {
+// them: header, key, signature, the claims, then what jwtd knows of its own
+// tokens: the lifetime of a token without exp that one of its profiles
+// minted, and revocation.
+func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte, revoked func(jti string) bool) error {
 	if err := j.CheckHeader(); err != nil {
 		return err
 	}
@@ -458,7 +488,30 @@ func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte) e
 	if claimsErr != nil {
 		return claimsErr
 	}
-	return c.checkTimes(s.opts.Now(), s.opts.Leeway)
+	if c.Expires.IsZero() && !c.IssuedAt.IsZero() {
+		if ttl, ok := s.ownLifetime(k); ok {
+			c.Expires = c.IssuedAt.Add(ttl)
+		}
+	}
+	if err := c.checkTimes(s.opts.Now(), s.opts.Leeway); err != nil {
+		return err
+	}
+	if revoked != nil && c.JTI != "" && revoked(c.JTI) {
+		return fmt.Errorf("%w: jti %s was revoked", ErrRevoked, c.JTI)
+	}
+	return nil
+}
+
+// ownLifetime is how long a token without exp lives when one of jwtd's
+// exp-less (castlabs) profiles minted it: when the key it verified with is
+// one of theirs.
+func (s *Service) ownLifetime(caller *keys.Key) (time.Duration, bool) {
+	for k, ttl := range s.noExpTTL {
+		if caller.Same(k) {
+			return ttl, true
+		}
+	}
+	return 0, false
 }
 
 func (s *Service) verifySignature(j *JWS) (*keys.Key, error) {

@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) record.Store) {
 		{"ByXIDNewestFirst", testByXID},
 		{"ByPhonePaginated", testByPhone},
 		{"Revoke", testRevoke},
+		{"Revocations", testRevocations},
 		{"StatusByExpiry", testStatusByExpiry},
 		{"Purge", testPurge},
 		{"ConcurrentWriters", testConcurrentWriters},
@@ -279,6 +280,36 @@ func testRevoke(t *testing.T, s record.Store) {
 	}
 	if r1.Status(base) != record.Revoked || r4.Status(base) != record.Active {
 		t.Errorf("status: %s %s", r1.Status(base), r4.Status(base))
+	}
+}
+
+func testRevocations(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	for i, jti := range []string{"v1", "v2", "v3", "v4"} {
+		insert(t, s, rec(jti, "", "", i)) // expire 90 s after base
+	}
+	if got, err := s.Revocations(ctx, time.Time{}, base); err != nil || len(got) != 0 {
+		t.Fatalf("nothing revoked yet: %+v %v", got, err)
+	}
+	at := base.Add(10 * time.Second)
+	for i, jti := range []string{"v3", "v1", "v2"} {
+		if _, err := s.RevokeJTI(ctx, jti, at.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Revocations(ctx, time.Time{}, base)
+	if err != nil || len(got) != 3 || got[0].JTI != "v3" || got[1].JTI != "v1" || got[2].JTI != "v2" {
+		t.Fatalf("all, oldest first: %+v %v", got, err)
+	}
+	if !got[0].Revoked.Equal(at) || !got[0].Expires.Equal(base.Add(2*time.Millisecond+90*time.Second)) {
+		t.Errorf("times: %+v", got[0])
+	}
+	// Since a time: only the later ones. Past their expiry: none.
+	if got, err := s.Revocations(ctx, at.Add(time.Second), base); err != nil || len(got) != 2 || got[0].JTI != "v1" {
+		t.Errorf("since: %+v %v", got, err)
+	}
+	if got, err := s.Revocations(ctx, time.Time{}, base.Add(2*time.Minute)); err != nil || len(got) != 0 {
+		t.Errorf("all expired: %+v %v", got, err)
 	}
 }
 
