@@ -10,8 +10,8 @@ import (
 )
 
 // A key is removed only when no token it signed can still be live: not
-// while it signs, and not before the longest TTL it signed for has passed
-// since it stopped.
+// while it signs, and not before the longest TTL it signed for and the
+// leeway have passed since it stopped.
 func TestRotationRefusesEarlyRemoval(t *testing.T) {
 	a, _ := keys.New("a", "HS256", []byte(strings.Repeat("a", 32)))
 	b, _ := keys.New("b", "HS256", []byte(strings.Repeat("b", 32)))
@@ -20,7 +20,7 @@ func TestRotationRefusesEarlyRemoval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := token.NewService(set, map[string]token.ProfileSpec{"p": {Key: signer, TTL: 10 * time.Minute}}, token.Options{})
+		s, err := token.NewService(set, map[string]token.ProfileSpec{"p": {Key: signer, TTL: 10 * time.Minute}}, token.Options{Leeway: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,10 @@ func TestRotationRefusesEarlyRemoval(t *testing.T) {
 	if err := rot.check(bothSignsB, onlyB, now.Add(9*time.Minute)); err == nil || !strings.Contains(err.Error(), "live tokens until") {
 		t.Errorf("dropping a 9 minutes after it stopped signing 10-minute tokens: %v", err)
 	}
-	if err := rot.check(bothSignsB, onlyB, now.Add(10*time.Minute)); err != nil {
-		t.Errorf("dropping a once its tokens have expired: %v", err)
+	if err := rot.check(bothSignsB, onlyB, now.Add(10*time.Minute+20*time.Second)); err == nil {
+		t.Errorf("dropping a while its last tokens still verify within the leeway")
+	}
+	if err := rot.check(bothSignsB, onlyB, now.Add(10*time.Minute+30*time.Second)); err != nil {
+		t.Errorf("dropping a once its tokens have expired, leeway included: %v", err)
 	}
 }

@@ -60,8 +60,8 @@ func buildService(cfg *config.Config) (*token.Service, error) {
 // rotation enforces, across reloads, that a key is not removed while tokens
 // it signed may still be live: a key that signs now cannot be removed, and a
 // key that stopped signing can be removed once the longest TTL of the
-// profiles it signed for has passed. It remembers only what this process
-// saw; a restart starts afresh.
+// profiles it signed for, and the verifier's leeway, have passed. It
+// remembers only what this process saw; a restart starts afresh.
 type rotation struct {
 	retired map[string]time.Time // kid → when its tokens are all expired
 }
@@ -91,7 +91,7 @@ func (r *rotation) check(cur, next *token.Service, now time.Time) error {
 	nextSigning := signingTTLs(next)
 	for kid, ttl := range signing {
 		if _, still := nextSigning[kid]; !still {
-			r.retired[kid] = now.Add(ttl)
+			r.retired[kid] = now.Add(ttl + cur.Leeway())
 		}
 	}
 	return nil

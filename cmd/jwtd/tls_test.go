@@ -53,6 +53,15 @@ api_keys:
 			t.Errorf("%s: %v", tls.VersionName(v), err)
 		}
 	}
+	// TLS 1.2 with a CBC suite only: refused.
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{
+		RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA},
+	})
+	if err == nil {
+		conn.Close()
+		t.Error("a CBC suite was accepted")
+	}
 
 	// Replace the certificate on disk: served without restart.
 	_, _, sn2 := ca.WritePair(t, dir, "server", false)

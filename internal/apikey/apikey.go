@@ -105,18 +105,15 @@ func Hash(key string) string {
 
 // LoadOrCreateAdmin returns the admin key kept in dir (its hash only). On
 // first use it makes one with every scope and returns its plain text too,
-// for the caller to show once; the plain text is never stored.
+// for the caller to show once; the plain text is never stored. The file
+// appears whole or not at all (written aside, synced, then linked into
+// place), and when two processes start at once the first link wins: the
+// other gets that key, and no plain text.
 func LoadOrCreateAdmin(dir string) (spec Spec, plain string, err error) {
 	path := filepath.Join(dir, "admin-api-key.json")
-	data, err := os.ReadFile(path)
-	if err == nil {
-		if err := json.Unmarshal(data, &spec); err != nil {
-			return Spec{}, "", fmt.Errorf("%s: %w", path, err)
-		}
-		return spec, "", nil
-	}
+	spec, err = readAdmin(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return Spec{}, "", err
+		return spec, "", err
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -124,21 +121,47 @@ func LoadOrCreateAdmin(dir string) (spec Spec, plain string, err error) {
 	}
 	plain = "jwtd_" + base64.RawURLEncoding.EncodeToString(b[:])
 	spec = Spec{Name: "admin", SHA256: Hash(plain), Scopes: allScopes}
-	data, _ = json.Marshal(spec)
+	data, _ := json.Marshal(spec)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Spec{}, "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp, err := os.CreateTemp(dir, ".admin-api-key-*")
 	if err != nil {
 		return Spec{}, "", err
 	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(data, '\n'))
+	if err == nil {
+		err = tmp.Sync() // CreateTemp makes it 0600
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return Spec{}, "", err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) { // another process made it first
+			spec, err := readAdmin(path)
+			return spec, "", err
+		}
 		return Spec{}, "", err
 	}
-	return spec, plain, f.Close()
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return spec, plain, nil
+}
+
+func readAdmin(path string) (Spec, error) {
+	var spec Spec
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Spec{}, err
+	}
+	if err := json.Unmarshal(data, &spec); err != nil || spec.SHA256 == "" {
+		return Spec{}, fmt.Errorf("%s does not hold an admin key (%v); delete it and start jwtd to make a new one, or configure api_keys", path, err)
+	}
+	return spec, nil
 }

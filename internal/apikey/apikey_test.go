@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -67,5 +68,50 @@ func TestLoadOrCreateAdmin(t *testing.T) {
 		if _, err := set.Authorize("Bearer "+plain, scope); err != nil {
 			t.Errorf("admin key lacks %s: %v", scope, err)
 		}
+	}
+}
+
+// Two processes starting at once: one key, printed by one of them only;
+// a file that is not a key says how to recover.
+func TestAdminKeyMadeOnce(t *testing.T) {
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	specs := make([]Spec, 8)
+	plains := make([]string, 8)
+	for i := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			specs[i], plains[i], err = LoadOrCreateAdmin(dir)
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	printed := 0
+	for i := range specs {
+		if specs[i].SHA256 != specs[0].SHA256 {
+			t.Errorf("two admin keys: %s and %s", specs[i].SHA256, specs[0].SHA256)
+		}
+		if plains[i] != "" {
+			printed++
+			if Hash(plains[i]) != specs[0].SHA256 {
+				t.Error("the printed key is not the kept one")
+			}
+		}
+	}
+	if printed != 1 {
+		t.Errorf("printed %d times", printed)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+	empty := t.TempDir()
+	os.WriteFile(filepath.Join(empty, "admin-api-key.json"), nil, 0o600)
+	if _, _, err := LoadOrCreateAdmin(empty); err == nil || !strings.Contains(err.Error(), "delete it") {
+		t.Errorf("an empty file: %v", err)
 	}
 }

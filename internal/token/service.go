@@ -135,6 +135,10 @@ func (s *Service) Profile(name string) (*Profile, bool) {
 	return p, ok
 }
 
+// Leeway is the clock-skew allowance of verification: how long past its
+// exp a token still verifies.
+func (s *Service) Leeway() time.Duration { return s.opts.Leeway }
+
 // Keys returns the key set.
 func (s *Service) Keys() *keys.Set { return s.keys }
 
