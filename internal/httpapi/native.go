@@ -28,14 +28,25 @@ func (s *Server) require(scope string, next handler) http.Handler {
 			return &apiError{Status: http.StatusForbidden, Title: "Client certificate required",
 				Detail: "this route needs a TLS client certificate from the configured CA"}
 		}
-		if _, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope); err != nil {
+		name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
+		if err != nil {
 			if errors.Is(err, apikey.ErrForbidden) {
 				err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
 			}
 			return err
 		}
-		return next(w, r)
+		return next(w, r.WithContext(context.WithValue(r.Context(), apiKeyNameKey, name)))
 	})
+}
+
+// apiKeyNameKey keys the name of the request's API key in its context.
+const apiKeyNameKey ctxKey = 1
+
+// apiKeyName is the name of the API key the request authenticated with, or
+// "" for an anonymous route.
+func apiKeyName(ctx context.Context) string {
+	name, _ := ctx.Value(apiKeyNameKey).(string)
+	return name
 }
 
 // writeJSON writes v, a response struct, as compact JSON without HTML
@@ -94,6 +105,7 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) error {
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: req.Profile, Phone: req.Phone, XID: req.XID, Subject: req.Sub, Audience: req.Aud,
 		Data: []byte(req.Data), TTL: time.Duration(req.TTL), ClientIP: s.ClientIP.Resolve(r), Group: "issue",
+		APIKey: apiKeyName(r.Context()),
 	})
 	if err != nil {
 		return err

@@ -186,3 +186,33 @@ func TestLimiterBackendClosed(t *testing.T) {
 		}
 	}
 }
+
+// An API-key holder behind the same address as anonymous callers has its
+// own bucket: their requests do not use up its limit, and its limit holds
+// whichever address it calls from.
+func TestAuthenticatedCallersLimitedByKey(t *testing.T) {
+	s := limitedTestServer(t, "3 per hour", "100 per hour", defaultRoutes)
+	for range 3 {
+		from(t, s.h, "POST", "/generateToken", "203.0.113.9:1", nil, "application/json", `{"user_data":"x"}`)
+	}
+	if w := from(t, s.h, "POST", "/generateToken", "203.0.113.9:1", nil, "application/json", `{"user_data":"x"}`); w.Code != 429 {
+		t.Fatalf("4th anonymous: %d", w.Code)
+	}
+	issue := func(peer string) int {
+		r := httptest.NewRequest("POST", "/v1/tokens", strings.NewReader(`{"sub":"a"}`))
+		r.RemoteAddr = peer
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+issuerKey)
+		w := httptest.NewRecorder()
+		s.h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for i, peer := range []string{"203.0.113.9:2", "198.51.100.1:1", "198.51.100.2:1"} {
+		if code := issue(peer); code != 201 {
+			t.Fatalf("issue %d from %s: %d", i+1, peer, code)
+		}
+	}
+	if code := issue("198.51.100.3:1"); code != 429 {
+		t.Errorf("4th with the key, from a 4th address: %d", code)
+	}
+}

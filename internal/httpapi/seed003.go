@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/jwtd/jwtd/internal/mint"
+	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/strictjson"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -50,7 +51,7 @@ func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) err
 	// Counted before the body is read, as the seed did: a refused client
 	// costs no parsing.
 	ip := s.ClientIP.Resolve(r)
-	d, err := s.Minter.Limiter.Check(r.Context(), s.Minter.LimitBy["generate"], ip, "")
+	d, err := s.Minter.Limiter.Check(r.Context(), s.Minter.LimitBy["generate"], ratelimit.Caller{IP: ip}, "")
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) err
 // plus "Error" when it does not verify. Signing_key is an HMAC secret (its
 // UTF-8 bytes), a PEM public key or a JWK (as a string or a JSON object).
 func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.Limiter.Check(r.Context(), s.opts.VerifyLimits, s.ClientIP.Resolve(r), "")
+	d, err := s.Limiter.Check(r.Context(), s.opts.VerifyLimits, ratelimit.Caller{IP: s.ClientIP.Resolve(r)}, "")
 	if err != nil {
 		return err
 	}

@@ -48,9 +48,12 @@ type Request struct {
 	Audience string
 	Data     json.RawMessage
 	TTL      time.Duration // 0 is the profile's; may only shorten it
-	// ClientIP is recorded and limited by; the zero Addr (the CLI) is
-	// neither.
+	// ClientIP is recorded, and limited by unless APIKey is set; the zero
+	// Addr (the CLI) is neither.
 	ClientIP netip.Addr
+	// APIKey is the name of the API key the request authenticated with, if
+	// any: an authenticated caller is limited by its key, not its address.
+	APIKey string
 	// Group is the route group whose limits apply; "" applies none.
 	Group string
 }
@@ -105,7 +108,7 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 		return nil, err
 	}
 	var err error
-	if out.Limit, err = m.Limiter.Check(ctx, m.LimitBy[req.Group], req.ClientIP, out.Phone); err != nil {
+	if out.Limit, err = m.Limiter.Check(ctx, m.LimitBy[req.Group], ratelimit.Caller{IP: req.ClientIP, APIKey: req.APIKey}, out.Phone); err != nil {
 		return nil, err
 	}
 	if out.Issued, err = svc.Issue(p.Name, treq); err != nil {

@@ -267,16 +267,37 @@ func (e *LimitedError) Error() string {
 	return fmt.Sprintf("%s limit of %s reached", e.Decision.Rule, e.Decision.Limit)
 }
 
+// Caller is who a request is counted as under the per_ip rule: the API key
+// it authenticated with, when it did (so that callers behind one address
+// share no bucket with anonymous ones, nor with each other), else its
+// address.
+type Caller struct {
+	IP     netip.Addr
+	APIKey string // the key's configured name
+}
+
+// key is the caller's per_ip key, or "" when it has none.
+func (c Caller) key() string {
+	switch {
+	case c.APIKey != "":
+		return "apikey:" + c.APIKey
+	case c.IP.IsValid():
+		return Key(c.IP)
+	}
+	return ""
+}
+
 // Check counts one request against the limits named by kinds: "ip" (the
-// per_ip rule, keyed by ip's Key) and "phone" (per_phone, keyed by phone);
-// an invalid ip or an empty phone skips its kind. It returns the tightest
+// per_ip rule, keyed by the caller: its API key or its address) and "phone"
+// (per_phone, keyed by phone); a caller with neither, or an empty phone,
+// skips its kind. It returns the tightest
 // decision (for the RateLimit headers; Remaining < 0 when none applied), a
 // *LimitedError when a limit refuses, or an error wrapping ErrBackend when
 // the backend is away and on_backend_error is closed. With
 // on_backend_error open, a backend error allows the request without
 // checking the remaining kinds: they share the backend. A nil Limiter
 // allows everything.
-func (l *Limiter) Check(ctx context.Context, kinds []string, ip netip.Addr, phone string) (Decision, error) {
+func (l *Limiter) Check(ctx context.Context, kinds []string, caller Caller, phone string) (Decision, error) {
 	tightest := Decision{Allowed: true, Remaining: -1}
 	if l == nil {
 		return tightest, nil
@@ -284,8 +305,8 @@ func (l *Limiter) Check(ctx context.Context, kinds []string, ip netip.Addr, phon
 	for _, kind := range kinds {
 		rule, key := "", ""
 		switch {
-		case kind == "ip" && ip.IsValid():
-			rule, key = "per_ip", Key(ip)
+		case kind == "ip" && caller.key() != "":
+			rule, key = "per_ip", caller.key()
 		case kind == "phone" && phone != "":
 			rule, key = "per_phone", phone
 		default:

@@ -263,30 +263,35 @@ func testCheck(t *testing.T, b backend) {
 	ctx := context.Background()
 	ip := netip.MustParseAddr("2001:db8:1:2::7")
 	phone := uniqueKey("+1415")
-	d, err := l.Check(ctx, []string{"ip", "phone"}, ip, phone)
+	d, err := l.Check(ctx, []string{"ip", "phone"}, Caller{IP: ip}, phone)
 	if err != nil || d.Rule != "per_phone" || d.Remaining != 1 {
 		t.Fatalf("first: %+v %v, want per_phone with 1 left", d, err)
 	}
-	if _, err := l.Check(ctx, []string{"ip", "phone"}, netip.MustParseAddr("2001:db8:1:2::8"), phone); err != nil {
+	if _, err := l.Check(ctx, []string{"ip", "phone"}, Caller{IP: netip.MustParseAddr("2001:db8:1:2::8")}, phone); err != nil {
 		t.Fatal(err) // another address of the same /64
 	}
 	var limited *LimitedError
-	d, err = l.Check(ctx, []string{"ip", "phone"}, ip, phone)
+	d, err = l.Check(ctx, []string{"ip", "phone"}, Caller{IP: ip}, phone)
 	if !errors.As(err, &limited) || d.Allowed || limited.Decision.Rule != "per_phone" {
 		t.Fatalf("third for the phone: %+v %v", d, err)
 	}
 	// The /64 has used 3 of its 5; no phone, no phone limit.
-	d, err = l.Check(ctx, []string{"ip", "phone"}, ip, "")
+	d, err = l.Check(ctx, []string{"ip", "phone"}, Caller{IP: ip}, "")
 	if err != nil || d.Rule != "per_ip" || d.Remaining != 1 {
 		t.Errorf("ip only: %+v %v", d, err)
 	}
+	// An API key from the same address has a bucket of its own.
+	key := uniqueKey("ops")
+	if d, err := l.Check(ctx, []string{"ip"}, Caller{IP: ip, APIKey: key}, ""); err != nil || d.Remaining != 4 {
+		t.Errorf("an API key behind the /64: %+v %v", d, err)
+	}
 	// No kinds, an invalid address, or a nil Limiter: nothing applies.
 	for _, l := range []*Limiter{l, nil} {
-		if d, err := l.Check(ctx, nil, ip, phone); err != nil || d.Remaining != -1 {
+		if d, err := l.Check(ctx, nil, Caller{IP: ip}, phone); err != nil || d.Remaining != -1 {
 			t.Errorf("no kinds: %+v %v", d, err)
 		}
 	}
-	if d, err := l.Check(ctx, []string{"ip"}, netip.Addr{}, ""); err != nil || d.Remaining != -1 {
+	if d, err := l.Check(ctx, []string{"ip"}, Caller{}, ""); err != nil || d.Remaining != -1 {
 		t.Errorf("invalid address: %+v %v", d, err)
 	}
 }
