@@ -87,7 +87,7 @@ type RateLimit struct {
 	PerPhone       string   `koanf:"per_phone"`
 	TrustedProxies []string `koanf:"trusted_proxies"`  // CIDRs whose X-Forwarded-For is believed
 	OnBackendError string   `koanf:"on_backend_error"` // open or closed
-	MaxKeys        int      `koanf:"max_keys"`         // memory backend: LRU bound
+	MaxKeys        int      `koanf:"max_keys"`         // memory backend: buckets held; a live one is never evicted
 	// Routes says which limits apply where: route group → ["ip", "phone"].
 	// Groups: token (GET /v1/token/...), issue (POST /v1/tokens),
 	// generate (POST /generateToken), verify (/verifyToken).

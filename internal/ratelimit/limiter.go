@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/throttled/throttled/v2"
 	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
-	"github.com/throttled/throttled/v2/store/memstore"
 )
 
 // ErrBackend wraps a failure to reach the rate-limit backend.
@@ -27,17 +26,14 @@ type Store struct {
 	redis *redis.Client // nil for memory
 }
 
-// NewMemoryStore keeps at most maxKeys keys, evicting the least recently
-// used. now, when not nil, replaces the clock (tests).
+// NewMemoryStore keeps at most maxKeys keys, and never evicts a bucket
+// that has not refilled: see memStore. now, when not nil, replaces the
+// clock (tests).
 func NewMemoryStore(maxKeys int, now func() time.Time) (*Store, error) {
-	ms, err := memstore.New(maxKeys)
-	if err != nil {
-		return nil, err
+	if maxKeys < 1 {
+		return nil, errors.New("ratelimit.max_keys must be positive")
 	}
-	if now != nil {
-		ms.SetTimeNow(now)
-	}
-	return &Store{gcra: throttled.WrapStoreWithContext(ms)}, nil
+	return &Store{gcra: newMemStore(maxKeys, now)}, nil
 }
 
 // NewRedisStore keeps state in Redis, timed by the Redis server's clock, so
@@ -207,6 +203,12 @@ func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error)
 	for i := range l.rules[rule] {
 		lim := &l.rules[rule][i]
 		limited, res, err := lim.gcra.RateLimitCtx(ctx, lim.storeKey(sum), 1)
+		if errors.Is(err, errFull) {
+			// Every slot holds someone's live bucket: a new key waits
+			// rather than evict one (see memStore).
+			limited, err = true, nil
+			res.RetryAfter, res.ResetAfter = time.Second, lim.limit.Period
+		}
 		if err != nil && strings.HasPrefix(err.Error(), casExhausted) {
 			// So many concurrent requests on one key that the update kept
 			// losing its compare-and-swap: that is a flood, so refuse

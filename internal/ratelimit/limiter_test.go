@@ -295,3 +295,44 @@ func testCheck(t *testing.T, b backend) {
 		t.Errorf("invalid address: %+v %v", d, err)
 	}
 }
+
+// Churn cannot reset a limit: with the table full of live buckets, new
+// keys are refused (as limited) instead of evicting a saturated bucket;
+// once buckets refill, their slots are free again.
+func TestMemoryStoreResistsChurn(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	st, err := NewMemoryStore(50, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimiter(t, backend{store: st}, map[string]string{"per_ip": "100 per hour", "per_phone": "3 per hour"})
+	ctx := context.Background()
+	home := Caller{IP: netip.MustParseAddr("192.0.2.1")}
+	for range 3 {
+		if _, err := l.Check(ctx, []string{"ip", "phone"}, home, "+14155552671"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := 0
+	for i := range 60 {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 8), byte(i), 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+		var limited *LimitedError
+		if _, err := l.Check(ctx, []string{"ip"}, Caller{IP: ip}, ""); errors.As(err, &limited) {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if refused == 0 {
+		t.Error("60 new addresses in a table of 50: none refused")
+	}
+	var limited *LimitedError
+	if _, err := l.Check(ctx, []string{"ip", "phone"}, home, "+14155552671"); !errors.As(err, &limited) || limited.Decision.Rule != "per_phone" {
+		t.Errorf("the phone's 4th in the hour, after the churn: %v", err)
+	}
+	// An hour on, every bucket has refilled: new keys get slots again.
+	now = now.Add(time.Hour)
+	if _, err := l.Check(ctx, []string{"ip"}, Caller{IP: netip.MustParseAddr("198.51.100.200")}, ""); err != nil {
+		t.Errorf("a new address once buckets refilled: %v", err)
+	}
+}
