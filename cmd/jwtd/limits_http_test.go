@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +57,20 @@ api_keys:
 	conn.Close()
 	<-done
 
+	// Headers: 16 KiB in all, and not a byte more.
+	for size, want := range map[int]int{15 << 10: 200, 17000: 431} {
+		req, _ := http.NewRequest("GET", base+"/healthz", nil)
+		req.Header.Set("X-Padding", strings.Repeat("p", size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("a %d-byte header: %d, want %d", size, resp.StatusCode, want)
+		}
+	}
+
 	big := `{"user_data":"` + strings.Repeat("x", 8192) + `"}`
 	for _, route := range []struct{ method, path, ct string }{
 		{"POST", "/generateToken", "application/json"},
@@ -70,4 +85,36 @@ api_keys:
 			t.Errorf("%s %s with 8 KiB: %d %s", route.method, route.path, code, body)
 		}
 	}
+}
+
+// http.max_connections bounds the open connections: past it, a client
+// waits for one to close instead of taking the process's file descriptors.
+func TestMaxConnections(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yaml", "http: {max_connections: 2}\n")
+	base, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	http.DefaultClient.CloseIdleConnections() // startServe's polling held one
+	addr := strings.TrimPrefix(base, "http://")
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server accept both
+	client := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := client.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a third connection was served: %d", resp.StatusCode)
+	}
+	held[0].Close()
+	client.Timeout = 5 * time.Second
+	resp, err := client.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("after one closed: %v", err)
+	}
+	resp.Body.Close()
 }

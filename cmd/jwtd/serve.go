@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/net/netutil"
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/config"
@@ -138,6 +139,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	maxConns := maxConnections(cfg.HTTP.MaxConnections)
+	ln = netutil.LimitListener(ln, maxConns)
 	srv := &http.Server{
 		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
@@ -159,8 +162,10 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// net/http reads up to 4 KiB past MaxHeaderBytes before it refuses:
+		// this makes the limit 16 KiB, as documented.
+		MaxHeaderBytes: 16<<10 - 4096,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() {
@@ -170,7 +175,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			serveErr <- srv.Serve(ln)
 		}
 	}()
-	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS,
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "max_connections", maxConns,
 		"client_certs", cfg.TLS.ClientCAFile != "", "version", version, "data_dir", cfg.DataDir)
 
 	var rot rotation
@@ -304,6 +309,21 @@ func loadAPIKeys(cfg *config.Config, e env) (*apikey.Set, error) {
 			"Keep it secret. Its SHA-256 is kept in %s.\n", plain, filepath.Join(cfg.DataDir, "admin-api-key.json"))
 	}
 	return apikey.NewSet([]apikey.Spec{spec})
+}
+
+// maxConnections is the configured bound on client connections or, for 0,
+// the open-file limit less what the store, key files and backends need: a
+// server out of file descriptors fails in ways clients cannot tell apart.
+func maxConnections(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	const reserve, least = 128, 64
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
+		return 1 << 16
+	}
+	return max(int(lim.Cur)-reserve, least)
 }
 
 // revocationRefresh is how often the in-memory revocation list is read

@@ -67,6 +67,9 @@ type HTTP struct {
 	IdleTimeout       time.Duration `koanf:"idle_timeout"`
 	MaxBodyBytes      int64         `koanf:"max_body_bytes"`
 	ShutdownTimeout   time.Duration `koanf:"shutdown_timeout"`
+	// MaxConnections bounds the open client connections; 0 derives it
+	// from the process's open-file limit.
+	MaxConnections int `koanf:"max_connections"`
 }
 
 // Store is where records go.
@@ -142,6 +145,7 @@ func defaults() map[string]any {
 		"http.idle_timeout":          "60s",
 		"http.max_body_bytes":        1 << 20,
 		"http.shutdown_timeout":      "20s",
+		"http.max_connections":       0,
 		"store.url":                  "",
 		"store.retention":            "720h",
 		"store.purge_interval":       "1h",
@@ -267,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		errs = append(errs, errors.New("tls.client_ca_file needs cert_file and key_file"))
+	}
+	if c.HTTP.MaxConnections < 0 {
+		errs = append(errs, errors.New("http.max_connections must be 0 (from the open-file limit) or positive"))
 	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("http.max_body_bytes must be positive"))
