@@ -121,9 +121,9 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 	if key == nil {
 		key = []byte(keyText)
 	}
-	var revoked func(string) bool
+	var revoked token.Revocations // a nil *RevocationList is not a nil interface
 	if s.Revocations != nil {
-		revoked = s.Revocations.Revoked
+		revoked = s.Revocations
 	}
 	checked, err := s.Tokens().VerifyWithKey(tok, key, revoked)
 	switch {

@@ -3,6 +3,7 @@ package record
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,9 +17,12 @@ type RevocationList struct {
 	store Store
 	now   func() time.Time
 
-	mu        sync.RWMutex
-	revoked   map[string]time.Time // jti → when the token expires
-	watermark time.Time            // revocations from here on are still to be read
+	// revoked is jti → when the token expires; a map is never changed
+	// once stored, so that readers take no lock (Refresh copies).
+	revoked atomic.Pointer[map[string]time.Time]
+
+	mu        sync.Mutex // one Refresh at a time
+	watermark time.Time  // revocations from here on are still to be read
 	loaded    bool
 }
 
@@ -33,49 +37,46 @@ func NewRevocationList(s Store, now func() time.Time) *RevocationList {
 	if now == nil {
 		now = time.Now
 	}
-	return &RevocationList{store: s, now: now, revoked: map[string]time.Time{}}
+	l := &RevocationList{store: s, now: now}
+	l.revoked.Store(&map[string]time.Time{})
+	return l
 }
 
 // Refresh reads the revocations made since the last Refresh (all of them
 // the first time) and forgets the tokens that have expired.
 func (l *RevocationList) Refresh(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	now := l.now()
-	l.mu.RLock()
 	since := l.watermark.Add(-revocationOverlap)
 	if !l.loaded {
 		since = time.Time{}
 	}
-	l.mu.RUnlock()
 	revs, err := l.store.Revocations(ctx, since, now)
 	if err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, r := range revs {
-		l.revoked[r.JTI] = r.Expires
-	}
-	for jti, exp := range l.revoked {
-		if !exp.After(now) {
-			delete(l.revoked, jti)
+	old := *l.revoked.Load()
+	next := make(map[string]time.Time, len(old)+len(revs))
+	for jti, exp := range old {
+		if exp.After(now) {
+			next[jti] = exp
 		}
 	}
+	for _, r := range revs {
+		next[r.JTI] = r.Expires
+	}
+	l.revoked.Store(&next)
 	l.watermark, l.loaded = now, true
 	return nil
 }
 
 // Revoked reports whether the token with this jti was revoked, as of the
-// last Refresh.
+// last Refresh. It takes no lock.
 func (l *RevocationList) Revoked(jti string) bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	_, ok := l.revoked[jti]
+	_, ok := (*l.revoked.Load())[jti]
 	return ok
 }
 
 // Len is how many revoked, unexpired tokens the list holds.
-func (l *RevocationList) Len() int {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return len(l.revoked)
-}
+func (l *RevocationList) Len() int { return len(*l.revoked.Load()) }

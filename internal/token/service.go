@@ -433,6 +433,12 @@ func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc)
 	return v, nil
 }
 
+// Revocations says whether the token with a jti was revoked, from memory
+// (record.RevocationList): VerifyWithKey asks it on every call.
+type Revocations interface {
+	Revoked(jti string) bool
+}
+
 // Checked is what verifying a token with a caller's key found: the token's
 // own header and claims JSON, as sent, and why it does not verify (nil when
 // it does).
@@ -453,7 +459,7 @@ type Checked struct {
 // claims object, so that there is nothing to show, or, as ErrBusy, when
 // every slot for asymmetric caller keys is taken; a token that reads but
 // does not verify is reported in Checked.Err.
-func (s *Service) VerifyWithKey(tok string, key []byte, revoked func(jti string) bool) (Checked, error) {
+func (s *Service) VerifyWithKey(tok string, key []byte, revoked Revocations) (Checked, error) {
 	j, err := Decode(tok)
 	if err != nil {
 		return Checked{}, err
@@ -478,7 +484,7 @@ func (s *Service) VerifyWithKey(tok string, key []byte, revoked func(jti string)
 // them: header, key, signature, the claims, then what jwtd knows of its own
 // tokens: the lifetime of a token without exp that one of its profiles
 // minted, and revocation.
-func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte, revoked func(jti string) bool) error {
+func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte, revoked Revocations) error {
 	if err := j.CheckHeader(); err != nil {
 		return err
 	}
@@ -500,7 +506,7 @@ func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte, r
 	if err := c.checkTimes(s.opts.Now(), s.opts.Leeway); err != nil {
 		return err
 	}
-	if revoked != nil && c.JTI != "" && revoked(c.JTI) {
+	if revoked != nil && c.JTI != "" && revoked.Revoked(c.JTI) {
 		return fmt.Errorf("%w: jti %s was revoked", ErrRevoked, c.JTI)
 	}
 	return nil
