@@ -15,10 +15,13 @@ FUZZTIME    ?= 200000x
 all: build
 
 build:
+	@echo "building bin/jwtd (the first build compiles SQLite and the MongoDB driver: a few minutes)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/jwtd ./cmd/jwtd
 
-run:
-	$(GO) run ./cmd/jwtd serve
+# make run ARGS="--listen 127.0.0.1:9090": the same build as make build, so
+# neither compiles again after the other.
+run: build
+	./bin/jwtd serve $(ARGS)
 
 test: deps lint unit
 

@@ -26,7 +26,7 @@ func cmdKeys(args []string, e env) error {
 	alg := fs.String("alg", "", "HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA")
 	kid := fs.String("kid", "", "key id (default: the RFC 7638 thumbprint, or random for HS)")
 	out := fs.String("out", "", "write the key to this file (0600, never overwritten) instead of stdout")
-	if help, err := parseFlags(fs, rest); help || err != nil {
+	if help, err := parseFlagsNoArgs(fs, rest); help || err != nil {
 		return err
 	}
 	if !keys.Supported(*alg) {

@@ -85,7 +85,10 @@ func newFlagSet(name, synopsis string, e env, withConfig bool) *pflag.FlagSet {
 		config.AddFlags(fs)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: %s\n\nFlags:\n%s", synopsis, fs.FlagUsages())
+		fmt.Fprintf(e.stderr, "Usage: %s\n", synopsis)
+		if flags := fs.FlagUsages(); flags != "" {
+			fmt.Fprintf(e.stderr, "\nFlags:\n%s", flags)
+		}
 		if withConfig {
 			fmt.Fprintf(e.stderr, "\nEnvironment: %s\n", config.EnvNames())
 		}
@@ -93,15 +96,36 @@ func newFlagSet(name, synopsis string, e env, withConfig bool) *pflag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args; --help is a success, a bad flag exit status 2.
+// parseFlags parses args; --help is a success. A mistake (an unknown flag,
+// a flag without its value) prints what is wrong and the usage, and is exit
+// status 2.
 func parseFlags(fs *pflag.FlagSet, args []string) (help bool, err error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return true, nil
 		}
-		return false, exitCode(2)
+		return false, usageError(fs, err.Error())
 	}
 	return false, nil
+}
+
+// parseFlagsNoArgs is parseFlags for a command that takes no arguments
+// besides its flags.
+func parseFlagsNoArgs(fs *pflag.FlagSet, args []string) (help bool, err error) {
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return help, err
+	}
+	if fs.NArg() > 0 {
+		return false, usageError(fs, fmt.Sprintf("unexpected argument %q: this command takes only flags", fs.Arg(0)))
+	}
+	return false, nil
+}
+
+// usageError prints a command-line mistake and the usage; exit status 2.
+func usageError(fs *pflag.FlagSet, msg string) error {
+	fmt.Fprintf(fs.Output(), "%s: %s\n\n", fs.Name(), msg)
+	fs.Usage()
+	return exitCode(2)
 }
 
 // subcommand picks the subcommand of a command group such as "token".

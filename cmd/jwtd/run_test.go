@@ -414,3 +414,29 @@ func TestServeChecksKeyFileModes(t *testing.T) {
 		t.Errorf("0666 with readable allowed: %v", err)
 	}
 }
+
+// Every command-line mistake says what is wrong and how the command is
+// used, and exits 2; none is ignored.
+func TestCommandLineMistakes(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data")}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"serve", "--port", "8081"}, "unknown flag: --port"},
+		{[]string{"serve", "--listen"}, "flag needs an argument: --listen"},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"token", "sign", "--profil", "default"}, "unknown flag: --profil"},
+		{[]string{"token", "sign", "--profile", "default", "extra"}, `unexpected argument "extra"`},
+		{[]string{"keys", "generate", "--bogus"}, "unknown flag: --bogus"},
+	} {
+		_, stderr, err := runCLI(t, env, "", tc.args...)
+		if err != exitCode(2) || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, "Usage:") {
+			t.Errorf("%v: %v\n%s", tc.args, err, stderr)
+		}
+	}
+	if _, _, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify"); err == nil || !strings.Contains(err.Error(), "phone") {
+		t.Errorf("token sign --profile appverify without --phone: %v", err)
+	}
+}

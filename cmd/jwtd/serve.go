@@ -36,7 +36,7 @@ import (
 
 func cmdServe(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("jwtd serve", "jwtd serve [flags]", e, true)
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
 	cfg, err := config.Load(fs, e.getenv)

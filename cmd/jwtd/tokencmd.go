@@ -53,7 +53,7 @@ func cmdTokenSign(ctx context.Context, args []string, e env) error {
 	phone := fs.String("phone", "", "phone number, E.164 or national in phone.default_region (appverify layout)")
 	xid := fs.String("xid", "", "transaction ID (appverify layout)")
 	ttl := fs.Duration("ttl", 0, "lifetime, at most the profile's")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
 	cfg, err := config.Load(fs, e.getenv)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -225,7 +226,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	}
 	var c Config
 	err = k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
-		DecodeHook:       mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc()),
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(durationsNeedUnits, mapstructure.StringToTimeDurationHookFunc()),
 		Result:           &c,
 		WeaklyTypedInput: true,
 		ErrorUnused:      true,
@@ -239,6 +240,22 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// durationsNeedUnits refuses a bare number where a duration goes: YAML
+// reads "leeway: 30" as the integer 30, which would otherwise mean 30
+// nanoseconds. Flags and environment variables are strings, which
+// time.ParseDuration already refuses without a unit: one rule everywhere.
+func durationsNeedUnits(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return nil, fmt.Errorf("%v has no unit; write a duration such as %vs, %vms, %vm or %vh", data, data, data, data, data)
+	}
+	return data, nil
 }
 
 // Validate checks the settings that stand alone. What has a constructor is

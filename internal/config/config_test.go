@@ -89,14 +89,17 @@ func TestLoadRefuses(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"unknown key":      {file: "listn: 127.0.0.1:1\n", want: "listn"},
-		"unknown nested":   {file: "profiles:\n  default: {tll: 1m}\n", want: "tll"},
-		"bad listen":       {file: "listen: nowhere\n", want: "listen"},
-		"bad duration":     {file: "profiles:\n  default: {ttl: soon}\n", want: "ttl"},
-		"bad level":        {env: map[string]string{"JWTD_LOG_LEVEL": "loud"}, want: "log_level"},
-		"leeway too large": {env: map[string]string{"JWTD_LEEWAY": "5m"}, want: "leeway"},
-		"broken YAML":      {file: "listen: [\n", want: "reading"},
-		"missing file":     {env: map[string]string{"JWTD_CONFIG": "/nonexistent/jwtd.yaml"}, want: "nonexistent"},
+		"unknown key":       {file: "listn: 127.0.0.1:1\n", want: "listn"},
+		"unknown nested":    {file: "profiles:\n  default: {tll: 1m}\n", want: "tll"},
+		"bad listen":        {file: "listen: nowhere\n", want: "listen"},
+		"bad duration":      {file: "profiles:\n  default: {ttl: soon}\n", want: "ttl"},
+		"duration, no unit": {file: "leeway: 30\n", want: "30 has no unit"},
+		"nested, no unit":   {file: "store: {retention: 720}\n", want: "720 has no unit"},
+		"env, no unit":      {env: map[string]string{"JWTD_LEEWAY": "30"}, want: "missing unit"},
+		"bad level":         {env: map[string]string{"JWTD_LOG_LEVEL": "loud"}, want: "log_level"},
+		"leeway too large":  {env: map[string]string{"JWTD_LEEWAY": "5m"}, want: "leeway"},
+		"broken YAML":       {file: "listen: [\n", want: "reading"},
+		"missing file":      {env: map[string]string{"JWTD_CONFIG": "/nonexistent/jwtd.yaml"}, want: "nonexistent"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			env := tc.env

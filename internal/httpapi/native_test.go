@@ -455,3 +455,16 @@ func TestRevokedAndUnrecordedTokens(t *testing.T) {
 		t.Errorf("record purged: %v", got)
 	}
 }
+
+// The appverify layout puts a phone in every token: without one, nothing is
+// minted, on the native route as on seed 000's.
+func TestAppVerifyNeedsPhone(t *testing.T) {
+	h, _ := testServer(t)
+	w := doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"appverify","xid":"tx-np"}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "phone") || strings.Contains(w.Body.String(), "eyJ") {
+		t.Errorf("%d %s", w.Code, w.Body)
+	}
+	if recs := records(t, h, "tx-np"); len(recs) != 0 {
+		t.Errorf("recorded: %v", recs)
+	}
+}

@@ -104,7 +104,7 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 	treq := token.Request{
 		Phone: out.Phone, XID: out.XID, Subject: req.Subject, Audience: req.Audience, Data: req.Data, TTL: req.TTL,
 	}
-	if err := treq.Check(); err != nil {
+	if err := p.Check(treq); err != nil {
 		return nil, err
 	}
 	var err error

@@ -14,7 +14,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	s := testService(f)
 	for _, p := range s.Profiles() {
-		is, err := s.Issue(p.Name, Request{Data: json.RawMessage(`"x"`)})
+		is, err := s.Issue(p.Name, Request{Phone: "+14155552671", Data: json.RawMessage(`"x"`)})
 		if err != nil {
 			f.Fatal(err)
 		}

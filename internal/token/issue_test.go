@@ -112,6 +112,10 @@ func TestIssueErrors(t *testing.T) {
 	if err != nil || is.ExpiresAt.Sub(is.IssuedAt) != time.Minute {
 		t.Errorf("shorter ttl: %v %v", is, err)
 	}
+	// The appverify layout puts a phone in every token.
+	if _, err := s.Issue("appverify", Request{XID: "tx"}); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "phone") {
+		t.Errorf("appverify without a phone: %v", err)
+	}
 	// A ttl that would mint a token expired already: under a second, or
 	// not past the profile's backdate (appverify: 10 s).
 	for profile, ttl := range map[string]time.Duration{"default": 500 * time.Millisecond, "appverify": 10 * time.Second} {
@@ -119,7 +123,7 @@ func TestIssueErrors(t *testing.T) {
 			t.Errorf("%s with ttl %s: %v, %v", profile, ttl, is, err)
 		}
 	}
-	if is, err := s.Issue("appverify", Request{TTL: 11 * time.Second}); err != nil || !is.ExpiresAt.After(testNow) {
+	if is, err := s.Issue("appverify", Request{Phone: "+14155552671", TTL: 11 * time.Second}); err != nil || !is.ExpiresAt.After(testNow) {
 		t.Errorf("appverify with ttl 11s: %v, %v", is, err)
 	}
 	if _, err := s.Issue("default", Request{Data: json.RawMessage(`{bad`)}); err == nil {

@@ -189,12 +189,16 @@ func newJTI(now time.Time, rand io.Reader) (string, error) {
 // maxClaimText bounds sub and aud: identifiers, not documents.
 const maxClaimText = 256
 
-// Check refuses, with ErrInvalidRequest, what no profile puts in a token:
-// sub or aud over 256 bytes. Issue checks it; a caller may check it earlier,
-// before counting the request against a limit.
-func (r Request) Check() error {
+// Check refuses, with ErrInvalidRequest, a request the profile cannot make
+// a token of: sub or aud over 256 bytes, or, for the appverify layout, no
+// phone number. Issue checks it; a caller may check it earlier, before
+// counting the request against a limit.
+func (p *Profile) Check(r Request) error {
 	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
 		return fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
+	}
+	if p.Layout == LayoutAppVerify && r.Phone == "" {
+		return fmt.Errorf("%w: profile %q puts the phone number in every token (the appverify layout): give one", ErrInvalidRequest, p.Name)
 	}
 	return nil
 }
@@ -220,7 +224,7 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 		}
 		ttl = r.TTL
 	}
-	if err := r.Check(); err != nil {
+	if err := p.Check(r); err != nil {
 		return nil, err
 	}
 	now := s.opts.Now()
