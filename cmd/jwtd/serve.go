@@ -104,7 +104,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			logger.Info("purged expired records", "count", n)
 		}
 	})
-	revocations := record.NewRevocationList(store, time.Now)
+	// Kept while a revoked token may still verify: its expiry, the largest
+	// leeway, and for castlabs tokens (no exp) their lifetime from iat.
+	revocations := record.NewRevocationList(store, time.Now, svc.LongestNoExpTTL()+token.MaxLeeway)
 	if err := revocations.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the revocations: %w", err)
 	}
@@ -318,12 +320,12 @@ func maxConnections(configured int) int {
 	if configured > 0 {
 		return configured
 	}
-	const reserve, least = 128, 64
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<20 {
-		return 1 << 16
+	const reserve, least, unlimited = 128, 64, 1 << 16
+	files, ok := openFileLimit()
+	if !ok || files > 1<<20 {
+		return unlimited
 	}
-	return max(int(lim.Cur)-reserve, least)
+	return max(files-reserve, least)
 }
 
 // revocationRefresh is how often the in-memory revocation list is read

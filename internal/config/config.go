@@ -91,7 +91,7 @@ type RateLimit struct {
 	PerPhone       string   `koanf:"per_phone"`
 	TrustedProxies []string `koanf:"trusted_proxies"`  // CIDRs whose X-Forwarded-For is believed
 	OnBackendError string   `koanf:"on_backend_error"` // open or closed
-	MaxKeys        int      `koanf:"max_keys"`         // memory backend: buckets held; a live one is never evicted
+	MaxKeys        int      `koanf:"max_keys"`         // memory backend: buckets held; when full, the nearest to refilling goes
 	// Routes says which limits apply where: route group → ["ip", "phone"].
 	// Groups: token (GET /v1/token/...), issue (POST /v1/tokens),
 	// generate (POST /generateToken), verify (/verifyToken).
@@ -242,20 +242,31 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	return &c, nil
 }
 
-// durationsNeedUnits refuses a bare number where a duration goes: YAML
-// reads "leeway: 30" as the integer 30, which would otherwise mean 30
-// nanoseconds. Flags and environment variables are strings, which
+// durationsNeedUnits refuses a bare number other than 0 where a duration
+// goes: YAML reads "leeway: 30" as the integer 30, which would otherwise
+// mean 30 nanoseconds. Flags and environment variables are strings, which
 // time.ParseDuration already refuses without a unit: one rule everywhere.
 func durationsNeedUnits(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(time.Duration(0)) {
 		return data, nil
 	}
-	switch from.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		return nil, fmt.Errorf("%v has no unit; write a duration such as %vs, %vms, %vm or %vh", data, data, data, data, data)
+	switch v := reflect.ValueOf(data); from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if v.Int() == 0 {
+			return "0s", nil // zero is zero in any unit
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if v.Uint() == 0 {
+			return "0s", nil
+		}
+	case reflect.Float32, reflect.Float64:
+		if v.Float() == 0 {
+			return "0s", nil
+		}
+	default:
+		return data, nil
 	}
-	return data, nil
+	return nil, fmt.Errorf("%v has no unit; write a duration such as %vs, %vms, %vm or %vh", data, data, data, data, data)
 }
 
 // Validate checks the settings that stand alone. What has a constructor is

@@ -83,6 +83,14 @@ profiles:
 	}
 }
 
+// Zero needs no unit, in the file as in the environment.
+func TestZeroDurations(t *testing.T) {
+	c, err := load(t, nil, map[string]string{"JWTD_CONFIG": writeConfig(t, "leeway: 0\nstore: {linger: 0, retention: 0}\n")})
+	if err != nil || c.Leeway != 0 || c.Store.Linger != 0 || c.Store.Retention != 0 {
+		t.Errorf("%+v %v", c, err)
+	}
+}
+
 func TestLoadRefuses(t *testing.T) {
 	for name, tc := range map[string]struct {
 		file string

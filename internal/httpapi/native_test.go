@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -466,5 +468,58 @@ func TestAppVerifyNeedsPhone(t *testing.T) {
 	}
 	if recs := records(t, h, "tx-np"); len(recs) != 0 {
 		t.Errorf("recorded: %v", recs)
+	}
+}
+
+// Revocation is only ever asked of jwtd's own tokens: the same jti in a
+// token signed with someone else's key verifies (no oracle of what was
+// revoked), and a castlabs token takes no ttl (it has no exp to carry one).
+func TestRevocationOnlyOfOwnTokens(t *testing.T) {
+	h, _ := testServer(t)
+	w := do(t, h, "POST", "/generateToken", "application/json", `{"user_data":"x"}`)
+	var gen struct {
+		Token string `json:"JWT Token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &gen); err != nil {
+		t.Fatal(err)
+	}
+	claims := claimsOf(t, gen.Token)
+	jti := regexp.MustCompile(`"jti":"([0-9a-f]{32})"`).FindStringSubmatch(claims)[1]
+	if w := doAuth(t, h, "POST", "/v1/revoke", adminKey, "application/json", `{"jti":"`+jti+`"}`); w.Code != 200 {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	foreign := strings.Repeat("f", 64)
+	input := strings.Join(strings.Split(gen.Token, ".")[:2], ".")
+	mac := hmac.New(sha512.New, []byte(foreign))
+	mac.Write([]byte(input))
+	forged := input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	got := do(t, h, "POST", "/verifyToken", "application/json", verifyBody(forged, foreign)).Body.String()
+	if !strings.Contains(got, `"Signature Verification":true`) {
+		t.Errorf("a token under another key with a revoked jti of jwtd's: %s", got)
+	}
+	w = doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"castlabs","data":"x","ttl":"1m"}`)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "no exp") {
+		t.Errorf("castlabs with a ttl: %d %s", w.Code, w.Body)
+	}
+}
+
+// A key shared by a recording profile and one with record: false: tokens
+// of the second are active without a record.
+func TestSharedKeyRecordFalse(t *testing.T) {
+	_, svc, store := testServerWithStore(t)
+	off := false
+	svc2, err := token.NewService(svc.Keys(), map[string]token.ProfileSpec{
+		"default": {Key: "es1", TTL: time.Minute},
+		"partner": {Key: "es1", TTL: time.Minute, Record: &off},
+	}, token.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewServer(testDeps(t, svc2, store, nil, nil), Options{})
+	w := doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"partner"}`)
+	tok := decode(t, w)["token"].(string)
+	got := decode(t, doAuth(t, h, "POST", "/v1/introspect", introspectKey, "application/x-www-form-urlencoded", "token="+tok))
+	if got["active"] != true {
+		t.Errorf("partner token: %v", got)
 	}
 }

@@ -94,7 +94,7 @@ func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *rat
 	apiKeys := testAPIKeys(t)
 	var revocations *record.RevocationList
 	if store != nil {
-		revocations = record.NewRevocationList(store, nil)
+		revocations = record.NewRevocationList(store, nil, svc.LongestNoExpTTL()+token.MaxLeeway)
 		if err := revocations.Refresh(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,10 @@ func LoadOrGenerate(dir, name, alg string, files secretfile.Policy) (*Key, error
 		ext = ".secret"
 	}
 	path := filepath.Join(kdir, name+"-"+strings.ToLower(alg)+ext)
+	// jwtd's own file: give it back its 0600 if something widened it (a
+	// Kubernetes fsGroup makes files 0660); if jwtd does not own it, the
+	// chmod fails and the policy judges the file as it is.
+	_ = os.Chmod(path, 0o600)
 	data, err := files.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if data, err = generateFile(kdir, path, alg); err != nil {

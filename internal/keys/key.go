@@ -142,8 +142,8 @@ func checkPublic(alg string, info algInfo, pub any) error {
 		// NIST SP 800-56B and FIPS 186-5: odd, above 2^16; the upper bound
 		// is ours, since every bit of the exponent is paid for by each
 		// verification (keys in use have 65537).
-		if p.E < minRSAExponent || p.E >= maxRSAExponent || p.E%2 == 0 {
-			return fmt.Errorf("%w: RSA public exponent %d; an odd number from 65537 to 2^32 is accepted", ErrUnsafeKey, p.E)
+		if e := int64(p.E); e < minRSAExponent || e >= maxRSAExponent || e%2 == 0 {
+			return fmt.Errorf("%w: RSA public exponent %d; an odd number from 65537 up to 2^32 (excluded) is accepted", ErrUnsafeKey, p.E)
 		}
 		if rocaVulnerable(p.N) {
 			return fmt.Errorf("%w: RSA modulus has the ROCA fingerprint (CVE-2017-15361)", ErrUnsafeKey)

@@ -26,8 +26,8 @@ type Store struct {
 	redis *redis.Client // nil for memory
 }
 
-// NewMemoryStore keeps at most maxKeys keys, and never evicts a bucket
-// that has not refilled: see memStore. now, when not nil, replaces the
+// NewMemoryStore keeps at most maxKeys keys; when full, the bucket nearest
+// to refilling gives way (see memStore). now, when not nil, replaces the
 // clock (tests).
 func NewMemoryStore(maxKeys int, now func() time.Time) (*Store, error) {
 	if maxKeys < 1 {
@@ -203,12 +203,6 @@ func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error)
 	for i := range l.rules[rule] {
 		lim := &l.rules[rule][i]
 		limited, res, err := lim.gcra.RateLimitCtx(ctx, lim.storeKey(sum), 1)
-		if errors.Is(err, errFull) {
-			// Every slot holds someone's live bucket: a new key waits
-			// rather than evict one (see memStore).
-			limited, err = true, nil
-			res.RetryAfter, res.ResetAfter = time.Second, lim.limit.Period
-		}
 		if err != nil && strings.HasPrefix(err.Error(), casExhausted) {
 			// So many concurrent requests on one key that the update kept
 			// losing its compare-and-swap: that is a flood, so refuse

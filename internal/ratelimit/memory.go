@@ -1,38 +1,34 @@
 package ratelimit
 
 import (
+	"container/heap"
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/throttled/throttled/v2"
 )
 
-// errFull is a new key refused by a memory store whose every slot holds a
-// bucket that has not refilled yet. The limiter answers it as a limit
-// reached.
-var errFull = errors.New("rate-limit table full of live buckets")
-
-// memStore is the in-memory GCRA state. It holds at most max keys and drops
-// a key only once its bucket has refilled (GCRA gives every write a TTL
-// that says when). When every slot is live, a new key is refused rather
-// than a live bucket evicted: an attacker with many addresses cannot push
-// out someone's saturated bucket to reset it. The cost falls on new keys
-// only while the table is full of live ones, and a full table is scanned
-// for refilled buckets at most once per the earliest refill time it saw.
+// memStore is the in-memory GCRA state, at most max keys. When a new key
+// needs a slot in a full table, the bucket nearest to refilling gives way
+// (one that has refilled first of all): evicting it hands its owner at most
+// the little it had not yet regained. So churn from many addresses pushes
+// out other churn, whose buckets refill soonest, and a saturated bucket,
+// which refills last, is the last to go: an attacker cannot reset someone
+// else's limit without first saturating more buckets than the table holds,
+// and no caller is ever refused for want of a slot.
 type memStore struct {
 	max int
 	now func() time.Time
 
-	mu        sync.Mutex
-	entries   map[string]memEntry
-	nextSweep time.Time // no bucket refills before this: a sweep would find nothing
+	mu       sync.Mutex
+	entries  map[string]memEntry
+	byRefill refillHeap // every write's (refills, key); stale items are skipped
 }
 
 type memEntry struct {
 	tat     int64     // GCRA's theoretical arrival time, unix nanoseconds
-	refills time.Time // when the bucket is full again, and the entry may go
+	refills time.Time // when the bucket is full again (GCRA's TTL)
 }
 
 var _ throttled.GCRAStoreCtx = (*memStore)(nil)
@@ -57,8 +53,8 @@ func (m *memStore) GetWithTime(_ context.Context, key string) (int64, time.Time,
 	return e.tat, now, nil
 }
 
-// SetIfNotExistsWithTTL sets the key unless it holds a live bucket; a new
-// key in a table full of live buckets is errFull.
+// SetIfNotExistsWithTTL sets the key unless it holds a live bucket, making
+// room in a full table first.
 func (m *memStore) SetIfNotExistsWithTTL(_ context.Context, key string, value int64, ttl time.Duration) (bool, error) {
 	now := m.now()
 	m.mu.Lock()
@@ -67,10 +63,11 @@ func (m *memStore) SetIfNotExistsWithTTL(_ context.Context, key string, value in
 		if now.Before(e.refills) {
 			return false, nil
 		}
-	} else if len(m.entries) >= m.max && !m.sweep(now) {
-		return false, errFull
+	} else {
+		for len(m.entries) >= m.max && m.evictOne() {
+		}
 	}
-	m.entries[key] = memEntry{tat: value, refills: now.Add(ttl)}
+	m.put(key, memEntry{tat: value, refills: now.Add(ttl)})
 	return true, nil
 }
 
@@ -83,26 +80,50 @@ func (m *memStore) CompareAndSwapWithTTL(_ context.Context, key string, old, val
 	if !ok || !now.Before(e.refills) || e.tat != old {
 		return false, nil
 	}
-	m.entries[key] = memEntry{tat: value, refills: now.Add(ttl)}
+	m.put(key, memEntry{tat: value, refills: now.Add(ttl)})
 	return true, nil
 }
 
-// sweep drops the buckets that have refilled and reports whether it freed
-// a slot. It scans only when one may have: it remembers the earliest refill
-// it saw.
-func (m *memStore) sweep(now time.Time) bool {
-	if now.Before(m.nextSweep) {
-		return false
+func (m *memStore) put(key string, e memEntry) {
+	m.entries[key] = e
+	heap.Push(&m.byRefill, refillItem{refills: e.refills, key: key})
+	if len(m.byRefill) > 2*m.max+64 { // mostly stale items: start afresh
+		m.byRefill = m.byRefill[:0]
+		for k, e := range m.entries {
+			m.byRefill = append(m.byRefill, refillItem{refills: e.refills, key: k})
+		}
+		heap.Init(&m.byRefill)
 	}
-	var earliest time.Time
-	for k, e := range m.entries {
-		switch {
-		case !now.Before(e.refills):
-			delete(m.entries, k)
-		case earliest.IsZero() || e.refills.Before(earliest):
-			earliest = e.refills
+}
+
+// evictOne removes the entry that refills first and reports whether it
+// removed one.
+func (m *memStore) evictOne() bool {
+	for len(m.byRefill) > 0 {
+		it := heap.Pop(&m.byRefill).(refillItem)
+		if e, ok := m.entries[it.key]; ok && e.refills.Equal(it.refills) {
+			delete(m.entries, it.key)
+			return true
 		}
 	}
-	m.nextSweep = earliest
-	return len(m.entries) < m.max
+	return false
+}
+
+// refillHeap orders keys by when their buckets refill, soonest first.
+type refillItem struct {
+	refills time.Time
+	key     string
+}
+
+type refillHeap []refillItem
+
+func (h refillHeap) Len() int           { return len(h) }
+func (h refillHeap) Less(i, j int) bool { return h[i].refills.Before(h[j].refills) }
+func (h refillHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *refillHeap) Push(x any)        { *h = append(*h, x.(refillItem)) }
+func (h *refillHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
 }

@@ -16,9 +16,10 @@ import (
 type RevocationList struct {
 	store Store
 	now   func() time.Time
+	keep  time.Duration // how long past its record's expiry a revocation is kept
 
-	// revoked is jti → when the token expires; a map is never changed
-	// once stored, so that readers take no lock (Refresh copies).
+	// revoked is jti → until when it is kept; a map is never changed once
+	// stored, so that readers take no lock (Refresh copies).
 	revoked atomic.Pointer[map[string]time.Time]
 
 	mu        sync.Mutex // one Refresh at a time
@@ -31,19 +32,21 @@ type RevocationList struct {
 // revocation stamped a little before the previous Refresh ran.
 const revocationOverlap = time.Minute
 
-// NewRevocationList returns an empty list over s; Refresh loads it. now
-// may be nil (time.Now).
-func NewRevocationList(s Store, now func() time.Time) *RevocationList {
+// NewRevocationList returns an empty list over s; Refresh loads it. A
+// revocation is kept until keep past its record's expiry: as long as the
+// token may still verify (the verifier's leeway, and for tokens without exp
+// the lifetime their verifier gives them). now may be nil (time.Now).
+func NewRevocationList(s Store, now func() time.Time, keep time.Duration) *RevocationList {
 	if now == nil {
 		now = time.Now
 	}
-	l := &RevocationList{store: s, now: now}
+	l := &RevocationList{store: s, now: now, keep: keep}
 	l.revoked.Store(&map[string]time.Time{})
 	return l
 }
 
 // Refresh reads the revocations made since the last Refresh (all of them
-// the first time) and forgets the tokens that have expired.
+// the first time) and forgets those kept long enough.
 func (l *RevocationList) Refresh(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -52,19 +55,19 @@ func (l *RevocationList) Refresh(ctx context.Context) error {
 	if !l.loaded {
 		since = time.Time{}
 	}
-	revs, err := l.store.Revocations(ctx, since, now)
+	revs, err := l.store.Revocations(ctx, since, now.Add(-l.keep))
 	if err != nil {
 		return err
 	}
 	old := *l.revoked.Load()
 	next := make(map[string]time.Time, len(old)+len(revs))
-	for jti, exp := range old {
-		if exp.After(now) {
-			next[jti] = exp
+	for jti, until := range old {
+		if until.After(now) {
+			next[jti] = until
 		}
 	}
 	for _, r := range revs {
-		next[r.JTI] = r.Expires
+		next[r.JTI] = r.Expires.Add(l.keep)
 	}
 	l.revoked.Store(&next)
 	l.watermark, l.loaded = now, true

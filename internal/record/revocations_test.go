@@ -27,7 +27,7 @@ func TestRevocationList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l := record.NewRevocationList(store, func() time.Time { return now })
+	l := record.NewRevocationList(store, func() time.Time { return now }, 30*time.Second)
 	if err := l.Refresh(ctx); err != nil || l.Len() != 0 {
 		t.Fatalf("empty: %d %v", l.Len(), err)
 	}
@@ -46,9 +46,19 @@ func TestRevocationList(t *testing.T) {
 	if err := l.Refresh(ctx); err != nil || !l.Revoked("late") {
 		t.Errorf("a revocation stamped before the last refresh: %v", err)
 	}
-	// Past its expiry a token is forgotten: it fails on exp anyway.
-	now = now.Add(2 * time.Minute)
+	// Kept while the token may still verify (its expiry plus 30 s here),
+	// then forgotten: it fails on exp anyway.
+	now = now.Add(time.Minute) // "short" expired 4 s ago
+	if err := l.Refresh(ctx); err != nil || !l.Revoked("short") {
+		t.Errorf("within the keep after expiry: %v", err)
+	}
+	now = now.Add(time.Minute)
 	if err := l.Refresh(ctx); err != nil || l.Revoked("short") || !l.Revoked("long") || l.Len() != 2 {
 		t.Errorf("after short expired: %d %v", l.Len(), err)
+	}
+	// A list made later still reads a revocation within the keep.
+	late := record.NewRevocationList(store, func() time.Time { return now }, time.Hour)
+	if err := late.Refresh(ctx); err != nil || !late.Revoked("short") {
+		t.Errorf("a fresh list with an hour's keep: %v", err)
 	}
 }

@@ -53,7 +53,7 @@ type Service struct {
 	jwks     []byte
 	opts     Options
 
-	recorded map[*keys.Key]bool          // keys some recording profile signs or verifies with
+	recorded map[*keys.Key]bool          // keys only recording profiles sign or verify with
 	noExpTTL map[*keys.Key]time.Duration // keys of profiles whose tokens carry no exp: their lifetime
 
 	callerKeySlots chan struct{} // a semaphore: see Options.CallerKeySlots
@@ -107,14 +107,17 @@ func NewService(set *keys.Set, specs map[string]ProfileSpec, opts Options) (*Ser
 			}
 		}
 	}
-	// What jwtd knows of its own tokens by the key that signed them: that a
-	// profile records them, and, for layouts without exp, how long they
-	// live (the longest TTL of the profiles the key serves).
+	// What jwtd knows of its own tokens by the key that signed them: that
+	// they are recorded (every profile the key serves records), and, for
+	// layouts without exp, how long they live (the longest TTL of the
+	// profiles the key serves).
+	unrecorded := map[*keys.Key]bool{}
 	for _, name := range names {
 		p := s.profiles[name]
 		for _, k := range append([]*keys.Key{p.Key}, p.VerifyKeys...) {
-			if p.Record {
-				s.recorded[k] = true
+			s.recorded[k] = p.Record && !unrecorded[k]
+			if !p.Record {
+				unrecorded[k] = true
 			}
 			if p.Layout == LayoutCastlabs && p.TTL > s.noExpTTL[k] {
 				s.noExpTTL[k] = p.TTL
@@ -190,12 +193,16 @@ func newJTI(now time.Time, rand io.Reader) (string, error) {
 const maxClaimText = 256
 
 // Check refuses, with ErrInvalidRequest, a request the profile cannot make
-// a token of: sub or aud over 256 bytes, or, for the appverify layout, no
-// phone number. Issue checks it; a caller may check it earlier, before
+// a token of: sub or aud over 256 bytes, a ttl for the castlabs layout
+// (which has no exp to carry it), or, for the appverify layout, no phone
+// number. Issue checks it; a caller may check it earlier, before
 // counting the request against a limit.
 func (p *Profile) Check(r Request) error {
 	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
 		return fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
+	}
+	if p.Layout == LayoutCastlabs && r.TTL > 0 {
+		return fmt.Errorf("%w: profile %q's tokens carry no exp (the castlabs layout) and live the profile's ttl; a ttl cannot shorten them", ErrInvalidRequest, p.Name)
 	}
 	if p.Layout == LayoutAppVerify && r.Phone == "" {
 		return fmt.Errorf("%w: profile %q puts the phone number in every token (the appverify layout): give one", ErrInvalidRequest, p.Name)
@@ -510,10 +517,35 @@ func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte, r
 	if err := c.checkTimes(s.opts.Now(), s.opts.Leeway); err != nil {
 		return err
 	}
-	if revoked != nil && c.JTI != "" && revoked.Revoked(c.JTI) {
+	// Revocation is asked only of jwtd's own tokens: a token signed with
+	// someone else's key says nothing about jwtd's records, and /verifyToken
+	// must not tell anyone which jtis were revoked.
+	if revoked != nil && c.JTI != "" && s.ownKey(k) && revoked.Revoked(c.JTI) {
 		return fmt.Errorf("%w: jti %s was revoked", ErrRevoked, c.JTI)
 	}
 	return nil
+}
+
+// ownKey reports whether the caller's key is one of jwtd's.
+func (s *Service) ownKey(caller *keys.Key) bool {
+	for _, k := range s.keys.All() {
+		if caller.Same(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// LongestNoExpTTL is the longest lifetime of the tokens of profiles whose
+// layout carries no exp (castlabs): how long after its iat such a token of
+// jwtd's still verifies at /verifyToken, and so how long a revocation of
+// one must be remembered.
+func (s *Service) LongestNoExpTTL() time.Duration {
+	var longest time.Duration
+	for _, ttl := range s.noExpTTL {
+		longest = max(longest, ttl)
+	}
+	return longest
 }
 
 // ownLifetime is how long a token without exp lives when one of jwtd's
