@@ -347,8 +347,12 @@ func (s *Store) revoke(ctx context.Context, filter bson.D, at time.Time) (int, e
 // Revocations returns the revocations made at or after since of tokens
 // that expire after liveAt, oldest first.
 func (s *Store) Revocations(ctx context.Context, since, liveAt time.Time) ([]record.Revocation, error) {
+	from := int64(1) // 0 is "not revoked"
+	if !since.IsZero() {
+		from = max(since.UnixNano(), 1)
+	}
 	filter := bson.D{
-		{Key: "revoked", Value: bson.D{{Key: "$gte", Value: max(since.UnixNano(), 1)}}}, // 0 is "not revoked"
+		{Key: "revoked", Value: bson.D{{Key: "$gte", Value: from}}},
 		{Key: "expires", Value: bson.D{{Key: "$gt", Value: liveAt}}},
 	}
 	cur, err := s.tokens.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "revoked", Value: 1}}).
