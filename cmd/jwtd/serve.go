@@ -53,8 +53,13 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		// is garbage at the end of a request, so Go's default of collecting
 		// whenever the heap doubles means a collection every few thousand
 		// requests. Letting it grow to five times the live heap costs a few
-		// tens of MB and gives back about 8% of the CPU (make bench).
+		// tens of MB and gives back about 8% of the CPU (make bench)...
 		debug.SetGCPercent(400)
+		if e.getenv("GOMEMLIMIT") == "" {
+			// ...up to 64 MiB of heap, past which the collector works
+			// harder rather than let the process grow.
+			debug.SetMemoryLimit(64 << 20)
+		}
 	}
 
 	svc, err := buildService(cfg)
