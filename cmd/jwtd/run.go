@@ -36,6 +36,7 @@ Usage:
   jwtd serve                   serve the HTTP API
   jwtd token sign|verify|decode  mint, check or read a token
   jwtd keys generate --alg A   make a new signing key
+  jwtd apikey create --name N --scopes S  make an API key and its api_keys entry
   jwtd version                 print the version
 
 Run "jwtd <command> --help" for a command's flags.
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdToken(ctx, rest, e)
 	case "keys":
 		return cmdKeys(rest, e)
+	case "apikey":
+		return cmdAPIKey(rest, e)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "jwtd %s (%s)\n", version, goVersion())
 		return nil

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/seedexample"
 	"github.com/jwtd/jwtd/internal/sqlite"
@@ -251,6 +252,7 @@ func TestCLI(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"token", "sign", "--help"},
 		{"token", "verify", "--help"}, {"token", "decode", "--help"}, {"keys", "--help"}, {"keys", "generate", "--help"},
+		{"apikey", "--help"}, {"apikey", "create", "--help"},
 	} {
 		out, errOut, err := runCLI(t, env, "", args...)
 		if err != nil || !strings.Contains(out+errOut, "Usage") {
@@ -318,6 +320,17 @@ func TestCLI(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, env, "", "token", "decode", "garbage"); err == nil {
 		t.Error("garbage decoded")
+	}
+
+	// apikey create prints a key once, and the api_keys entry of its hash.
+	key, entry, err := runCLI(t, env, "", "apikey", "create", "--name", "ops", "--scopes", "admin,issue")
+	key = strings.TrimSpace(key)
+	if err != nil || !strings.HasPrefix(key, "jwtd_") ||
+		!strings.Contains(entry, fmt.Sprintf(`{name: ops, sha256: %q, scopes: [admin, issue]}`, apikey.Hash(key))) {
+		t.Errorf("apikey create: %v %q %s", err, key, entry)
+	}
+	if _, errOut, err := runCLI(t, env, "", "apikey", "create", "--name", "ops", "--scopes", "root"); err != exitCode(2) || !strings.Contains(errOut, `scope "root"`) {
+		t.Errorf("apikey create with an unknown scope: %v %s", err, errOut)
 	}
 
 	// keys generate writes a usable key and a configuration snippet.

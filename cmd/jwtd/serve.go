@@ -75,6 +75,11 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	running.apiKeys.Store(apiKeys)
+	if admin := filepath.Join(cfg.DataDir, "admin-api-key.json"); len(cfg.APIKeys) > 0 {
+		if _, err := os.Stat(admin); err == nil {
+			logger.Info("api_keys are configured, so the admin key generated on first start is not accepted", "file", admin)
+		}
+	}
 	phones, err := phone.NewNormalizer(cfg.Phone.DefaultRegion, 0)
 	if err != nil {
 		return err
@@ -242,6 +247,11 @@ func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, rot *r
 		}
 		running.tokens.Store(next)
 		running.apiKeys.Store(apiKeys)
+		if admin := filepath.Join(cfg.DataDir, "admin-api-key.json"); len(cfg.APIKeys) > 0 {
+			if _, err := os.Stat(admin); err == nil {
+				logger.Info("api_keys are configured, so the admin key generated on first start is not accepted", "file", admin)
+			}
+		}
 		logger.Info("reloaded keys, profiles and API keys", "keys", len(next.Keys().All()), "api_keys", apiKeys.Len())
 		return nil
 	}()

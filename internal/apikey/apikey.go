@@ -103,6 +103,21 @@ func Hash(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// New makes an API key: its plain text, to hand to the caller once, and
+// the Spec the configuration keeps (its SHA-256 only).
+func New(name string, scopes []string) (plain string, spec Spec, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", Spec{}, err
+	}
+	plain = "jwtd_" + base64.RawURLEncoding.EncodeToString(b[:])
+	spec = Spec{Name: name, SHA256: Hash(plain), Scopes: scopes}
+	if _, err := NewSet([]Spec{spec}); err != nil {
+		return "", Spec{}, err
+	}
+	return plain, spec, nil
+}
+
 // LoadOrCreateAdmin returns the admin key kept in dir (its hash only). On
 // first use it makes one with every scope and returns its plain text too,
 // for the caller to show once; the plain text is never stored. The file
@@ -115,12 +130,10 @@ func LoadOrCreateAdmin(dir string) (spec Spec, plain string, err error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return spec, "", err
 	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	plain, spec, err = New("admin", allScopes)
+	if err != nil {
 		return Spec{}, "", err
 	}
-	plain = "jwtd_" + base64.RawURLEncoding.EncodeToString(b[:])
-	spec = Spec{Name: "admin", SHA256: Hash(plain), Scopes: allScopes}
 	data, _ := json.Marshal(spec)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Spec{}, "", err
