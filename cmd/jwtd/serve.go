@@ -84,6 +84,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	ratelimit.LogRedisTo(logger)
 	limitStore, err := ratelimit.OpenStore(cfg.Limits.URL, cfg.Limits.MaxKeys)
 	if err != nil {
 		return err
