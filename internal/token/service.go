@@ -192,14 +192,24 @@ func newJTI(now time.Time, rand io.Reader) (string, error) {
 // maxClaimText bounds sub and aud: identifiers, not documents.
 const maxClaimText = 256
 
-// Check refuses, with ErrInvalidRequest, a request the profile cannot make
-// a token of: sub or aud over 256 bytes, a ttl for the castlabs layout
-// (which has no exp to carry it), or, for the appverify layout, no phone
-// number. Issue checks it; a caller may check it earlier, before
+// Check refuses a request the profile cannot make a token of: a ttl above
+// the profile's (ErrTTLTooLong), or, with ErrInvalidRequest, one that would
+// mint an expired token, sub or aud over 256 bytes, a ttl for the castlabs
+// layout (which has no exp to carry it), or, for the appverify layout, no
+// phone number. Issue checks it; a caller may check it earlier, before
 // counting the request against a limit.
 func (p *Profile) Check(r Request) error {
 	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
 		return fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
+	}
+	switch {
+	case r.TTL > p.TTL:
+		return fmt.Errorf("%w: %s > %s", ErrTTLTooLong, r.TTL, p.TTL)
+	case r.TTL > 0 && r.TTL < p.Backdate+time.Second:
+		// exp is whole seconds after iat, which is backdated: a shorter
+		// ttl would mint a token that has expired already.
+		return fmt.Errorf("%w: ttl %s is too short; this profile's tokens are backdated %s, so ttl must be at least %s",
+			ErrInvalidRequest, r.TTL, p.Backdate, p.Backdate+time.Second)
 	}
 	if p.Layout == LayoutCastlabs && r.TTL > 0 {
 		return fmt.Errorf("%w: profile %q's tokens carry no exp (the castlabs layout) and live the profile's ttl; a ttl cannot shorten them", ErrInvalidRequest, p.Name)
@@ -218,21 +228,12 @@ func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownProfile, profile)
 	}
-	ttl := p.TTL
-	if r.TTL > 0 {
-		if r.TTL > p.TTL {
-			return nil, fmt.Errorf("%w: %s > %s", ErrTTLTooLong, r.TTL, p.TTL)
-		}
-		// exp is whole seconds after iat, which is backdated: a shorter
-		// ttl would mint a token that has expired already.
-		if r.TTL < p.Backdate+time.Second {
-			return nil, fmt.Errorf("%w: ttl %s is too short; this profile's tokens are backdated %s, so ttl must be at least %s",
-				ErrInvalidRequest, r.TTL, p.Backdate, p.Backdate+time.Second)
-		}
-		ttl = r.TTL
-	}
 	if err := p.Check(r); err != nil {
 		return nil, err
+	}
+	ttl := p.TTL
+	if r.TTL > 0 {
+		ttl = r.TTL
 	}
 	now := s.opts.Now()
 	jti, err := newJTI(now, s.opts.Rand)
