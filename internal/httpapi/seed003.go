@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -45,17 +46,26 @@ func seedString(v jsontext.Value, dst *string, present *bool, name string) error
 	return nil
 }
 
+// limitFirst counts an anonymous request against the limits named by kinds
+// by its address, before its body is read (as the seed did: a refused
+// client costs no parsing), and sets the RateLimit headers. It returns the
+// address.
+func (s *Server) limitFirst(w http.ResponseWriter, r *http.Request, kinds []string) (netip.Addr, error) {
+	ip := s.ClientIP.Resolve(r)
+	d, err := s.Limiter.Check(r.Context(), kinds, ratelimit.Caller{IP: ip}, "")
+	if err == nil {
+		setRateLimitHeaders(w, d)
+	}
+	return ip, err
+}
+
 // handleGenerateToken is seed 003's POST /generateToken:
 // {"user_data": "<string>"} → {"JWT Token": "<token>"}, castlabs profile.
 func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) error {
-	// Counted before the body is read, as the seed did: a refused client
-	// costs no parsing.
-	ip := s.ClientIP.Resolve(r)
-	d, err := s.Minter.Limiter.Check(r.Context(), s.Minter.LimitBy["generate"], ratelimit.Caller{IP: ip}, "")
+	ip, err := s.limitFirst(w, r, s.Minter.LimitBy["generate"])
 	if err != nil {
 		return err
 	}
-	setRateLimitHeaders(w, d)
 	var data string
 	var has bool
 	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
@@ -85,16 +95,14 @@ func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) err
 // plus "Error" when it does not verify. Signing_key is an HMAC secret (its
 // UTF-8 bytes), a PEM public key or a JWK (as a string or a JSON object).
 func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error {
-	d, err := s.Limiter.Check(r.Context(), s.opts.VerifyLimits, ratelimit.Caller{IP: s.ClientIP.Resolve(r)}, "")
-	if err != nil {
+	if _, err := s.limitFirst(w, r, s.opts.VerifyLimits); err != nil {
 		return err
 	}
-	setRateLimitHeaders(w, d)
 	var tok, keyText string
 	var key []byte
 	var hasTok, hasKey bool
 	var badKey error // reported after a missing Token, as the seed did
-	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
+	err := s.readSeedBody(r, func(name string, v jsontext.Value) error {
 		switch {
 		case name == "Token":
 			return seedString(v, &tok, &hasTok, name)
