@@ -418,8 +418,8 @@ type RecordFunc func(ctx context.Context, jti string) (found, revoked bool, err 
 
 // Introspect is Verify, then the token's record, by jti (never by token
 // string, since base64 is malleable): a token that was revoked is an error
-// wrapping ErrRevoked, and a token signed with a key of a recording profile
-// that has no record (purged, or never recorded) one wrapping
+// wrapping ErrRevoked, and a token signed with a key only recording
+// profiles use that has no record (purged, or never recorded) one wrapping
 // ErrUnrecorded. An error that wraps no reason (see IsReason) means the
 // record could not be read, and the token must not be taken as active.
 func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc) (*Verified, error) {
@@ -429,7 +429,7 @@ func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc)
 	}
 	if v.Claims.JTI == "" {
 		if s.recorded[v.Key] {
-			return nil, fmt.Errorf("%w: the token has no jti, and its profile records every token it mints", ErrUnrecorded)
+			return nil, fmt.Errorf("%w: the token has no jti, and its key's profiles record every token they mint", ErrUnrecorded)
 		}
 		return v, nil
 	}
@@ -440,7 +440,7 @@ func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc)
 	case revoked:
 		return nil, fmt.Errorf("%w: jti %s was revoked", ErrRevoked, v.Claims.JTI)
 	case !found && s.recorded[v.Key]:
-		return nil, fmt.Errorf("%w: no record of jti %s, and its profile records every token it mints", ErrUnrecorded, v.Claims.JTI)
+		return nil, fmt.Errorf("%w: no record of jti %s, and its key's profiles record every token they mint", ErrUnrecorded, v.Claims.JTI)
 	}
 	return v, nil
 }
