@@ -369,7 +369,8 @@ func TestGenerateEveryAlgorithm(t *testing.T) {
 }
 
 // FuzzForVerify: any caller key with any alg either fails or gives a key
-// pinned to that alg; "none" never gives one.
+// pinned to that alg; "none" never gives one; and a key that verifies an
+// asymmetric alg is never an HMAC secret (key confusion).
 func FuzzForVerify(f *testing.F) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub, _ := MarshalPublicPEM(&ec.PublicKey)
@@ -387,6 +388,13 @@ func FuzzForVerify(f *testing.F) {
 		}
 		if k.Alg() != alg || !Supported(alg) {
 			t.Fatalf("ForVerify(%q) gave a %s key", alg, k.Alg())
+		}
+		if !IsHMAC(alg) {
+			for _, hs := range []string{"HS256", "HS384", "HS512"} {
+				if _, err := ForVerify(key, hs); err == nil {
+					t.Fatalf("a key that verifies %s was taken as an %s secret: %q", alg, hs, key)
+				}
+			}
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -175,25 +174,5 @@ func TestLargeBatches(t *testing.T) {
 	var count int
 	if err := s.read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&count); err != nil || count != n {
 		t.Errorf("%d rows, %v", count, err)
-	}
-}
-
-// The database and its WAL files are readable by their owner only.
-func TestFilesPrivate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jwtd.db")
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	now := time.Now().UTC()
-	if err := s.Insert(context.Background(), &record.Record{JTI: "j", Profile: "p", Kid: "k", Alg: "HS256", Issued: now, Expires: now.Add(time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{path, path + "-wal", path + "-shm"} {
-		info, err := os.Stat(name)
-		if err != nil || info.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v %v, want mode 0600", filepath.Base(name), info.Mode().Perm(), err)
-		}
 	}
 }
