@@ -14,13 +14,9 @@ const apikeyUsage = `Usage:
 // cmdAPIKey makes an API key: the key itself, printed once, and the
 // api_keys entry (its hash) to put in the configuration.
 func cmdAPIKey(args []string, e env) error {
-	sub, rest, err := subcommand(args, e, apikeyUsage)
+	sub, rest, err := subcommand(args, e, "apikey", apikeyUsage, "create")
 	if sub == "" || err != nil {
 		return err
-	}
-	if sub != "create" {
-		fmt.Fprintf(e.stderr, "jwtd apikey: unknown subcommand %q\n\n%s", sub, apikeyUsage)
-		return exitCode(2)
 	}
 	fs := newFlagSet("jwtd apikey create", "jwtd apikey create --name NAME --scopes admin,issue,introspect", e, false)
 	name := fs.String("name", "", "the key's name, as logs and rate limits know it")

@@ -14,13 +14,9 @@ const keysUsage = `Usage:
 `
 
 func cmdKeys(args []string, e env) error {
-	sub, rest, err := subcommand(args, e, keysUsage)
+	sub, rest, err := subcommand(args, e, "keys", keysUsage, "generate")
 	if sub == "" || err != nil {
 		return err
-	}
-	if sub != "generate" {
-		fmt.Fprintf(e.stderr, "jwtd keys: unknown subcommand %q\n\n%s", sub, keysUsage)
-		return exitCode(2)
 	}
 	fs := newFlagSet("jwtd keys generate", "jwtd keys generate --alg ALG [--kid KID] [--out FILE]", e, false)
 	alg := fs.String("alg", "", "HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA")

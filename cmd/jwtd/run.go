@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -131,14 +132,19 @@ func usageError(fs *pflag.FlagSet, msg string) error {
 	return exitCode(2)
 }
 
-// subcommand picks the subcommand of a command group such as "token".
-func subcommand(args []string, e env, help string) (string, []string, error) {
+// subcommand picks the subcommand of a command group such as "token",
+// which must be one of known; anything else prints the usage (exit 2).
+func subcommand(args []string, e env, group, help string, known ...string) (string, []string, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprint(e.stdout, help)
 			return "", nil, nil
 		}
 		fmt.Fprint(e.stderr, help)
+		return "", nil, exitCode(2)
+	}
+	if !slices.Contains(known, args[0]) {
+		fmt.Fprintf(e.stderr, "jwtd %s: unknown subcommand %q\n\n%s", group, args[0], help)
 		return "", nil, exitCode(2)
 	}
 	return args[0], args[1:], nil

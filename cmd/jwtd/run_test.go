@@ -443,6 +443,8 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"token", "sign", "--profil", "default"}, "unknown flag: --profil"},
 		{[]string{"token", "sign", "--profile", "default", "extra"}, `unexpected argument "extra"`},
 		{[]string{"keys", "generate", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"token", "mint"}, `unknown subcommand "mint"`},
+		{[]string{"apikey", "delete"}, `unknown subcommand "delete"`},
 	} {
 		_, stderr, err := runCLI(t, env, "", tc.args...)
 		if err != exitCode(2) || !strings.Contains(stderr, tc.says) || !strings.Contains(stderr, "Usage:") {

@@ -25,20 +25,16 @@ const tokenUsage = `Usage:
 `
 
 func cmdToken(ctx context.Context, args []string, e env) error {
-	sub, rest, err := subcommand(args, e, tokenUsage)
-	if sub == "" || err != nil {
+	sub, rest, err := subcommand(args, e, "token", tokenUsage, "sign", "verify", "decode")
+	switch {
+	case sub == "" || err != nil:
 		return err
-	}
-	switch sub {
-	case "sign":
+	case sub == "sign":
 		return cmdTokenSign(ctx, rest, e)
-	case "verify":
+	case sub == "verify":
 		return cmdTokenVerify(ctx, rest, e)
-	case "decode":
-		return cmdTokenDecode(rest, e)
 	}
-	fmt.Fprintf(e.stderr, "jwtd token: unknown subcommand %q\n\n%s", sub, tokenUsage)
-	return exitCode(2)
+	return cmdTokenDecode(rest, e)
 }
 
 // cmdTokenSign mints through the server's own path (mint.Minter), so a

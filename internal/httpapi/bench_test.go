@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -33,14 +32,7 @@ func BenchmarkPhoneToken(b *testing.B) {
 func BenchmarkVerifyToken(b *testing.B) {
 	h, _ := testServer(b)
 	ex := seedexample.Load(b)
-	w := do(b, h, "POST", "/generateToken", "application/json", `{"user_data":"bench"}`)
-	var gen struct {
-		Token string `json:"JWT Token"`
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &gen); err != nil {
-		b.Fatal(err)
-	}
-	body := verifyBody(gen.Token, ex.Key)
+	body := verifyBody(generateToken(b, h), ex.Key)
 	b.ReportAllocs()
 	for b.Loop() {
 		w := do(b, h, "POST", "/verifyToken", "application/json", body)

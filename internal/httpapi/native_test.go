@@ -421,20 +421,14 @@ func TestRecordSwitches(t *testing.T) {
 func TestRevokedAndUnrecordedTokens(t *testing.T) {
 	h, _, store := testServerWithStore(t)
 	ex := seedexample.Load(t)
-	w := do(t, h, "POST", "/generateToken", "application/json", `{"user_data":"x"}`)
-	var gen struct {
-		Token string `json:"JWT Token"`
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &gen); err != nil {
-		t.Fatal(err)
-	}
+	tok := generateToken(t, h)
 	verify := func() string {
-		return do(t, h, "POST", "/verifyToken", "application/json", verifyBody(gen.Token, ex.Key)).Body.String()
+		return do(t, h, "POST", "/verifyToken", "application/json", verifyBody(tok, ex.Key)).Body.String()
 	}
 	if got := verify(); !strings.Contains(got, `"Signature Verification":true`) {
 		t.Fatalf("before revoking: %s", got)
 	}
-	jti := regexp.MustCompile(`"jti":"([0-9a-f]{32})"`).FindStringSubmatch(claimsOf(t, gen.Token))[1]
+	jti := regexp.MustCompile(`"jti":"([0-9a-f]{32})"`).FindStringSubmatch(claimsOf(t, tok))[1]
 	if w := doAuth(t, h, "POST", "/v1/revoke", adminKey, "application/json", `{"jti":"`+jti+`"}`); w.Code != 200 {
 		t.Fatalf("revoke: %d %s", w.Code, w.Body)
 	}
@@ -442,10 +436,10 @@ func TestRevokedAndUnrecordedTokens(t *testing.T) {
 		t.Errorf("after revoking: %s", got)
 	}
 
-	w = doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"sub":"a"}`)
-	tok := decode(t, w)["token"].(string)
+	w := doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"sub":"a"}`)
+	issued := decode(t, w)["token"].(string)
 	introspect := func() map[string]any {
-		return decode(t, doAuth(t, h, "POST", "/v1/introspect", introspectKey, "application/x-www-form-urlencoded", "token="+tok))
+		return decode(t, doAuth(t, h, "POST", "/v1/introspect", introspectKey, "application/x-www-form-urlencoded", "token="+issued))
 	}
 	if got := introspect(); got["active"] != true {
 		t.Fatalf("recorded: %v", got)
@@ -476,20 +470,14 @@ func TestAppVerifyNeedsPhone(t *testing.T) {
 // revoked), and a castlabs token takes no ttl (it has no exp to carry one).
 func TestRevocationOnlyOfOwnTokens(t *testing.T) {
 	h, _ := testServer(t)
-	w := do(t, h, "POST", "/generateToken", "application/json", `{"user_data":"x"}`)
-	var gen struct {
-		Token string `json:"JWT Token"`
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &gen); err != nil {
-		t.Fatal(err)
-	}
-	claims := claimsOf(t, gen.Token)
+	tok := generateToken(t, h)
+	claims := claimsOf(t, tok)
 	jti := regexp.MustCompile(`"jti":"([0-9a-f]{32})"`).FindStringSubmatch(claims)[1]
 	if w := doAuth(t, h, "POST", "/v1/revoke", adminKey, "application/json", `{"jti":"`+jti+`"}`); w.Code != 200 {
 		t.Fatalf("revoke: %d %s", w.Code, w.Body)
 	}
 	foreign := strings.Repeat("f", 64)
-	input := strings.Join(strings.Split(gen.Token, ".")[:2], ".")
+	input := strings.Join(strings.Split(tok, ".")[:2], ".")
 	mac := hmac.New(sha512.New, []byte(foreign))
 	mac.Write([]byte(input))
 	forged := input + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
@@ -497,7 +485,7 @@ func TestRevocationOnlyOfOwnTokens(t *testing.T) {
 	if !strings.Contains(got, `"Signature Verification":true`) {
 		t.Errorf("a token under another key with a revoked jti of jwtd's: %s", got)
 	}
-	w = doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"castlabs","data":"x","ttl":"1m"}`)
+	w := doAuth(t, h, "POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"castlabs","data":"x","ttl":"1m"}`)
 	if w.Code != 400 || !strings.Contains(w.Body.String(), "no exp") {
 		t.Errorf("castlabs with a ttl: %d %s", w.Code, w.Body)
 	}

@@ -132,6 +132,19 @@ func do(t testing.TB, h http.Handler, method, path, contentType, body string) *h
 	return w
 }
 
+// generateToken mints a castlabs token through /generateToken.
+func generateToken(t testing.TB, h http.Handler) string {
+	t.Helper()
+	w := do(t, h, "POST", "/generateToken", "application/json", `{"user_data":"x"}`)
+	var gen struct {
+		Token string `json:"JWT Token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &gen); err != nil || gen.Token == "" {
+		t.Fatalf("generateToken: %d %s", w.Code, w.Body)
+	}
+	return gen.Token
+}
+
 func verifyBody(tok, key string) string {
 	b, _ := json.Marshal(map[string]string{"Token": tok, "Signing_key": key})
 	return string(b)
