@@ -29,7 +29,7 @@ cat > "$work/jwtd.yaml" <<YAML
 listen: 127.0.0.1:18080
 data_dir: $work/data
 log_level: warn
-ratelimit: {per_ip: "100000000 per second", per_phone: "100000000 per second", routes: {verify: [ip]}}
+ratelimit: {per_ip: "100000000 per second", per_phone: "100000000 per second", per_ip_verify: "100000000 per second"}
 keys:
   - {kid: cl1, alg: HS512, secret: "$key", encoding: raw}
 profiles:

@@ -118,3 +118,35 @@ func TestMaxConnections(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// /verifyToken is limited by default, per caller, in a bucket of its own
+// (per_ip_verify): a burst of verifications is refused with Retry-After,
+// and does not use up what the same caller may mint.
+func TestVerifyTokenLimitedByDefault(t *testing.T) {
+	base, _ := startServe(t, nil, "--data-dir", filepath.Join(t.TempDir(), "data"))
+	body := `{"Token":"x.y.z","Signing_key":"k"}`
+	passed, refused := 0, 0
+	for range 80 {
+		req, _ := http.NewRequest("POST", base+"/verifyToken", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == 429 && resp.Header.Get("Retry-After") != "":
+			refused++
+		case resp.StatusCode == 429:
+			t.Fatal("429 without Retry-After")
+		default:
+			passed++
+		}
+	}
+	if passed < 50 || refused == 0 {
+		t.Errorf("80 verifications at once: %d passed, %d refused; want the first 50 through and the rest limited", passed, refused)
+	}
+	if code, body := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"u"}`); code != 200 {
+		t.Errorf("generateToken after the verify burst: %d %s", code, body)
+	}
+}

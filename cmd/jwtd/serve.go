@@ -152,6 +152,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	limitRoutes := cfg.Limits.RouteRules()
 	maxConns := maxConnections(cfg.HTTP.MaxConnections)
 	ln = netutil.LimitListener(ln, maxConns)
 	srv := &http.Server{
@@ -162,12 +163,12 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 				APIKeys: running.apiKeys.Load, Phones: phones,
 				Minter: &mint.Minter{
 					Tokens: running.tokens.Load, Store: store, Phones: phones, Metrics: m,
-					Limiter: limiter, LimitBy: cfg.Limits.Routes,
+					Limiter: limiter, LimitBy: limitRoutes,
 				},
 				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m,
 			},
 			httpapi.Options{
-				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: cfg.Limits.Routes["verify"],
+				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: limitRoutes["verify"],
 				RequireClientCert: cfg.TLS.ClientCAFile != "",
 			},
 		),
@@ -377,7 +378,7 @@ func buildLimiter(cfg *config.Config, store *ratelimit.Store, logger *slog.Logge
 	}
 	backend, _, _ := strings.Cut(cfg.Limits.URL, "://") // never the URL: it may hold a password
 	logger.Info("rate limits", "backend", backend, "per_ip", cfg.Limits.PerIP, "per_phone", cfg.Limits.PerPhone,
-		"on_backend_error", cfg.Limits.OnBackendError, "trusted_proxies", len(cfg.Limits.TrustedProxies))
+		"per_ip_verify", cfg.Limits.PerIPVerify, "on_backend_error", cfg.Limits.OnBackendError, "trusted_proxies", len(cfg.Limits.TrustedProxies))
 	clientIP, err := clientIPResolver(cfg)
 	return limiter, clientIP, err
 }
@@ -386,7 +387,9 @@ func buildLimiter(cfg *config.Config, store *ratelimit.Store, logger *slog.Logge
 func limitRules(cfg *config.Config) ([]ratelimit.Rule, error) {
 	var rules []ratelimit.Rule
 	var errs []error
-	for _, r := range []struct{ name, text string }{{"per_ip", cfg.Limits.PerIP}, {"per_phone", cfg.Limits.PerPhone}} {
+	for _, r := range []struct{ name, text string }{
+		{"per_ip", cfg.Limits.PerIP}, {"per_phone", cfg.Limits.PerPhone}, {"per_ip_verify", cfg.Limits.PerIPVerify},
+	} {
 		lims, err := ratelimit.ParseLimits(r.text)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("ratelimit.%s: %w", r.name, err))

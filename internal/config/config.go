@@ -89,6 +89,7 @@ type RateLimit struct {
 	URL            string   `koanf:"url"`    // memory:// (default) or redis://host:port/db
 	PerIP          string   `koanf:"per_ip"` // Flask-Limiter syntax: "60 per minute", "10/second;100/hour"
 	PerPhone       string   `koanf:"per_phone"`
+	PerIPVerify    string   `koanf:"per_ip_verify"`    // the ip limit of /verifyToken, which is called far more often than the minting routes
 	TrustedProxies []string `koanf:"trusted_proxies"`  // CIDRs whose X-Forwarded-For is believed
 	OnBackendError string   `koanf:"on_backend_error"` // open or closed
 	MaxKeys        int      `koanf:"max_keys"`         // memory backend: buckets held; when full, the nearest to refilling goes
@@ -101,6 +102,28 @@ type RateLimit struct {
 // rateLimitGroups are the route groups and the keys each can be limited by.
 var rateLimitGroups = map[string][]string{
 	"token": {"ip", "phone"}, "issue": {"ip", "phone"}, "generate": {"ip"}, "verify": {"ip"},
+}
+
+// RouteRules maps each route group to the names of the rules that limit
+// it: "phone" is per_phone, and "ip" is per_ip, except on verify where it
+// is per_ip_verify.
+func (r RateLimit) RouteRules() map[string][]string {
+	out := make(map[string][]string, len(r.Routes))
+	for group, kinds := range r.Routes {
+		rules := make([]string, 0, len(kinds))
+		for _, k := range kinds {
+			switch {
+			case k == "phone":
+				rules = append(rules, "per_phone")
+			case group == "verify":
+				rules = append(rules, "per_ip_verify")
+			default:
+				rules = append(rules, "per_ip")
+			}
+		}
+		out[group] = rules
+	}
+	return out
 }
 
 // Phone holds phone-number parsing settings.
@@ -156,13 +179,14 @@ func defaults() map[string]any {
 		"ratelimit.url":              "memory://",
 		"ratelimit.per_ip":           "60 per minute",
 		"ratelimit.per_phone":        "10 per hour",
+		"ratelimit.per_ip_verify":    "50 per second",
 		"ratelimit.trusted_proxies":  []string{},
 		"ratelimit.on_backend_error": "open",
 		"ratelimit.max_keys":         100000,
 		"ratelimit.routes.token":     []string{"ip", "phone"},
 		"ratelimit.routes.issue":     []string{"ip", "phone"},
 		"ratelimit.routes.generate":  []string{"ip"},
-		"ratelimit.routes.verify":    []string{},
+		"ratelimit.routes.verify":    []string{"ip"},
 		"allow_readable_key_files":   false,
 	}
 	for name, p := range token.BuiltinProfiles() {

@@ -63,7 +63,7 @@ func from(t *testing.T, h http.Handler, method, path, peer string, xff []string,
 	return w
 }
 
-var defaultRoutes = map[string][]string{"token": {"ip", "phone"}, "issue": {"ip", "phone"}, "generate": {"ip"}}
+var defaultRoutes = map[string][]string{"token": {"per_ip", "per_phone"}, "issue": {"per_ip", "per_phone"}, "generate": {"per_ip"}}
 
 func TestPerIPLimit(t *testing.T) {
 	s := limitedTestServer(t, "3 per hour", "100 per hour", defaultRoutes)

@@ -59,7 +59,7 @@ type Deps struct {
 type Options struct {
 	// MaxBodyBytes bounds every request body; larger ones get 413.
 	MaxBodyBytes int64
-	// VerifyLimits are the limits of /verifyToken ("ip").
+	// VerifyLimits are the rules that limit /verifyToken (per_ip_verify).
 	VerifyLimits []string
 	// RequireClientCert makes the admin and introspection routes refuse
 	// requests without a verified TLS client certificate.

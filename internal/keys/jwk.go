@@ -14,6 +14,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
+// go-jose refuses RSA JWKs over 4096 bits by default; jwtd's bound is
+// MaxRSABits, checked by New with its own message.
+func init() { jose.MaxRSAModulusBits = MaxRSABits + 1 }
+
 // jwkMeta holds the JWK members go-jose does not check for us.
 type jwkMeta struct {
 	Alg    string   `json:"alg"`

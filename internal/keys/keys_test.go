@@ -193,6 +193,16 @@ func TestParseJWKRules(t *testing.T) {
 	if _, err := ParseJWK(jwk("", nil, ""), "ES256"); err != nil {
 		t.Errorf("alg from the token: %v", err)
 	}
+	// RSA JWKs up to MaxRSABits, and past it refused with jwtd's message.
+	for bits, want := range map[int]string{8192: "", 8193: "8193 bits"} {
+		n := new(big.Int).Lsh(big.NewInt(1), uint(bits-1))
+		n.SetBit(n, 0, 1)
+		b, _ := jose.JSONWebKey{Key: &rsa.PublicKey{N: n, E: 65537}, Algorithm: "RS256"}.MarshalJSON()
+		_, err := ParseJWK(b, "")
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%d-bit RSA JWK: %v", bits, err)
+		}
+	}
 	for name, data := range map[string][]byte{
 		"use enc":         jwk("enc", nil, "ES256"),
 		"key_ops encrypt": jwk("", []string{"encrypt"}, "ES256"),

@@ -30,7 +30,7 @@ type Minter struct {
 	Store record.Store
 	// Limiter applies the rate limits; nil means none. LimitBy maps a
 	// route group (token, issue, generate) to the limits that apply to it
-	// ("ip", "phone").
+	// (rule names: per_ip, per_phone).
 	Limiter *ratelimit.Limiter
 	LimitBy map[string][]string
 	// Phones normalises phone numbers to E.164.

@@ -54,7 +54,7 @@ func newMinter(t *testing.T) (*mint.Minter, *sqlite.Store) {
 	}
 	return &mint.Minter{
 		Tokens: func() *token.Service { return svc }, Store: store, Phones: phones, Metrics: metrics.New(),
-		Limiter: limiter, LimitBy: map[string][]string{"token": {"ip", "phone"}},
+		Limiter: limiter, LimitBy: map[string][]string{"token": {"per_ip", "per_phone"}},
 	}, store
 }
 

@@ -160,7 +160,7 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	results := make([]error, len(batch))
-	owners, err := s.claimXIDs(ctx, batch)
+	owners, claimed, err := s.claimXIDs(ctx, batch)
 	if err != nil {
 		return nil, err
 	}
@@ -179,30 +179,62 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	}
 	_, err = s.tokens.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	var bwe mongo.BulkWriteException
-	switch {
-	case err == nil:
-	case errors.As(err, &bwe) && bwe.WriteConcernError == nil:
-		for _, we := range bwe.WriteErrors {
-			if we.Code != 11000 || we.Index < 0 || we.Index >= len(index) {
-				return nil, translate(err)
-			}
-			results[index[we.Index]] = record.ErrDuplicate
-		}
-	default:
-		return nil, translate(err)
+	if err == nil {
+		return results, nil
 	}
-	return results, nil
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+		duplicates := true
+		for _, we := range bwe.WriteErrors {
+			duplicates = duplicates && we.Code == 11000 && we.Index >= 0 && we.Index < len(index)
+		}
+		if duplicates {
+			for _, we := range bwe.WriteErrors {
+				results[index[we.Index]] = record.ErrDuplicate
+			}
+			return results, nil
+		}
+	}
+	if !mongo.IsNetworkError(err) && !mongo.IsTimeout(err) && !errors.Is(err, context.Canceled) {
+		// The insert failed: give back the XIDs this batch bound and no
+		// token holds, as SQLite's rollback does. When the outcome is
+		// unknown the claims stay: the tokens may be in.
+		s.releaseXIDs(ctx, claimed, owners)
+	}
+	return nil, translate(err)
+}
+
+// releaseXIDs removes the claims of XIDs that have no token. A token
+// another instance inserted under one of them between the claim and its
+// release is looked for after the release, and its phone claims the XID
+// again. Errors are left: a claim that stays binds an XID to a phone that
+// may simply ask again.
+func (s *Store) releaseXIDs(ctx context.Context, xids []string, owners map[string]string) {
+	for _, xid := range xids {
+		if _, err := s.xids.DeleteOne(ctx, bson.D{{Key: "_id", Value: xid}, {Key: "phone", Value: owners[xid]}}); err != nil {
+			return
+		}
+		var tok token
+		err := s.tokens.FindOne(ctx, bson.D{{Key: "xid", Value: xid}}).Decode(&tok)
+		if err != nil {
+			continue // mongo.ErrNoDocuments: released
+		}
+		_, _ = s.xids.UpdateOne(ctx, bson.D{{Key: "_id", Value: xid}},
+			bson.D{
+				{Key: "$setOnInsert", Value: bson.D{{Key: "phone", Value: tok.Phone}}},
+				{Key: "$max", Value: bson.D{{Key: "expires", Value: tok.Expires}}},
+			}, options.UpdateOne().SetUpsert(true))
+	}
 }
 
 // claimXIDs binds each XID of the batch to the phone of its first record
-// and returns every XID's owner. The claim is an upsert on the XID that sets
+// and returns every XID's owner and the XIDs it newly bound. The claim is an upsert on the XID that sets
 // the phone only when it inserts, so the first claim wins, atomically on the
 // server and across instances. One round trip claims the whole batch; the
 // owner of an XID that already existed (a re-issue, or a conflict) costs a
 // read, new XIDs none. Filters are on _id alone, which every
 // MongoDB-protocol server serves from its primary key.
-func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (map[string]string, error) {
-	owners := map[string]string{}
+func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (owners map[string]string, claimed []string, err error) {
+	owners = map[string]string{}
 	expires := map[string]time.Time{}
 	var order []string
 	for _, r := range batch {
@@ -218,7 +250,7 @@ func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (map[stri
 		}
 	}
 	if len(order) == 0 {
-		return owners, nil
+		return owners, nil, nil
 	}
 	models := make([]mongo.WriteModel, 0, len(order))
 	for _, xid := range order {
@@ -233,18 +265,19 @@ func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (map[stri
 	res, err := s.xids.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	var bwe mongo.BulkWriteException
 	if err != nil && (!errors.As(err, &bwe) || bwe.WriteConcernError != nil) {
-		return nil, translate(err)
+		return nil, nil, translate(err)
 	}
 	for _, we := range bwe.WriteErrors {
 		// A duplicate key is two claims racing for a new XID; the read
 		// below finds the winner. Anything else fails the batch.
 		if we.Code != 11000 {
-			return nil, translate(err)
+			return nil, nil, translate(err)
 		}
 	}
 	for i, xid := range order {
 		if res != nil {
 			if _, inserted := res.UpsertedIDs[int64(i)]; inserted {
+				claimed = append(claimed, xid)
 				continue // ours: the phone we set
 			}
 		}
@@ -252,11 +285,11 @@ func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (map[stri
 			Phone string `bson:"phone"`
 		}
 		if err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}).Decode(&doc); err != nil {
-			return nil, translate(err)
+			return nil, nil, translate(err)
 		}
 		owners[xid] = doc.Phone
 	}
-	return owners, nil
+	return owners, claimed, nil
 }
 
 // ByJTI returns the record of one token.

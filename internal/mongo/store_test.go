@@ -65,3 +65,34 @@ func BenchmarkGroupCommit(b *testing.B) {
 	url := testservice.MongoURL(b)
 	recordtest.BenchmarkGroupCommit(b, func(b *testing.B) recordtest.StatsStore { return open(b, url, Options{}) })
 }
+
+// An insert that fails as a whole gives back the XID its batch bound: the
+// same XID with another phone is then accepted, as on SQLite, where the
+// failed transaction rolls the claim back.
+func TestFailedInsertReleasesXID(t *testing.T) {
+	s := open(t, testservice.MongoURL(t), Options{Retention: time.Hour})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	// A document over the 48 MB wire message limit: the driver refuses
+	// the insert before sending anything.
+	huge := &record.Record{JTI: "huge", Profile: "appverify", XID: "tx-huge", Phone: "+14155550001",
+		Subject: strings.Repeat("x", 49<<20), Issued: now, Expires: now.Add(time.Minute)}
+	if err := s.Insert(ctx, huge); err == nil {
+		t.Fatal("a 49 MiB record was stored")
+	}
+	other := &record.Record{JTI: "other", Profile: "appverify", XID: "tx-huge", Phone: "+14155550002",
+		Issued: now, Expires: now.Add(time.Minute)}
+	if err := s.Insert(ctx, other); err != nil {
+		t.Fatalf("the XID of a failed insert stayed bound: %v", err)
+	}
+	got, err := s.ByXID(ctx, "tx-huge")
+	if err != nil || len(got) != 1 || got[0].Phone != other.Phone {
+		t.Fatalf("ByXID = %+v, %v", got, err)
+	}
+	// And the XID is now bound to the phone whose token went in.
+	third := &record.Record{JTI: "third", Profile: "appverify", XID: "tx-huge", Phone: "+14155550001",
+		Issued: now, Expires: now.Add(time.Minute)}
+	if err := s.Insert(ctx, third); err != record.ErrXIDConflict {
+		t.Errorf("a third phone on the XID: %v, want ErrXIDConflict", err)
+	}
+}

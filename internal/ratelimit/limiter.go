@@ -263,7 +263,11 @@ func (e *LimitedError) Error() string {
 	return fmt.Sprintf("%s limit of %s reached", e.Decision.Rule, e.Decision.Limit)
 }
 
-// Caller is who a request is counted as under the per_ip rule: the API key
+// PerPhone is the rule keyed by phone number; every other rule is keyed by
+// the caller.
+const PerPhone = "per_phone"
+
+// Caller is who a request is counted as under the per_ip rules: the API key
 // it authenticated with, when it did (so that callers behind one address
 // share no bucket with anonymous ones, nor with each other), else its
 // address.
@@ -283,29 +287,27 @@ func (c Caller) key() string {
 	return ""
 }
 
-// Check counts one request against the limits named by kinds: "ip" (the
-// per_ip rule, keyed by the caller: its API key or its address) and "phone"
-// (per_phone, keyed by phone); a caller with neither, or an empty phone,
-// skips its kind. It returns the tightest
+// Check counts one request against the named rules: per_phone is keyed
+// by phone, every other rule (per_ip, per_ip_verify) by the caller: its API
+// key or its address. A caller with neither, or an empty phone, skips the
+// rules keyed by it. It returns the tightest
 // decision (for the RateLimit headers; Remaining < 0 when none applied), a
 // *LimitedError when a limit refuses, or an error wrapping ErrBackend when
 // the backend is away and on_backend_error is closed. With
 // on_backend_error open, a backend error allows the request without
-// checking the remaining kinds: they share the backend. A nil Limiter
+// checking the remaining rules: they share the backend. A nil Limiter
 // allows everything.
-func (l *Limiter) Check(ctx context.Context, kinds []string, caller Caller, phone string) (Decision, error) {
+func (l *Limiter) Check(ctx context.Context, rules []string, caller Caller, phone string) (Decision, error) {
 	tightest := Decision{Allowed: true, Remaining: -1}
 	if l == nil {
 		return tightest, nil
 	}
-	for _, kind := range kinds {
-		rule, key := "", ""
-		switch {
-		case kind == "ip" && caller.key() != "":
-			rule, key = "per_ip", caller.key()
-		case kind == "phone" && phone != "":
-			rule, key = "per_phone", phone
-		default:
+	for _, rule := range rules {
+		key := caller.key()
+		if rule == PerPhone {
+			key = phone
+		}
+		if key == "" {
 			continue
 		}
 		if !l.Has(rule) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/testservice"
+	"github.com/throttled/throttled/v2"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -263,26 +264,26 @@ func testCheck(t *testing.T, b backend) {
 	ctx := context.Background()
 	ip := netip.MustParseAddr("2001:db8:1:2::7")
 	phone := uniqueKey("+1415")
-	d, err := l.Check(ctx, []string{"ip", "phone"}, Caller{IP: ip}, phone)
+	d, err := l.Check(ctx, []string{"per_ip", "per_phone"}, Caller{IP: ip}, phone)
 	if err != nil || d.Rule != "per_phone" || d.Remaining != 1 {
 		t.Fatalf("first: %+v %v, want per_phone with 1 left", d, err)
 	}
-	if _, err := l.Check(ctx, []string{"ip", "phone"}, Caller{IP: netip.MustParseAddr("2001:db8:1:2::8")}, phone); err != nil {
+	if _, err := l.Check(ctx, []string{"per_ip", "per_phone"}, Caller{IP: netip.MustParseAddr("2001:db8:1:2::8")}, phone); err != nil {
 		t.Fatal(err) // another address of the same /64
 	}
 	var limited *LimitedError
-	d, err = l.Check(ctx, []string{"ip", "phone"}, Caller{IP: ip}, phone)
+	d, err = l.Check(ctx, []string{"per_ip", "per_phone"}, Caller{IP: ip}, phone)
 	if !errors.As(err, &limited) || d.Allowed || limited.Decision.Rule != "per_phone" {
 		t.Fatalf("third for the phone: %+v %v", d, err)
 	}
 	// The /64 has used 3 of its 5; no phone, no phone limit.
-	d, err = l.Check(ctx, []string{"ip", "phone"}, Caller{IP: ip}, "")
+	d, err = l.Check(ctx, []string{"per_ip", "per_phone"}, Caller{IP: ip}, "")
 	if err != nil || d.Rule != "per_ip" || d.Remaining != 1 {
 		t.Errorf("ip only: %+v %v", d, err)
 	}
 	// An API key from the same address has a bucket of its own.
 	key := uniqueKey("ops")
-	if d, err := l.Check(ctx, []string{"ip"}, Caller{IP: ip, APIKey: key}, ""); err != nil || d.Remaining != 4 {
+	if d, err := l.Check(ctx, []string{"per_ip"}, Caller{IP: ip, APIKey: key}, ""); err != nil || d.Remaining != 4 {
 		t.Errorf("an API key behind the /64: %+v %v", d, err)
 	}
 	// No kinds, an invalid address, or a nil Limiter: nothing applies.
@@ -291,7 +292,7 @@ func testCheck(t *testing.T, b backend) {
 			t.Errorf("no kinds: %+v %v", d, err)
 		}
 	}
-	if d, err := l.Check(ctx, []string{"ip"}, Caller{}, ""); err != nil || d.Remaining != -1 {
+	if d, err := l.Check(ctx, []string{"per_ip"}, Caller{}, ""); err != nil || d.Remaining != -1 {
 		t.Errorf("invalid address: %+v %v", d, err)
 	}
 }
@@ -309,22 +310,22 @@ func TestMemoryStoreResistsChurn(t *testing.T) {
 	ctx := context.Background()
 	home := Caller{IP: netip.MustParseAddr("192.0.2.1")}
 	for range 3 {
-		if _, err := l.Check(ctx, []string{"ip", "phone"}, home, "+14155552671"); err != nil {
+		if _, err := l.Check(ctx, []string{"per_ip", "per_phone"}, home, "+14155552671"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 1000 {
 		now = now.Add(time.Millisecond)
 		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 8), byte(i), 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
-		if _, err := l.Check(ctx, []string{"ip"}, Caller{IP: ip}, ""); err != nil {
+		if _, err := l.Check(ctx, []string{"per_ip"}, Caller{IP: ip}, ""); err != nil {
 			t.Fatalf("new address %d in a full table: %v", i, err)
 		}
 	}
-	if _, err := l.Check(ctx, []string{"ip"}, Caller{APIKey: "ops"}, ""); err != nil {
+	if _, err := l.Check(ctx, []string{"per_ip"}, Caller{APIKey: "ops"}, ""); err != nil {
 		t.Errorf("a new API key in a full table: %v", err)
 	}
 	var limited *LimitedError
-	if _, err := l.Check(ctx, []string{"ip", "phone"}, home, "+14155552671"); !errors.As(err, &limited) || limited.Decision.Rule != "per_phone" {
+	if _, err := l.Check(ctx, []string{"per_ip", "per_phone"}, home, "+14155552671"); !errors.As(err, &limited) || limited.Decision.Rule != "per_phone" {
 		t.Errorf("the phone's 4th in the hour, after the churn: %v", err)
 	}
 	if len(st.gcra.(*memStore).entries) > 50 {
@@ -345,5 +346,38 @@ func TestRedisLogsRouted(t *testing.T) {
 	}
 	if l.suppressed.Load() != 4 {
 		t.Errorf("%d left out, want 4", l.suppressed.Load())
+	}
+}
+
+// losingStore is a GCRA store whose every compare-and-swap loses, as under a
+// flood of requests on one key.
+type losingStore struct{ throttled.GCRAStoreCtx }
+
+func (losingStore) GetWithTime(context.Context, string) (int64, time.Time, error) {
+	return 1, time.Now(), nil
+}
+
+func (losingStore) CompareAndSwapWithTTL(context.Context, string, int64, int64, time.Duration) (bool, error) {
+	return false, nil
+}
+
+// A key whose updates keep losing their compare-and-swap is refused, not
+// treated as a backend outage (which on_backend_error open would allow).
+// This also pins the library's error text the limiter recognises: were it
+// to change, the request would be allowed and this test would fail.
+func TestCASExhaustionRefuses(t *testing.T) {
+	lims, _ := ParseLimits("5 per minute")
+	var backendErrors atomic.Int32
+	l, err := New(&Store{gcra: losingStore{}}, []Rule{{Name: "per_ip", Limits: lims}}, "open", quiet,
+		Hooks{BackendError: func() { backendErrors.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.Allow(context.Background(), "per_ip", "flooded")
+	if err != nil || d.Allowed || d.RetryAfter <= 0 {
+		t.Fatalf("Allow = %+v, %v; want refused with a Retry-After", d, err)
+	}
+	if n := backendErrors.Load(); n != 0 {
+		t.Errorf("counted as %d backend errors", n)
 	}
 }
