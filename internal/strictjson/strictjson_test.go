@@ -3,6 +3,7 @@ package strictjson
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -67,6 +68,22 @@ func TestUnmarshal(t *testing.T) {
 			t.Errorf("%q: %v", tc.in, err)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%q: %v, want an error with %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+// Deep nesting is refused before it is decoded, and the pointer to where a
+// long name fails is cut short: the message would otherwise be as long as
+// the body.
+func TestWalkBoundsItsErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"any":` + strings.Repeat("[", 12000):              "nested deeper than 16",
+		`{"` + strings.Repeat("a", 12000) + `":x}`:          "not valid JSON (or not valid UTF-8) at /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…",
+		`{"a":[{"b":[` + strings.Repeat("1,", 20) + `1]}]}`: "",
+	} {
+		err := CheckObject([]byte(in), 16)
+		if fmt.Sprint(err) != want && !(want == "" && err == nil) {
+			t.Errorf("%.40s…: %.300v, want %q", in, err, want)
 		}
 	}
 }
