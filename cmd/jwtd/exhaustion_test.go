@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -22,6 +26,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/apikey"
 )
 
 // An unauthenticated attacker sends what costs jwtd the most, from 32
@@ -236,4 +242,105 @@ func processCPU(t *testing.T, pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// The hardening list, each attack over HTTP against a real process with
+// its expected answer: a revoked castlabs token does not verify; a public
+// key in any common encoding is never an HMAC secret; anonymous callers
+// cannot use up what an API key's holder behind the same address may
+// mint; tokens the verifier would refuse, or that are born expired, are
+// not minted; names differing only in case are not one name.
+func TestAttacksOverHTTP(t *testing.T) {
+	dir := t.TempDir()
+	const castlabsKey = "castlabs-key-0123456789abcdef-0123456789abcdef-0123456789abcdef-0123456789"
+	cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf(`
+ratelimit: {per_ip: "5 per hour"}
+keys:
+  - {kid: cl1, alg: HS512, secret: %q, encoding: raw}
+profiles:
+  castlabs: {key: cl1}
+api_keys:
+  - {name: ops, sha256: %q, scopes: [admin, issue, introspect]}
+`, castlabsKey, apikey.Hash(testAdminKey)))
+	_, base, _, _ := startProcess(t, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	verify := func(t *testing.T, body any) (ok bool, reason string) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		code, out := httpDo(t, "POST", base+"/verifyToken", "", "application/json", string(b))
+		var got struct {
+			Verified bool   `json:"Signature Verification"`
+			Error    string `json:"Error"`
+		}
+		if code != 200 || json.Unmarshal([]byte(out), &got) != nil {
+			t.Fatalf("verifyToken: %d %s", code, out)
+		}
+		return got.Verified, got.Error
+	}
+
+	t.Run("revoked castlabs token", func(t *testing.T) {
+		code, out := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", `{"profile":"castlabs"}`)
+		var minted struct{ Token string }
+		if code != 201 || json.Unmarshal([]byte(out), &minted) != nil {
+			t.Fatalf("mint: %d %s", code, out)
+		}
+		key := castlabsKey
+		if ok, reason := verify(t, map[string]string{"Token": minted.Token, "Signing_key": key}); !ok {
+			t.Fatalf("before revocation: %v %s", ok, reason)
+		}
+		if code, out := httpDo(t, "POST", base+"/v1/revoke", testAdminKey, "application/json",
+			fmt.Sprintf(`{"jti":%q}`, jtiOf(t, minted.Token))); code != 200 {
+			t.Fatalf("revoke: %d %s", code, out)
+		}
+		if ok, reason := verify(t, map[string]string{"Token": minted.Token, "Signing_key": key}); ok || !strings.Contains(reason, "revoked") {
+			t.Errorf("after revocation: verified %v, %q; want false, revoked", ok, reason)
+		}
+	})
+
+	t.Run("public key as an HMAC secret", func(t *testing.T) {
+		ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+		pemText := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		for name, keyText := range map[string]string{
+			"bare base64 DER":   base64.StdEncoding.EncodeToString(der),
+			"PEM after a BOM":   "\ufeff" + pemText,
+			"PEM after a label": "my key:\n" + pemText,
+		} {
+			// The attacker signs HS256 with the public key's text, as a
+			// verifier that took it for a secret would check it.
+			b64 := base64.RawURLEncoding.EncodeToString
+			input := b64([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + b64([]byte(`{"sub":"x"}`))
+			mac := hmac.New(sha256.New, []byte(keyText))
+			mac.Write([]byte(input))
+			tok := input + "." + b64(mac.Sum(nil))
+			if ok, reason := verify(t, map[string]string{"Token": tok, "Signing_key": keyText}); ok {
+				t.Errorf("%s: an HS256 token keyed with a public key verified (%s)", name, reason)
+			}
+		}
+	})
+
+	t.Run("anonymous callers and an API key behind one address", func(t *testing.T) {
+		for range 6 {
+			httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"u"}`)
+		}
+		if code, _ := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"u"}`); code != 429 {
+			t.Fatalf("the anonymous bucket was not used up: %d", code)
+		}
+		if code, out := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", `{"profile":"default"}`); code != 201 {
+			t.Errorf("the API key's holder: %d %s", code, out)
+		}
+	})
+
+	for _, tc := range []struct{ name, body, want string }{
+		{"a token over 8 KiB", `{"profile":"default","data":{"d":"` + strings.Repeat("x", 9000) + `"}}`, "8192"},
+		{"ttl under a second", `{"profile":"default","ttl":"500ms"}`, "ttl"},
+		{"ttl at the backdate", `{"profile":"appverify","phone":"+14155552671","ttl":"10s"}`, "ttl"},
+		{"names differing in case", `{"PROFILE":"castlabs","profile":"default"}`, "PROFILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", tc.body)
+			if code != 400 || !strings.Contains(out, tc.want) {
+				t.Errorf("%d %s; want 400 saying %q", code, out, tc.want)
+			}
+		})
+	}
 }
