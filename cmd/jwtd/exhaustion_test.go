@@ -318,6 +318,13 @@ api_keys:
 		}
 	})
 
+	t.Run("user_data past the token cap", func(t *testing.T) {
+		code, out := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"`+strings.Repeat("x", 6000)+`"}`)
+		if code != 400 || !strings.Contains(out, "8192") {
+			t.Errorf("%d %s; want 400 naming the 8192-byte cap", code, out)
+		}
+	})
+
 	t.Run("anonymous callers and an API key behind one address", func(t *testing.T) {
 		for range 6 {
 			httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"u"}`)
