@@ -18,7 +18,7 @@ func cmdAPIKey(args []string, e env) error {
 	if sub == "" || err != nil {
 		return err
 	}
-	fs := newFlagSet("jwtd apikey create", "jwtd apikey create --name NAME --scopes admin,issue,introspect", e, false)
+	fs := newFlagSet("jwtd apikey create", "jwtd apikey create --name NAME --scopes admin,issue,introspect", e)
 	name := fs.String("name", "", "the key's name, as logs and rate limits know it")
 	scopes := fs.StringSlice("scopes", nil, "what the key may do: admin, issue, introspect (comma-separated)")
 	if help, err := parseFlagsNoArgs(fs, rest); help || err != nil {

@@ -81,12 +81,20 @@ func goVersion() string {
 
 // newFlagSet makes a subcommand's flag set; with config true it has the
 // configuration flags too.
-func newFlagSet(name, synopsis string, e env, withConfig bool) *pflag.FlagSet {
+// everySetting gives a command the flag of every setting (serve); other
+// commands name the settings they use, and --config.
+const everySetting = "*"
+
+func newFlagSet(name, synopsis string, e env, settings ...string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.SortFlags = false
-	if withConfig {
+	withConfig := len(settings) > 0
+	switch {
+	case withConfig && settings[0] == everySetting:
 		config.AddFlags(fs)
+	case withConfig:
+		config.AddFlags(fs, settings...)
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: %s\n", synopsis)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -125,6 +126,14 @@ func startServeFull(t *testing.T, env map[string]string, args ...string) (string
 	return logs.waitAddr(t, done), logs, stop
 }
 
+// firstStart starts the server once and stops it: the keys it keeps are
+// made, as the CLI expects to find them.
+func firstStart(t *testing.T, env map[string]string, args ...string) {
+	t.Helper()
+	_, stop := startServeStoppable(t, env, args...)
+	stop()
+}
+
 // runCLI runs one jwtd command in-process.
 func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
@@ -206,6 +215,7 @@ func TestSeed003CurlCommands(t *testing.T) {
 func TestZeroConfigKeysPersist(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data")}
+	firstStart(t, env)
 	tok, stderr, err := runCLI(t, env, "", "token", "sign", "--sub", "alice", "--data", `{"role":"ops"}`)
 	if err != nil {
 		t.Fatalf("sign: %v %s", err, stderr)
@@ -230,6 +240,54 @@ func TestZeroConfigKeysPersist(t *testing.T) {
 		if info.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v", e.Name(), info.Mode().Perm())
 		}
+	}
+}
+
+// The CLI reads the keys the server made, from wherever it is run with the
+// server's configuration (a relative data_dir is relative to the file); it
+// never makes keys of its own. keys show prints a castlabs key that a
+// castlabs client can send as Signing_key.
+func TestCLIFindsTheServersKeys(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "jwtd.yaml", "data_dir: ./state\n")
+	elsewhere := t.TempDir()
+	t.Chdir(elsewhere)
+	if _, _, err := runCLI(t, nil, "", "token", "verify", "--config", cfg, "x.y.z"); err == nil ||
+		!strings.Contains(err.Error(), filepath.Join(dir, "state", "keys")) || !strings.Contains(err.Error(), "--config") {
+		t.Errorf("verify before the server ever ran: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "state")); len(entries) != 0 {
+		t.Errorf("verify made %v", entries)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("verify made %v in the working directory", entries)
+	}
+
+	base, _ := startServe(t, nil, "--config", cfg)
+	key, stderr, err := runCLI(t, nil, "", "keys", "show", "--config", cfg, "--profile", "castlabs")
+	if err != nil || !strings.Contains(stderr, "WARNING") {
+		t.Fatalf("keys show: %v %s", err, stderr)
+	}
+	code, out := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"u"}`)
+	var minted struct {
+		Token string `json:"JWT Token"`
+	}
+	if code != 200 || json.Unmarshal([]byte(out), &minted) != nil {
+		t.Fatalf("generateToken: %d %s", code, out)
+	}
+	body, _ := json.Marshal(map[string]string{"Token": minted.Token, "Signing_key": strings.TrimSpace(key)})
+	if code, out := httpDo(t, "POST", base+"/verifyToken", "", "application/json", string(body)); code != 200 ||
+		!strings.Contains(out, `"Signature Verification":true`) {
+		t.Errorf("verifyToken with the key keys show printed: %d %s", code, out)
+	}
+	out, stderr, err = runCLI(t, nil, "", "token", "verify", "--config", cfg, minted.Token)
+	if err != nil || !strings.Contains(out, `"active": true`) {
+		t.Errorf("token verify from another directory: %v %s %s", err, out, stderr)
+	}
+	// The appverify key in the form a TeleSign backend holds it.
+	b64, _, err := runCLI(t, nil, "", "keys", "show", "--config", cfg, "--profile", "appverify")
+	if raw, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(b64)); err != nil || derr != nil || len(raw) < 32 {
+		t.Errorf("appverify key %q: %v %v", b64, err, derr)
 	}
 }
 
@@ -270,6 +328,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	// sign → decode → verify, and a tampered token fails verify with exit 1.
+	firstStart(t, env)
 	tok, _, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify", "--phone", "+14155552671", "--xid", "tx-9")
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +471,7 @@ func TestServeChecksKeyFileModes(t *testing.T) {
 			"--data-dir", filepath.Join(dir, "data"))
 		return err
 	}
+	firstStart(t, nil, "--data-dir", filepath.Join(dir, "data"))
 	if err := sign(""); err != nil {
 		t.Fatalf("0600: %v", err)
 	}
@@ -451,6 +511,7 @@ func TestCommandLineMistakes(t *testing.T) {
 			t.Errorf("%v: %v\n%s", tc.args, err, stderr)
 		}
 	}
+	firstStart(t, env)
 	if _, _, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify"); err == nil || !strings.Contains(err.Error(), "phone") {
 		t.Errorf("token sign --profile appverify without --phone: %v", err)
 	}

@@ -35,7 +35,7 @@ import (
 )
 
 func cmdServe(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("jwtd serve", "jwtd serve [flags]", e, true)
+	fs := newFlagSet("jwtd serve", "jwtd serve [flags]", e, everySetting)
 	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		}
 	}
 
-	svc, err := buildService(cfg)
+	svc, err := buildService(cfg, true)
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,7 @@ func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, rot *r
 		if err := checkUnreloaded(cfg); err != nil {
 			return err
 		}
-		next, err := buildService(cfg)
+		next, err := buildService(cfg, true)
 		if err != nil {
 			return err
 		}

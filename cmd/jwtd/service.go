@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"sort"
 	"strings"
@@ -13,9 +15,11 @@ import (
 )
 
 // buildService loads the configured keys, gives each built-in profile
-// without a configured key the one jwtd keeps in the data directory
-// (generating it on first start), and checks the profiles against the keys.
-func buildService(cfg *config.Config) (*token.Service, error) {
+// without a configured key the one jwtd keeps in the data directory, and
+// checks the profiles against the keys. Only the server (generate) makes
+// kept keys on its first start: a command that found none would otherwise
+// sign or verify with keys the server does not have.
+func buildService(cfg *config.Config, generate bool) (*token.Service, error) {
 	list := make([]*keys.Key, 0, len(cfg.Keys)+3)
 	for _, spec := range cfg.Keys {
 		k, err := keys.Load(spec, cfg.Dir(), cfg.KeyFiles())
@@ -42,7 +46,16 @@ func buildService(cfg *config.Config) (*token.Service, error) {
 		if spec.Key != "" {
 			continue
 		}
-		k, err := keys.LoadOrGenerate(cfg.DataDir, name, token.BuiltinAlg(name), cfg.KeyFiles())
+		kept := keys.Kept{Dir: cfg.DataDir, Name: name, Alg: token.BuiltinAlg(name), Files: cfg.KeyFiles(),
+			Text: spec.Layout == token.LayoutCastlabs}
+		load := keys.LoadKept
+		if generate {
+			load = keys.LoadOrGenerate
+		}
+		k, err := load(kept)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w\nRun this command with the server's configuration: the same --config (JWTD_CONFIG), or --data-dir (JWTD_DATA_DIR) naming its data directory", err)
+		}
 		if err != nil {
 			return nil, err
 		}

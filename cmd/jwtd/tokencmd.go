@@ -41,7 +41,7 @@ func cmdToken(ctx context.Context, args []string, e env) error {
 // token of a recording profile is in the store before it is printed; no
 // rate limit applies.
 func cmdTokenSign(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("jwtd token sign", "jwtd token sign [--profile P] [flags]", e, true)
+	fs := newFlagSet("jwtd token sign", "jwtd token sign [--profile P] [flags]", e, "data_dir", "store.url", "phone.default_region")
 	profile := fs.String("profile", "default", "profile to mint with")
 	sub := fs.String("sub", "", "subject (default layout)")
 	aud := fs.String("aud", "", "audience (default layout)")
@@ -56,7 +56,7 @@ func cmdTokenSign(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	svc, err := buildService(cfg)
+	svc, err := buildService(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ type verifyOutput struct {
 // reads the configured store, and fails with an error rather than answer
 // "active" when the store cannot be read.
 func cmdTokenVerify(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("jwtd token verify", "jwtd token verify [flags] TOKEN|-", e, true)
+	fs := newFlagSet("jwtd token verify", "jwtd token verify [flags] TOKEN|-", e, "data_dir", "store.url", "leeway")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func cmdTokenVerify(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	svc, err := buildService(cfg)
+	svc, err := buildService(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func cmdTokenVerify(ctx context.Context, args []string, e env) error {
 }
 
 func cmdTokenDecode(args []string, e env) error {
-	fs := newFlagSet("jwtd token decode", "jwtd token decode TOKEN|-", e, false)
+	fs := newFlagSet("jwtd token decode", "jwtd token decode TOKEN|-", e)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}

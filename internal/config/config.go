@@ -200,12 +200,16 @@ func defaults() map[string]any {
 	return d
 }
 
-// AddFlags registers --config and the common settings' flags on fs.
-func AddFlags(fs *pflag.FlagSet) {
+// AddFlags registers --config and the flags of the named settings on fs
+// (all of them when none are named). Every setting's environment variable
+// is read whatever the flags.
+func AddFlags(fs *pflag.FlagSet, only ...string) {
 	fs.String("config", "", "YAML configuration file (env JWTD_CONFIG)")
 	d := defaults()
 	for _, s := range settings {
-		fs.String(s.flag, fmt.Sprint(d[s.key]), s.usage+" (env "+s.env+")")
+		if len(only) == 0 || slices.Contains(only, s.key) {
+			fs.String(s.flag, fmt.Sprint(d[s.key]), s.usage+" (env "+s.env+")")
+		}
 	}
 }
 
@@ -221,8 +225,20 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		path = f.Value.String()
 	}
 	if path != "" {
-		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+		fk := koanf.New(".")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		// A relative data_dir in the file is relative to the file, as its
+		// key files are: the server and the CLI find the same directory
+		// from wherever they are run.
+		if dir, ok := fk.Get("data_dir").(string); ok && dir != "" && !filepath.IsAbs(dir) {
+			if err := fk.Set("data_dir", filepath.Join(filepath.Dir(path), dir)); err != nil {
+				return nil, err
+			}
+		}
+		if err := k.Merge(fk); err != nil {
+			return nil, err
 		}
 	}
 	env := map[string]any{}

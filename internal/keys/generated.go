@@ -2,6 +2,7 @@ package keys
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,60 +13,90 @@ import (
 	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
-// LoadOrGenerate returns the key jwtd keeps for name in dir/keys, making it
-// on first use: a PKCS #8 PEM file for asymmetric algorithms (kid: its
-// RFC 7638 thumbprint) or a base64url secret (kid: name + "-generated").
-// Files are written 0600 in a 0700 directory, atomically, so a crash never
-// leaves half a key; an existing file must hold a key for alg.
-func LoadOrGenerate(dir, name, alg string, files secretfile.Policy) (*Key, error) {
-	kdir := filepath.Join(dir, "keys")
+// Kept names a key jwtd keeps for a profile in its data directory.
+type Kept struct {
+	Dir   string // the data directory; the key is in Dir/keys
+	Name  string // the profile
+	Alg   string
+	Files secretfile.Policy
+	// Text makes a generated secret printable text (128 hex digits) whose
+	// bytes are the key, for clients that can only send a key as a string
+	// (seed 003's Signing_key).
+	Text bool
+}
+
+// Path is the key's file: a PKCS #8 PEM file for asymmetric algorithms, a
+// base64url secret for HMAC.
+func (k Kept) Path() string {
 	ext := ".pem"
-	if IsHMAC(alg) {
+	if IsHMAC(k.Alg) {
 		ext = ".secret"
 	}
-	path := filepath.Join(kdir, name+"-"+strings.ToLower(alg)+ext)
+	return filepath.Join(k.Dir, "keys", k.Name+"-"+strings.ToLower(k.Alg)+ext)
+}
+
+// LoadOrGenerate returns the kept key, making it on first use (kid: the
+// RFC 7638 thumbprint of an asymmetric key, name + "-generated" for a
+// secret). Files are written 0600 in a 0700 directory, atomically, so a
+// crash never leaves half a key; an existing file must hold a key for alg.
+func LoadOrGenerate(k Kept) (*Key, error) { return k.load(true) }
+
+// LoadKept returns the kept key; a missing file is an error wrapping
+// fs.ErrNotExist, never a new key.
+func LoadKept(k Kept) (*Key, error) { return k.load(false) }
+
+func (k Kept) load(create bool) (*Key, error) {
+	path := k.Path()
 	// jwtd's own file: give it back its 0600 if something widened it (a
 	// Kubernetes fsGroup makes files 0660); if jwtd does not own it, the
 	// chmod fails and the policy judges the file as it is.
 	_ = os.Chmod(path, 0o600)
-	data, err := files.Read(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if data, err = generateFile(kdir, path, alg); err != nil {
-			return nil, fmt.Errorf("generating the %s key for %q: %w", alg, name, err)
+	data, err := k.Files.Read(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		if data, err = generateFile(path, k.Alg, k.Text); err != nil {
+			return nil, fmt.Errorf("generating the %s key for %q: %w", k.Alg, k.Name, err)
 		}
-	} else if err != nil {
+	case errors.Is(err, fs.ErrNotExist):
+		abs, _ := filepath.Abs(path)
+		return nil, fmt.Errorf("no %s key for profile %q at %s (jwtd serve makes it on its first start): %w", k.Alg, k.Name, abs, fs.ErrNotExist)
+	case err != nil:
 		return nil, err
 	}
-	var k *Key
-	if IsHMAC(alg) {
+	var key *Key
+	if IsHMAC(k.Alg) {
 		secret, derr := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(data)))
 		if derr != nil {
 			return nil, fmt.Errorf("%s: %w", path, derr)
 		}
-		k, err = New(name+"-generated", alg, secret)
+		key, err = New(k.Name+"-generated", k.Alg, secret)
 	} else {
 		priv, perr := ParsePrivatePEM(data)
 		if perr != nil {
 			return nil, fmt.Errorf("%s: %w", path, perr)
 		}
-		k, err = New("", alg, priv)
+		key, err = New("", k.Alg, priv)
 		if err == nil {
-			k.kid, err = Thumbprint(k.Public())
+			key.kid, err = Thumbprint(key.Public())
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return k, nil
+	return key, nil
 }
 
-func generateFile(kdir, path, alg string) ([]byte, error) {
+func generateFile(path, alg string, text bool) ([]byte, error) {
+	kdir := filepath.Dir(path)
 	material, err := Generate(alg)
 	if err != nil {
 		return nil, err
 	}
 	var data []byte
 	if secret, ok := material.([]byte); ok {
+		if text {
+			secret = hex.AppendEncode(nil, secret)
+		}
 		data = []byte(base64.RawURLEncoding.EncodeToString(secret) + "\n")
 	} else if data, err = MarshalPrivatePEM(material); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -183,6 +184,14 @@ func (k *Key) Alg() string { return k.alg }
 
 // Symmetric reports whether the key is an HMAC secret.
 func (k *Key) Symmetric() bool { _, ok := k.public.([]byte); return ok }
+
+// Secret is an HMAC key's secret (a copy), or nil for an asymmetric key.
+func (k *Key) Secret() []byte {
+	if s, ok := k.public.([]byte); ok {
+		return bytes.Clone(s)
+	}
+	return nil
+}
 
 // CanSign reports whether the key holds private material.
 func (k *Key) CanSign() bool { return k.private != nil }

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -329,11 +330,15 @@ func TestJWKSHasNoSecrets(t *testing.T) {
 func TestLoadOrGenerate(t *testing.T) {
 	dir := t.TempDir()
 	for _, alg := range []string{"HS256", "HS512", "ES256"} {
-		k1, err := LoadOrGenerate(dir, "p", alg, secretfile.Policy{})
+		kept := Kept{Dir: dir, Name: "p", Alg: alg}
+		if _, err := LoadKept(kept); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), kept.Path()) {
+			t.Errorf("LoadKept before the key exists: %v", err)
+		}
+		k1, err := LoadOrGenerate(kept)
 		if err != nil {
 			t.Fatal(err)
 		}
-		k2, err := LoadOrGenerate(dir, "p", alg, secretfile.Policy{})
+		k2, err := LoadKept(kept)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,6 +351,15 @@ func TestLoadOrGenerate(t *testing.T) {
 	if len(entries) != 3 {
 		t.Errorf("%d files in keys/, want 3", len(entries))
 	}
+	// A text secret is 128 hex digits whose bytes are the key.
+	text, err := LoadOrGenerate(Kept{Dir: dir, Name: "text", Alg: "HS512", Text: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := text.Secret(); len(s) != 128 || strings.Trim(string(s), "0123456789abcdef") != "" {
+		t.Errorf("text secret %q", s)
+	}
+	os.Remove(Kept{Dir: dir, Name: "text", Alg: "HS512"}.Path())
 	for _, e := range entries {
 		info, _ := e.Info()
 		if info.Mode().Perm() != 0o600 {
@@ -358,7 +372,7 @@ func TestLoadOrGenerate(t *testing.T) {
 	}
 	// A corrupt key file is an error, never silently replaced.
 	writeFile(t, filepath.Join(dir, "keys"), "q-es256.pem", []byte("garbage"))
-	if _, err := LoadOrGenerate(dir, "q", "ES256", secretfile.Policy{}); err == nil {
+	if _, err := LoadOrGenerate(Kept{Dir: dir, Name: "q", Alg: "ES256"}); err == nil {
 		t.Error("corrupt key file accepted")
 	}
 }

@@ -38,21 +38,19 @@ func (e *claimError) Unwrap() error { return ErrMalformed }
 func badClaim(format string, args ...any) error { return &claimError{fmt.Sprintf(format, args...)} }
 
 // parseClaims reads the payload as a JWT claims set, in one pass: a strict
-// JSON object (see strictjson), exp required when requireExp; exp, iat and
+// JSON object (see strictjson); exp, iat and
 // nbf, when present, JSON numbers within [0, year 9999] (fractions allowed);
 // jti, sub and iss, when present, strings. A claims set that is a strict
 // JSON object (all of it is checked) but breaks those rules is a
 // *claimError, the first such; the Claims read come with it.
-func parseClaims(payload []byte, requireExp bool) (*Claims, error) {
+func parseClaims(payload []byte) (*Claims, error) {
 	c := &Claims{Raw: payload}
-	hasExp := false
 	var bad error // the first claim that breaks the rules; the walk goes on
 	err := strictjson.Walk(payload, maxJSONDepth, func(name string, v jsontext.Value) error {
 		var err error
 		switch name {
 		case "exp":
 			c.Expires, err = numericDate(name, v)
-			hasExp = true
 		case "iat":
 			c.IssuedAt, err = numericDate(name, v)
 		case "nbf":
@@ -74,8 +72,6 @@ func parseClaims(payload []byte, requireExp bool) (*Claims, error) {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	case bad != nil:
 		return c, bad
-	case requireExp && !hasExp:
-		return c, badClaim("claim \"exp\" is required")
 	}
 	return c, nil
 }

@@ -141,13 +141,6 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			v, err := s.Verify(is.Token)
-			if p.Layout == LayoutCastlabs {
-				// The seed 003 layout has no exp, and jwtd requires one.
-				if Reason(err) != "malformed" {
-					t.Fatalf("castlabs token: %v", err)
-				}
-				return
-			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,6 +148,35 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 				t.Errorf("verified with %s, jti %s", v.Key.Kid(), v.Claims.JTI)
 			}
 		})
+	}
+}
+
+// A token without exp verifies only when one of jwtd's exp-less (castlabs)
+// profiles minted it, and lives that profile's ttl from its iat, as at
+// /verifyToken.
+func TestVerifyWithoutExp(t *testing.T) {
+	s := testService(t)
+	is, err := s.Issue("castlabs", Request{Data: json.RawMessage(`"d"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := *s
+	later.opts.Now = func() time.Time { return testNow.Add(time.Hour + 31*time.Second) } // ttl and leeway past
+	if _, err := later.Verify(is.Token); Reason(err) != "expired" {
+		t.Errorf("a castlabs token past its ttl: %v", err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	sign := func(key, claims string) string {
+		input := b64([]byte(`{"alg":"HS512","typ":"JWT"}`)) + "." + b64([]byte(claims))
+		m := hmac.New(sha512.New, []byte(key))
+		m.Write([]byte(input))
+		return input + "." + b64(m.Sum(nil))
+	}
+	if _, err := s.Verify(sign(castlabsSecret, `{"data":"d"}`)); Reason(err) != "malformed" || !strings.Contains(err.Error(), "exp") {
+		t.Errorf("a castlabs-keyed token without iat: %v", err)
+	}
+	if _, err := s.Verify(sign(castlabsSecret, fmt.Sprintf(`{"iat":%d}`, testNow.Unix()))); err != nil {
+		t.Errorf("a castlabs-keyed token with iat: %v", err)
 	}
 }
 

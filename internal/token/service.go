@@ -401,9 +401,19 @@ func (s *Service) Verify(tok string) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := parseClaims(j.Payload, true)
+	c, err := parseClaims(j.Payload)
 	if err != nil {
 		return nil, err
+	}
+	if c.Expires.IsZero() {
+		// exp is required, but for the tokens of jwtd's exp-less
+		// (castlabs) profiles, which live their profile's ttl from iat,
+		// as at /verifyToken.
+		ttl, ok := s.noExpTTL[key]
+		if !ok || c.IssuedAt.IsZero() {
+			return nil, badClaim("claim \"exp\" is required")
+		}
+		c.Expires = c.IssuedAt.Add(ttl)
 	}
 	if err := c.checkTimes(s.opts.Now(), s.opts.Leeway); err != nil {
 		return nil, err
@@ -476,7 +486,7 @@ func (s *Service) VerifyWithKey(tok string, key []byte, revoked Revocations) (Ch
 	if err != nil {
 		return Checked{}, err
 	}
-	c, claimsErr := parseClaims(j.Payload, false)
+	c, claimsErr := parseClaims(j.Payload)
 	var bad *claimError
 	if claimsErr != nil && !errors.As(claimsErr, &bad) {
 		return Checked{}, claimsErr // not a claims object: nothing to show
