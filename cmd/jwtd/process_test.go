@@ -37,10 +37,16 @@ func TestMain(m *testing.M) {
 // startProcess runs the built binary's serve on 127.0.0.1:0.
 func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *logSink, chan error) {
 	t.Helper()
+	return startProcessEnv(t, nil, args...)
+}
+
+// startProcessEnv is startProcess with environment variables ("K=V").
+func startProcessEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *logSink, chan error) {
+	t.Helper()
 	logs := newLogSink()
 	cmd := exec.Command(jwtdBinary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Stderr = logs
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
