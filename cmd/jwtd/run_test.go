@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -511,8 +512,28 @@ func TestCommandLineMistakes(t *testing.T) {
 			t.Errorf("%v: %v\n%s", tc.args, err, stderr)
 		}
 	}
+	busy := freeAddr(t)
+	l, err := net.Listen("tcp", busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, _, err := runCLI(t, env, "", "serve", "--listen", busy); err == nil || !strings.Contains(err.Error(), "--listen, JWTD_LISTEN") {
+		t.Errorf("serve on an address in use: %v", err)
+	}
 	firstStart(t, env)
 	if _, _, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify"); err == nil || !strings.Contains(err.Error(), "phone") {
 		t.Errorf("token sign --profile appverify without --phone: %v", err)
 	}
+}
+
+// freeAddr is a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

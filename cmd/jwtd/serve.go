@@ -149,6 +149,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	defer signal.Stop(hup)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w\nAnother process listens on %s: stop it, or give jwtd another address with --listen, JWTD_LISTEN or listen: in the file", err, cfg.Listen)
+	}
 	if err != nil {
 		return err
 	}

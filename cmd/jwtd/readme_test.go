@@ -1,0 +1,281 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// The README, tried as a newcomer would: the repository's files copied to
+// a temporary directory, make build, make run on a terminal, every curl and
+// jwtd command of the README's sh blocks run against it (placeholders
+// replaced by the real values), and Ctrl-C, after which make exits 0.
+// Commands that need the network or Docker (git clone, go install, docker)
+// and the make targets (run here, or this test itself) are not run.
+func TestReadmeCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the repository afresh")
+	}
+	root, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	copyTracked(t, root, dir)
+
+	build := exec.Command("make", "build")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	run := exec.Command("make", "run", "ARGS=--listen "+addr)
+	run.Dir = dir
+	tty, err := pty.Start(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var mu sync.Mutex
+	var console bytes.Buffer
+	go func() {
+		r := bufio.NewReader(tty)
+		for {
+			line, err := r.ReadString('\n')
+			mu.Lock()
+			console.WriteString(line)
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- run.Wait() }()
+	t.Cleanup(func() {
+		// make and jwtd, the session pty.Start made, before the directory
+		// they write goes.
+		_ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	output := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.ReplaceAll(console.String(), "\r\n", "\n") // the terminal's line ends
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(output(), `"msg":"listening"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("make run did not start serving:\n%s", output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	base := "http://" + addr
+	adminKey := printedAdminKey(t, output())
+	jwtd := filepath.Join(dir, "bin", "jwtd")
+
+	// The values the README's placeholders stand for.
+	code, out := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"this is test3"}`)
+	var castlabs struct {
+		Token string `json:"JWT Token"`
+	}
+	if code != 200 || json.Unmarshal([]byte(out), &castlabs) != nil {
+		t.Fatalf("generateToken: %d %s", code, out)
+	}
+	castlabsKey := cliOutput(t, dir, jwtd, "keys", "show", "--profile", "castlabs")
+	code, out = httpDo(t, "POST", base+"/v1/tokens", adminKey, "application/json", `{"profile":"default","sub":"alice"}`)
+	var native struct{ Token string }
+	if code != 201 || json.Unmarshal([]byte(out), &native) != nil {
+		t.Fatalf("mint: %d %s", code, out)
+	}
+	code, out = httpDo(t, "POST", base+"/v1/tokens", adminKey, "application/json", `{"profile":"default","sub":"bob"}`)
+	var revocable struct{ JTI string }
+	if code != 201 || json.Unmarshal([]byte(out), &revocable) != nil {
+		t.Fatalf("mint: %d %s", code, out)
+	}
+	for range 2 { // two records of the README's phone, so that a page has a next cursor
+		httpDo(t, "GET", base+"/v1/token/+14155552671/tx-cursor", "", "", "")
+	}
+	code, out = httpDo(t, "GET", base+"/v1/tokens?phone=%2B14155552671&limit=1", adminKey, "", "")
+	var page struct {
+		NextCursor string `json:"next_cursor"`
+	}
+	if code != 200 || json.Unmarshal([]byte(out), &page) != nil || page.NextCursor == "" {
+		t.Fatalf("a page of records: %d %s", code, out)
+	}
+	replacer := strings.NewReplacer(
+		"http://127.0.0.1:8080", base,
+		"<token>", castlabs.Token,
+		"<key string, PEM public key or JWK>", jsonText(castlabsKey),
+		`"jti":"…"`, `"jti":"`+revocable.JTI+`"`,
+		"<next_cursor>", url.QueryEscape(page.NextCursor),
+		" TOKEN", ` "$TOKEN"`,
+	)
+
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	commands := readmeCommands(string(readme))
+	ran := 0
+	for _, c := range commands {
+		first, _, _ := strings.Cut(c, " ")
+		if first != "curl" && first != "jwtd" || strings.HasPrefix(c, "jwtd serve") {
+			continue
+		}
+		line := replacer.Replace(c)
+		if first == "jwtd" {
+			line = jwtd + strings.TrimPrefix(line, "jwtd")
+		} else {
+			line = "curl -sS -o /dev/null -w '%{http_code}' " + strings.TrimPrefix(line, "curl ")
+		}
+		sh := exec.Command("bash", "-c", line)
+		sh.Dir = dir
+		sh.Env = append(os.Environ(), "K="+adminKey, "TOKEN="+native.Token)
+		var stdout, stderr bytes.Buffer
+		sh.Stdout, sh.Stderr = &stdout, &stderr
+		err := sh.Run()
+		ran++
+		switch {
+		case err != nil:
+			t.Errorf("README: %s\n%v\n%s%s", c, err, stdout.String(), stderr.String())
+		case first == "curl":
+			status, _ := strconv.Atoi(stdout.String())
+			// 2xx, or a refusal the README shows (a national number
+			// without a region): never a route or method that is not
+			// there, a key that does not pass, or a server error.
+			if status < 200 || status >= 500 || slices.Contains([]int{401, 403, 404, 405, 415}, status) {
+				t.Errorf("README: %s\nanswered %d", c, status)
+			}
+		}
+	}
+	t.Logf("%d README commands run", ran)
+	if ran < 20 {
+		t.Errorf("only %d README commands found; the parser has drifted from the README", ran)
+	}
+
+	// Ctrl-C on the terminal: jwtd stops cleanly and make exits 0.
+	if _, err := tty.Write([]byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("make run after Ctrl-C: %v\n%s", err, output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("make run did not stop on Ctrl-C:\n%s", output())
+	}
+}
+
+// readmeCommands are the commands of the README's sh blocks, continuation
+// lines joined and comments dropped.
+func readmeCommands(readme string) []string {
+	var out []string
+	inBlock, pending := false, ""
+	for line := range strings.Lines(readme) {
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "```sh"):
+			inBlock = true
+			continue
+		case strings.HasPrefix(line, "```"):
+			inBlock = false
+			continue
+		case !inBlock:
+			continue
+		}
+		if i := strings.Index(line, " # "); i >= 0 {
+			line = line[:i]
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutSuffix(line, `\`); ok {
+			pending += rest + " "
+			continue
+		}
+		if line = strings.TrimSpace(pending + line); line != "" {
+			out = append(out, whitespace.ReplaceAllString(line, " "))
+		}
+		pending = ""
+	}
+	return out
+}
+
+var whitespace = regexp.MustCompile(`\s+`)
+
+// jsonText is s as the inside of a JSON string.
+func jsonText(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
+}
+
+// cliOutput runs a jwtd command in dir and returns its stdout, trimmed.
+func cliOutput(t *testing.T, dir, jwtd string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(jwtd, args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("jwtd %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// copyTracked copies the files git tracks under root into dir: the
+// repository as a fresh clone has it, with this checkout's changes.
+func copyTracked(t *testing.T, root, dir string) {
+	t.Helper()
+	ls := exec.Command("git", "ls-files", "-z")
+	ls.Dir = root
+	list, err := ls.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(list), "\x00"), "\x00") {
+		src := filepath.Join(root, name)
+		info, err := os.Lstat(src)
+		if err != nil {
+			continue // deleted in this checkout
+		}
+		dst := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		in, err := os.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(f, in)
+		in.Close()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
