@@ -88,15 +88,6 @@ func testService(t testing.TB) *Service {
 	return s
 }
 
-func mustKey(t testing.TB, s *Service, kid string) *keys.Key {
-	t.Helper()
-	k, ok := s.Keys().Lookup(kid)
-	if !ok {
-		t.Fatalf("no key %q", kid)
-	}
-	return k
-}
-
 // NewTestService exports testService and its clock to the external test
 // package (attacks_test.go), which the attacktest package's import of
 // keys would otherwise cycle with.
