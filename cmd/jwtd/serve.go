@@ -327,8 +327,8 @@ func loadAPIKeys(cfg *config.Config, e env) (*apikey.Set, error) {
 		return nil, err
 	}
 	if plain != "" {
-		fmt.Fprintf(e.stderr, "jwtd: created an admin API key (scopes admin, issue, introspect); it is shown only this once:\n\n    %s\n\n"+
-			"Keep it secret. Its SHA-256 is kept in %s.\n", plain, filepath.Join(cfg.DataDir, "admin-api-key.json"))
+		fmt.Fprintf(e.stderr, "jwtd: created an admin API key (scopes %s); it is shown only this once:\n\n    %s\n\n"+
+			"Keep it secret. Its SHA-256 is kept in %s.\n", strings.Join(spec.Scopes, ", "), plain, filepath.Join(cfg.DataDir, "admin-api-key.json"))
 	}
 	return apikey.NewSet([]apikey.Spec{spec})
 }

@@ -24,9 +24,12 @@ const (
 	ScopeAdmin      = "admin"
 	ScopeIssue      = "issue"
 	ScopeIntrospect = "introspect"
+	// ScopeOutcome records transaction outcomes, and nothing else: the
+	// scope of a verification callback receiver's key.
+	ScopeOutcome = "outcome"
 )
 
-var allScopes = []string{ScopeAdmin, ScopeIssue, ScopeIntrospect}
+var allScopes = []string{ScopeAdmin, ScopeIssue, ScopeIntrospect, ScopeOutcome}
 
 // Errors of Authorize: ErrMissing and ErrInvalid are 401, ErrForbidden 403.
 var (

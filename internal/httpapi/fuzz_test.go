@@ -31,19 +31,25 @@ func FuzzSeedRoutes(f *testing.F) {
 	})
 }
 
-// FuzzNativeRoutes: any body at the native JSON and form routes, and any
+// FuzzNativeRoutes: any body at the native JSON and form routes (the
+// outcome route on a transaction that exists), and any
 // phone and XID in the seed 000 path, gets an answer below 500, in
 // problem+json when it is an error.
 func FuzzNativeRoutes(f *testing.F) {
 	h, _ := testServer(f)
+	if w := do(f, h, "GET", "/v1/token/+14155552671/tx-1", "", ""); w.Code != 200 {
+		f.Fatalf("mint: %d %s", w.Code, w.Body)
+	}
 	f.Add(`{"profile":"default","sub":"a","data":{"x":1},"ttl":"30s"}`, "+14155552671", "tx-1")
 	f.Add(`{"jti":"x"}`, "4155552671", "a:b")
 	f.Add(`token=abc`, "%2B1%20(415)", "..")
+	f.Add(`{"status":"verified","code":2401,"description":"d","updated_on":"2026-11-26T12:00:00Z","source":"s"}`, "+14155552671", "tx-1")
 	f.Fuzz(func(t *testing.T, body, phone, xid string) {
 		for _, route := range []struct{ path, key, ct string }{
 			{"/v1/tokens", issuerKey, "application/json"},
 			{"/v1/revoke", adminKey, "application/json"},
 			{"/v1/introspect", introspectKey, "application/x-www-form-urlencoded"},
+			{"/v1/transactions/tx-1/outcome", outcomeKey, "application/json"},
 		} {
 			w := doAuth(t, h, "POST", route.path, route.key, route.ct, body)
 			if w.Code >= 500 || (w.Code >= 400 && w.Header().Get("Content-Type") != "application/problem+json") {

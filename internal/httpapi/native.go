@@ -170,10 +170,25 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) error
 	if len(recs) == 0 {
 		return errUnknownXID
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		XID     string       `json:"xid"`
-		Records []recordJSON `json:"records"`
-	}{xid, s.recordsJSON(recs)})
+	outcomes, err := s.Store.Outcomes(r.Context(), xid)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		XID string `json:"xid"`
+		// Summary is where the transaction stands: its latest outcome's
+		// status and time; absent until one is reported.
+		Summary *summaryJSON `json:"summary,omitempty"`
+		Outcomes []outcomeJSON `json:"outcomes"`
+		Records  []recordJSON  `json:"records"`
+	}{XID: xid, Outcomes: make([]outcomeJSON, len(outcomes)), Records: s.recordsJSON(recs)}
+	for i, o := range outcomes {
+		out.Outcomes[i] = toOutcomeJSON(o)
+	}
+	if len(outcomes) > 0 {
+		out.Summary = &summaryJSON{string(outcomes[0].Status), outcomes[0].UpdatedOn}
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // handleListByPhone is GET /v1/tokens?phone=&limit=&cursor=.

@@ -25,6 +25,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/tokens", s.require(apikey.ScopeAdmin, s.handleListByPhone))
 	mux.Handle("POST /v1/revoke", s.require(apikey.ScopeAdmin, s.handleRevoke))
 	mux.Handle("POST /v1/introspect", s.require(apikey.ScopeIntrospect, s.handleIntrospect))
+	mux.Handle("POST /v1/transactions/{xid}/outcome", s.require(apikey.ScopeOutcome, s.handleOutcome))
 
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	mux.HandleFunc("GET /healthz", handleHealthz)

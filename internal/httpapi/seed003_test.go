@@ -37,6 +37,7 @@ const (
 	adminKey      = "admin-key"
 	issuerKey     = "issuer-key"
 	introspectKey = "introspect-key"
+	outcomeKey    = "outcome-key"
 )
 
 // testServer serves a Service whose castlabs profile is keyed by the seed's
@@ -114,6 +115,7 @@ func testAPIKeys(t testing.TB) *apikey.Set {
 		{Name: "admin", SHA256: apikey.Hash(adminKey), Scopes: []string{apikey.ScopeAdmin}},
 		{Name: "issuer", SHA256: apikey.Hash(issuerKey), Scopes: []string{apikey.ScopeIssue}},
 		{Name: "introspector", SHA256: apikey.Hash(introspectKey), Scopes: []string{apikey.ScopeIntrospect}},
+		{Name: "callbacks", SHA256: apikey.Hash(outcomeKey), Scopes: []string{apikey.ScopeOutcome}},
 	})
 	if err != nil {
 		t.Fatal(err)

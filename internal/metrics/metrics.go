@@ -25,6 +25,7 @@ type Metrics struct {
 	rateLimited    *prometheus.CounterVec
 	limiterErrors  prometheus.Counter
 	httpSeconds    *prometheus.HistogramVec
+	outcomes       *prometheus.CounterVec
 }
 
 // New makes the collectors and registers them with the Go and process
@@ -59,9 +60,12 @@ func New() *Metrics {
 			Name: "jwtd_http_request_duration_seconds", Help: "HTTP request latency, by route pattern and status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"route", "code"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_outcomes_total", Help: "Transaction outcomes recorded, by status.",
+		}, []string{"status"}),
 	}
 	m.registry.MustRegister(m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
-		m.rateLimited, m.limiterErrors, m.httpSeconds,
+		m.rateLimited, m.limiterErrors, m.httpSeconds, m.outcomes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,6 +100,13 @@ func (m *Metrics) Committed(records int, took time.Duration, err error) {
 	}
 	m.commitSeconds.Observe(took.Seconds())
 	m.batchSize.Observe(float64(records))
+}
+
+// Outcome counts a transaction outcome recorded with its status.
+func (m *Metrics) Outcome(status string) {
+	if m != nil {
+		m.outcomes.WithLabelValues(status).Inc()
+	}
 }
 
 // RateLimited counts a request refused by the named limit.

@@ -37,8 +37,10 @@ type Store struct {
 	client *mongo.Client
 	tokens *mongo.Collection
 	xids   *mongo.Collection
-	group  *record.GroupCommitter
-	ttl    bool
+	// outcomes of transactions, purged with their XID claims
+	outcomes *mongo.Collection
+	group    *record.GroupCommitter
+	ttl      bool
 }
 
 // token is a record as stored. Times that order or compare exactly are Unix
@@ -101,7 +103,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: mongodb: %v", record.ErrUnavailable, err)
 	}
 	db := client.Database(dbName)
-	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids")}
+	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), outcomes: db.Collection("outcomes")}
 	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
@@ -141,7 +143,11 @@ func (s *Store) ensureIndexes(ctx context.Context, retention time.Duration) erro
 	} else {
 		return translate(err)
 	}
-	_, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}})
+	if _, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}}); err != nil {
+		return translate(err)
+	}
+	_, err := s.outcomes.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "xid", Value: 1}, {Key: "updated_on", Value: -1}, {Key: "recorded", Value: -1}}})
 	return translate(err)
 }
 
@@ -415,10 +421,85 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	if err != nil {
 		return 0, translate(err)
 	}
-	if _, err := s.xids.DeleteMany(ctx, filter); err != nil {
-		return int(res.DeletedCount), translate(err)
+	// The XID claims expire with the last token of their transaction (a
+	// TTL index may have taken the tokens already): their outcomes go
+	// first, then the claims, a thousand at a time.
+	for {
+		cur, err := s.xids.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(1000))
+		if err != nil {
+			return int(res.DeletedCount), translate(err)
+		}
+		var claims []struct {
+			XID string `bson:"_id"`
+		}
+		if err := cur.All(ctx, &claims); err != nil {
+			return int(res.DeletedCount), translate(err)
+		}
+		if len(claims) == 0 {
+			return int(res.DeletedCount), nil
+		}
+		ids := make([]string, len(claims))
+		for i, c := range claims {
+			ids[i] = c.XID
+		}
+		in := bson.D{{Key: "$in", Value: ids}}
+		if _, err := s.outcomes.DeleteMany(ctx, bson.D{{Key: "xid", Value: in}}); err != nil {
+			return int(res.DeletedCount), translate(err)
+		}
+		if _, err := s.xids.DeleteMany(ctx, append(bson.D{{Key: "_id", Value: in}}, filter...)); err != nil {
+			return int(res.DeletedCount), translate(err)
+		}
+		if len(claims) < 1000 {
+			return int(res.DeletedCount), nil
+		}
 	}
-	return int(res.DeletedCount), nil
+}
+
+// outcome is an Outcome as stored; times are Unix nanoseconds, as tokens'
+// issue times are, so that they come back exactly.
+type outcome struct {
+	XID         string `bson:"xid"`
+	Status      string `bson:"status"`
+	Code        int    `bson:"code"`
+	Description string `bson:"description"`
+	UpdatedOn   int64  `bson:"updated_on"`
+	Source      string `bson:"source"`
+	Recorded    int64  `bson:"recorded"`
+}
+
+// AddOutcome appends an outcome to a transaction that has an XID claim,
+// which exists while any of its records does.
+func (s *Store) AddOutcome(ctx context.Context, o *record.Outcome) error {
+	if o.XID == "" {
+		return record.ErrNotFound
+	}
+	if err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: o.XID}}).Err(); errors.Is(err, mongo.ErrNoDocuments) {
+		return record.ErrNotFound
+	} else if err != nil {
+		return translate(err)
+	}
+	_, err := s.outcomes.InsertOne(ctx, outcome{XID: o.XID, Status: string(o.Status), Code: o.Code, Description: o.Description,
+		UpdatedOn: o.UpdatedOn.UnixNano(), Source: o.Source, Recorded: o.Recorded.UnixNano()})
+	return translate(err)
+}
+
+// Outcomes returns a transaction's outcomes, newest first.
+func (s *Store) Outcomes(ctx context.Context, xid string) ([]record.Outcome, error) {
+	cur, err := s.outcomes.Find(ctx, bson.D{{Key: "xid", Value: xid}}, options.Find().
+		SetSort(bson.D{{Key: "updated_on", Value: -1}, {Key: "recorded", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(1000))
+	if err != nil {
+		return nil, translate(err)
+	}
+	var docs []outcome
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err)
+	}
+	out := make([]record.Outcome, len(docs))
+	for i, d := range docs {
+		out[i] = record.Outcome{XID: d.XID, Status: record.OutcomeStatus(d.Status), Code: d.Code, Description: d.Description,
+			UpdatedOn: time.Unix(0, d.UpdatedOn).UTC(), Source: d.Source, Recorded: time.Unix(0, d.Recorded).UTC()}
+	}
+	return out, nil
 }
 
 // Ping checks that the primary answers.

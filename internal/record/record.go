@@ -91,8 +91,11 @@ type Page struct {
 // jti); ByJTI returns ErrNotFound. Revoke marks every unrevoked record of a
 // jti or an xid and returns how many it marked. Revocations returns the
 // revocations made at or after since of tokens that expire after liveAt,
-// oldest first. Purge deletes records that
-// expired before the given time. A store that cannot be reached returns
+// oldest first. AddOutcome appends an outcome to the transaction o.XID, and
+// returns ErrNotFound when no record has that XID; Outcomes returns a
+// transaction's outcomes newest first (by UpdatedOn, then Recorded). Purge
+// deletes records that expired before the given time, and the outcomes of
+// the transactions it leaves without records. A store that cannot be reached returns
 // errors wrapping ErrUnavailable; every method honours ctx.
 type Store interface {
 	Insert(ctx context.Context, r *Record) error
@@ -102,6 +105,8 @@ type Store interface {
 	RevokeJTI(ctx context.Context, jti string, at time.Time) (int, error)
 	RevokeXID(ctx context.Context, xid string, at time.Time) (int, error)
 	Revocations(ctx context.Context, since, liveAt time.Time) ([]Revocation, error)
+	AddOutcome(ctx context.Context, o *Outcome) error
+	Outcomes(ctx context.Context, xid string) ([]Outcome, error)
 	Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	Ping(ctx context.Context) error
 	Close() error

@@ -12,8 +12,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,11 +74,23 @@ CREATE INDEX IF NOT EXISTS tokens_xid_phone ON tokens (xid, phone) WHERE xid != 
 CREATE INDEX IF NOT EXISTS tokens_phone ON tokens (phone, issued DESC, jti DESC) WHERE phone != '';
 CREATE INDEX IF NOT EXISTS tokens_expires ON tokens (expires);
 CREATE INDEX IF NOT EXISTS tokens_revoked ON tokens (revoked) WHERE revoked IS NOT NULL;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS outcomes (
+	xid         TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	code        INTEGER NOT NULL DEFAULT 0,
+	description TEXT NOT NULL DEFAULT '',
+	updated_on  INTEGER NOT NULL,
+	source      TEXT NOT NULL DEFAULT '',
+	recorded    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_xid ON outcomes (xid, updated_on DESC, recorded DESC);
+PRAGMA user_version = 2;
 `
 
-// schemaVersion is the user_version of the schema above.
-const schemaVersion = 1
+// schemaVersion is the user_version of the schema above. Version 2 added
+// the outcomes table, which the schema's CREATE ... IF NOT EXISTS makes in a
+// version 1 file.
+const schemaVersion = 2
 
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{
@@ -469,18 +483,93 @@ func (s *Store) Revocations(ctx context.Context, since, liveAt time.Time) ([]rec
 	return out, nil
 }
 
+// AddOutcome appends an outcome to a transaction that has records, in one
+// statement: the XID's existence and the insert cannot be torn apart.
+func (s *Store) AddOutcome(ctx context.Context, o *record.Outcome) error {
+	n, err := s.exec(ctx, `INSERT INTO outcomes (xid, status, code, description, updated_on, source, recorded)
+		SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens WHERE xid = ? AND xid != '')`,
+		o.XID, string(o.Status), o.Code, o.Description, o.UpdatedOn.UnixNano(), o.Source, o.Recorded.UnixNano(), o.XID)
+	if err == nil && n == 0 {
+		err = record.ErrNotFound
+	}
+	return err
+}
+
+// Outcomes returns a transaction's outcomes, newest first.
+func (s *Store) Outcomes(ctx context.Context, xid string) ([]record.Outcome, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT status, code, description, updated_on, source, recorded FROM outcomes
+		WHERE xid = ? ORDER BY updated_on DESC, recorded DESC, rowid DESC LIMIT 1000`, xid)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []record.Outcome
+	for rows.Next() {
+		o := record.Outcome{XID: xid}
+		var updated, recorded int64
+		if err := rows.Scan(&o.Status, &o.Code, &o.Description, &updated, &o.Source, &recorded); err != nil {
+			return nil, unavailable(err)
+		}
+		o.UpdatedOn, o.Recorded = time.Unix(0, updated).UTC(), time.Unix(0, recorded).UTC()
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
 // Purge deletes records that expired before the given time, a thousand per
-// transaction so that inserts are never held up for long.
+// transaction so that inserts are never held up for long, and with them
+// the outcomes of the transactions left without records.
 func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error) {
 	total := 0
 	for {
-		n, err := s.exec(ctx, `DELETE FROM tokens WHERE rowid IN
-			(SELECT rowid FROM tokens WHERE expires < ? LIMIT 1000)`, expiredBefore.UnixNano())
+		n, err := s.purgeChunk(ctx, expiredBefore)
 		total += n
 		if err != nil || n < 1000 {
 			return total, err
 		}
 	}
+}
+
+func (s *Store) purgeChunk(ctx context.Context, expiredBefore time.Time) (int, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	rows, err := tx.QueryContext(ctx, `DELETE FROM tokens WHERE rowid IN
+		(SELECT rowid FROM tokens WHERE expires < ? LIMIT 1000) RETURNING xid`, expiredBefore.UnixNano())
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	n, xids := 0, map[string]bool{}
+	for rows.Next() {
+		var xid string
+		if err := rows.Scan(&xid); err != nil {
+			rows.Close()
+			return 0, unavailable(err)
+		}
+		n++
+		if xid != "" {
+			xids[xid] = true
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, unavailable(err)
+	}
+	if len(xids) > 0 {
+		list, _ := json.Marshal(slices.Collect(maps.Keys(xids)))
+		if _, err := tx.ExecContext(ctx, `DELETE FROM outcomes WHERE xid IN (SELECT value FROM json_each(?))
+			AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.xid = outcomes.xid)`, string(list)); err != nil {
+			return 0, unavailable(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
 }
 
 func (s *Store) exec(ctx context.Context, q string, args ...any) (int, error) {

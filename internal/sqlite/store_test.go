@@ -110,7 +110,7 @@ INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_s
 		t.Errorf("the old record's XID with another phone: %v, want a conflict", err)
 	}
 	var version int
-	if err := s.read.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != 1 {
+	if err := s.read.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != schemaVersion {
 		t.Errorf("user_version %d, %v", version, err)
 	}
 }

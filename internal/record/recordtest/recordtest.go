@@ -31,6 +31,8 @@ func Run(t *testing.T, newStore func(t *testing.T) record.Store) {
 		{"Revocations", testRevocations},
 		{"StatusByExpiry", testStatusByExpiry},
 		{"Purge", testPurge},
+		{"Outcomes", testOutcomes},
+		{"OutcomesPurgedWithRecords", testOutcomesPurged},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ContextCancelled", testContextCancelled},
 		{"Closed", testClosed},
@@ -356,6 +358,81 @@ func testPurge(t *testing.T, s record.Store) {
 	}
 	if n, err := p.RunOnce(ctx); n != 0 || err != nil {
 		t.Errorf("second purge: %d %v", n, err)
+	}
+}
+
+// outcome is a report on xid that happened n seconds after base.
+func outcome(xid string, status record.OutcomeStatus, code, n int) *record.Outcome {
+	at := base.Add(time.Duration(n) * time.Second)
+	return &record.Outcome{XID: xid, Status: status, Code: code, Description: fmt.Sprintf("d%d", n),
+		UpdatedOn: at, Source: "callback", Recorded: at.Add(time.Second)}
+}
+
+// Outcomes are appended to a transaction that has records, kept whole,
+// and listed newest first by when they happened, whatever order they came
+// in; an XID without records takes none. An outcome is kept when every
+// token of its transaction is expired or revoked.
+func testOutcomes(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	insert(t, s, rec("o1", "tx-out", "+14155550100", 0))
+	if _, err := s.RevokeXID(ctx, "tx-out", base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	late := outcome("tx-out", record.Verified, 2401, 30)
+	early := outcome("tx-out", record.Pending, 2400, 10)
+	again := outcome("tx-out", record.Failed, 0, 30) // same time as late, recorded after it
+	again.Recorded = late.Recorded.Add(time.Second)
+	for _, o := range []*record.Outcome{late, early, again} {
+		if err := s.AddOutcome(ctx, o); err != nil {
+			t.Fatalf("AddOutcome %+v: %v", o, err)
+		}
+	}
+	got, err := s.Outcomes(ctx, "tx-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*record.Outcome{again, late, early}
+	if len(got) != len(want) {
+		t.Fatalf("%d outcomes, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.XID != w.XID || g.Status != w.Status || g.Code != w.Code || g.Description != w.Description ||
+			!g.UpdatedOn.Equal(w.UpdatedOn) || g.Source != w.Source || !g.Recorded.Equal(w.Recorded) {
+			t.Errorf("outcome %d: %+v, want %+v", i, g, *w)
+		}
+	}
+	if err := s.AddOutcome(ctx, outcome("tx-never", record.Verified, 2401, 1)); !errors.Is(err, record.ErrNotFound) {
+		t.Errorf("an outcome for an XID without records: %v, want ErrNotFound", err)
+	}
+	if got, err := s.Outcomes(ctx, "tx-never"); err != nil || len(got) != 0 {
+		t.Errorf("outcomes of tx-never: %+v %v", got, err)
+	}
+}
+
+// The purge that takes a transaction's last record takes its outcomes; a
+// transaction with a record left keeps them.
+func testOutcomesPurged(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	insert(t, s, rec("gone", "tx-gone", "+14155550101", 0))
+	insert(t, s, rec("kept-old", "tx-kept", "+14155550102", 0))
+	young := rec("kept-young", "tx-kept", "+14155550102", 1)
+	young.Expires = base.Add(48 * time.Hour)
+	insert(t, s, young)
+	for _, xid := range []string{"tx-gone", "tx-kept"} {
+		if err := s.AddOutcome(ctx, outcome(xid, record.Verified, 2401, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := record.Purger{Store: s, Retention: 24 * time.Hour, Now: func() time.Time { return base.Add(72 * time.Hour) }}
+	if n, err := p.RunOnce(ctx); err != nil || n != 2 {
+		t.Fatalf("purged %d, %v; want 2", n, err)
+	}
+	if got, err := s.Outcomes(ctx, "tx-gone"); err != nil || len(got) != 0 {
+		t.Errorf("outcomes of a purged transaction: %+v %v", got, err)
+	}
+	if got, err := s.Outcomes(ctx, "tx-kept"); err != nil || len(got) != 1 {
+		t.Errorf("outcomes of a transaction with a record left: %+v %v", got, err)
 	}
 }
 

@@ -1,0 +1,125 @@
+package record
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// OutcomeStatus is how a transaction's verification ended, or that it has
+// not yet.
+type OutcomeStatus string
+
+const (
+	Pending  OutcomeStatus = "pending"
+	Verified OutcomeStatus = "verified"
+	Failed   OutcomeStatus = "failed"
+)
+
+// Outcome is what happened in a transaction after its token was handed
+// out, as the customer's backend or a verification callback reports it.
+// A transaction's outcomes are appended, never replaced: it can go from
+// pending to verified.
+type Outcome struct {
+	XID         string
+	Status      OutcomeStatus
+	Code        int // TeleSign's status code; 0 when none was given
+	Description string
+	UpdatedOn   time.Time // when it happened, as reported
+	Source      string    // who reported it (a callback receiver, a job)
+	Recorded    time.Time // when jwtd stored it
+}
+
+// Limits of an outcome's free text.
+const (
+	MaxOutcomeDescription = 512
+	MaxOutcomeSource      = 128
+)
+
+// TeleSignCodes are TeleSign's App Verify status codes, with the status each
+// means and its description.
+var TeleSignCodes = map[int]struct {
+	Status      OutcomeStatus
+	Description string
+}{
+	2400:   {Pending, "pending"},
+	2401:   {Verified, "success"},
+	2402:   {Failed, "failure"},
+	2403:   {Failed, "not attempted"},
+	2404:   {Failed, "invalid phone number"},
+	2405:   {Failed, "not supported"},
+	2407:   {Failed, "caller ID prefix mismatch"},
+	2408:   {Failed, "unsupported phone type"},
+	2409:   {Failed, "call not received"},
+	2410:   {Failed, "retry"},
+	2411:   {Failed, "call failed"},
+	2429:   {Failed, "blocked"},
+	2430:   {Failed, "blocked"},
+	-10004: {Failed, "reference expired"},
+}
+
+// ErrInvalidOutcome wraps every reason CheckOutcome refuses one.
+var ErrInvalidOutcome = errors.New("invalid outcome")
+
+// CheckOutcome completes and checks an outcome as reported: a status, or a
+// TeleSign code that gives it (both must agree), a description (the code's
+// when none is given) and a source within their limits, and a time that is
+// not after now plus leeway (the zero time is now). It sets Recorded to
+// now. o.XID is checked by the caller.
+func CheckOutcome(o *Outcome, now time.Time, leeway time.Duration) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidOutcome, fmt.Sprintf(format, args...))
+	}
+	switch o.Status {
+	case "", Pending, Verified, Failed:
+	default:
+		return bad("status %q is not one of pending, verified, failed", o.Status)
+	}
+	if o.Code != 0 {
+		known, ok := TeleSignCodes[o.Code]
+		switch {
+		case !ok:
+			return bad("code %d is not a TeleSign App Verify status code; the known codes are %s", o.Code, knownCodes())
+		case o.Status != "" && o.Status != known.Status:
+			return bad("code %d means %s, not %s", o.Code, known.Status, o.Status)
+		}
+		o.Status = known.Status
+		if o.Description == "" {
+			o.Description = known.Description
+		}
+	}
+	if o.Status == "" {
+		return bad("give a status (pending, verified or failed) or a TeleSign code")
+	}
+	if n := utf8.RuneCountInString(o.Description); n > MaxOutcomeDescription {
+		return bad("description is %d characters; at most %d", n, MaxOutcomeDescription)
+	}
+	if n := utf8.RuneCountInString(o.Source); n > MaxOutcomeSource {
+		return bad("source is %d characters; at most %d", n, MaxOutcomeSource)
+	}
+	switch {
+	case o.UpdatedOn.IsZero():
+		o.UpdatedOn = now
+	case o.UpdatedOn.After(now.Add(leeway)):
+		return bad("updated_on %s is in the future (now is %s)", o.UpdatedOn.Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	o.UpdatedOn, o.Recorded = o.UpdatedOn.UTC(), now.UTC()
+	return nil
+}
+
+func knownCodes() string {
+	codes := make([]int, 0, len(TeleSignCodes))
+	for c := range TeleSignCodes {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = strconv.Itoa(c) + " (" + TeleSignCodes[c].Description + ")"
+	}
+	return strings.Join(s, ", ")
+}
