@@ -178,7 +178,7 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) error
 		XID string `json:"xid"`
 		// Summary is where the transaction stands: its latest outcome's
 		// status and time; absent until one is reported.
-		Summary *summaryJSON `json:"summary,omitempty"`
+		Summary  *summaryJSON  `json:"summary,omitempty"`
 		Outcomes []outcomeJSON `json:"outcomes"`
 		Records  []recordJSON  `json:"records"`
 	}{XID: xid, Outcomes: make([]outcomeJSON, len(outcomes)), Records: s.recordsJSON(recs)}
