@@ -22,7 +22,7 @@ func main() {
 	n := flag.Int64("n", 1_000_000, "records to write")
 	writers := flag.Int("writers", 256, "concurrent writers")
 	flag.Parse()
-	store, err := sqlite.Open(*path, sqlite.Options{MaxBatch: 1024})
+	store, err := sqlite.Open(*path, sqlite.Options{GroupOptions: record.GroupOptions{MaxBatch: 1024}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/httpapi"
+	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/mongo"
@@ -94,7 +95,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg, logger, m.Committed)
+	store, err := openStore(ctx, cfg, logger, commitObserver(logger, m))
 	if err != nil {
 		return err
 	}
@@ -287,13 +288,32 @@ func checkUnreloaded(cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
+// commitObserver counts every commit in the metrics and logs failed ones,
+// at most one line in 10 s with the count left out: a full disk or a store
+// away fails every commit, and the log must say why without flooding.
+func commitObserver(logger *slog.Logger, m *metrics.Metrics) record.Observer {
+	every := logevery.New(10 * time.Second)
+	return func(records int, took time.Duration, err error) {
+		m.Committed(records, took, err)
+		if err == nil {
+			return
+		}
+		if ok, held := every.Allow(); ok {
+			logger.Error("record store: commit failed; requests get 503 until commits succeed", "err", err,
+				"records", records, "failures_since_last_line", held)
+		}
+	}
+}
+
 // openStore opens the record store the URL's scheme names.
 func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, observe record.Observer) (record.Store, error) {
 	url := cfg.StoreURL()
+	group := record.GroupOptions{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger,
+		MaxWaiting: cfg.Store.MaxWaiting, Timeout: cfg.Store.Timeout, Observe: observe}
 	if strings.HasPrefix(url, "mongodb") {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		s, err := mongo.Open(octx, url, mongo.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Retention: cfg.Store.Retention, Observe: observe})
+		s, err := mongo.Open(octx, url, mongo.Options{GroupOptions: group, Retention: cfg.Store.Retention})
 		if err != nil {
 			return nil, err
 		}
@@ -307,7 +327,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, obs
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	s, err := sqlite.Open(path, sqlite.Options{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger, Observe: observe})
+	s, err := sqlite.Open(path, sqlite.Options{GroupOptions: group})
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,8 @@ type Store struct {
 	PurgeInterval time.Duration `koanf:"purge_interval"` // how often the purge runs
 	MaxBatch      int           `koanf:"max_batch"`      // group commit: records per transaction
 	Linger        time.Duration `koanf:"linger"`         // group commit: wait for more records
+	Timeout       time.Duration `koanf:"timeout"`        // bound on a request's wait for its commit, and on every store call
+	MaxWaiting    int           `koanf:"max_waiting"`    // requests waiting for commits; past it, 503 at once
 }
 
 // RateLimit configures the limiter.
@@ -175,6 +177,8 @@ func defaults() map[string]any {
 		"store.purge_interval":       "1h",
 		"store.max_batch":            256,
 		"store.linger":               "0s",
+		"store.timeout":              "5s",
+		"store.max_waiting":          1024,
 		"phone.default_region":       "",
 		"ratelimit.url":              "memory://",
 		"ratelimit.per_ip":           "60 per minute",
@@ -327,8 +331,9 @@ func (c *Config) Validate() error {
 	if c.Leeway < 0 || c.Leeway > token.MaxLeeway {
 		errs = append(errs, fmt.Errorf("leeway %s is outside 0–%s", c.Leeway, token.MaxLeeway))
 	}
-	if c.Store.Retention < 0 || c.Store.PurgeInterval <= 0 || c.Store.MaxBatch <= 0 || c.Store.Linger < 0 {
-		errs = append(errs, errors.New("store: retention must be at least 0, purge_interval and max_batch positive, linger at least 0"))
+	if c.Store.Retention < 0 || c.Store.PurgeInterval <= 0 || c.Store.MaxBatch <= 0 || c.Store.Linger < 0 ||
+		c.Store.Timeout <= 0 || c.Store.MaxWaiting <= 0 {
+		errs = append(errs, errors.New("store: retention and linger must be at least 0, purge_interval, max_batch, timeout and max_waiting positive"))
 	}
 	if u := c.StoreURL(); !strings.HasPrefix(u, "sqlite://") && !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
 		errs = append(errs, fmt.Errorf("store.url %q: use sqlite://<path> or mongodb://host[:port]/<database>", c.Store.URL))

@@ -114,7 +114,11 @@ func (s *Server) seed(h handler) http.Handler {
 func (s *Server) errorResponse(w http.ResponseWriter, r *http.Request, err error) *apiError {
 	e, fault := errorFor(err)
 	if fault {
-		s.Logger.Error(e.Title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err)
+		// During an outage every request fails alike: one line in 10 s.
+		if ok, held := s.faultLog.Allow(); ok {
+			s.Logger.Error(e.Title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err,
+				"faults_since_last_line", held)
+		}
 	}
 	var limited *ratelimit.LimitedError
 	switch {

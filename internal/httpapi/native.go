@@ -321,7 +321,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	if err := s.Store.Ping(ctx); err != nil {
 		s.Logger.Warn("not ready", "err", err)
-		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the record store does not answer"}
+		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the record store does not answer, or cannot commit"}
 	}
 	if s.LimitStore != nil {
 		if err := s.LimitStore.Ping(ctx); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/phone"
@@ -69,7 +70,8 @@ type Options struct {
 // Server holds what the handlers need. Build it with NewServer.
 type Server struct {
 	Deps
-	opts Options
+	opts     Options
+	faultLog *logevery.Every // server faults' log lines
 }
 
 // NewServer returns jwtd's HTTP handler.
@@ -90,7 +92,7 @@ func NewServer(d Deps, opts Options) http.Handler {
 	if d.Phones == nil {
 		d.Phones, _ = phone.NewNormalizer("", 0)
 	}
-	s := &Server{Deps: d, opts: opts}
+	s := &Server{Deps: d, opts: opts, faultLog: logevery.New(10 * time.Second)}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	mux.Handle("/", unmatched(mux))

@@ -26,10 +26,12 @@ var _ record.Store = (*Store)(nil)
 
 // Options tune the store. The zero value is usable.
 type Options struct {
-	MaxBatch  int             // group commit: records per InsertMany (default 256)
-	Linger    time.Duration   // group commit: how long to wait for more records
-	Retention time.Duration   // the TTL index's expireAfterSeconds, where the server has TTL indexes
-	Observe   record.Observer // told of every commit (metrics); may be nil
+	// The group committer: batch, linger, bounds, observer. Its Timeout
+	// also bounds every operation on the server (the driver's
+	// client-side operation timeout), so that a server that stops
+	// answering holds no request for longer.
+	record.GroupOptions
+	Retention time.Duration // the TTL index's expireAfterSeconds, where the server has TTL indexes
 }
 
 // Store is a record.Store over a MongoDB database.
@@ -39,6 +41,7 @@ type Store struct {
 	xids   *mongo.Collection
 	// outcomes of transactions, purged with their XID claims
 	outcomes *mongo.Collection
+	timeout  time.Duration // of a commit
 	group    *record.GroupCommitter
 	ttl      bool
 }
@@ -95,20 +98,22 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	if dbName == "" {
 		dbName = "jwtd"
 	}
+	opts.GroupOptions = opts.WithDefaults()
 	journal := true
 	client, err := mongo.Connect(options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(5 * time.Second).
+		SetTimeout(opts.Timeout).
 		SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal}))
 	if err != nil {
 		return nil, fmt.Errorf("%w: mongodb: %v", record.ErrUnavailable, err)
 	}
 	db := client.Database(dbName)
-	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), outcomes: db.Collection("outcomes")}
+	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), outcomes: db.Collection("outcomes"), timeout: opts.Timeout}
 	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
-	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger, opts.Observe)
+	s.group = record.NewGroupCommitter(s.commit, opts.GroupOptions)
 	return s, nil
 }
 
@@ -163,7 +168,7 @@ func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.g
 
 // commit claims the batch's XIDs, then inserts the records that may go in.
 func (s *Store) commit(batch []*record.Record) ([]error, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	results := make([]error, len(batch))
 	owners, claimed, err := s.claimXIDs(ctx, batch)

@@ -9,9 +9,9 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/redis/go-redis/v9"
 	"github.com/throttled/throttled/v2"
 	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
@@ -129,8 +129,7 @@ type Limiter struct {
 	hooks  Hooks
 	policy map[string]string
 
-	lastLog    atomic.Int64 // unix nanos of the last backend-error log line
-	suppressed atomic.Int64 // backend errors since then
+	logEvery *logevery.Every // backend-error log lines
 }
 
 // backendLogEvery spaces the backend-error log lines during an outage; the
@@ -146,7 +145,8 @@ type limiter struct {
 // New builds a limiter. onBackendError is "open" (allow, log, count) or
 // "closed" (refuse) for when the store cannot be reached.
 func New(store *Store, rules []Rule, onBackendError string, log *slog.Logger, hooks Hooks) (*Limiter, error) {
-	l := &Limiter{rules: map[string][]limiter{}, remote: store.redis != nil, log: log, hooks: hooks, policy: map[string]string{}}
+	l := &Limiter{rules: map[string][]limiter{}, remote: store.redis != nil, log: log, hooks: hooks, policy: map[string]string{},
+		logEvery: logevery.New(backendLogEvery)}
 	switch onBackendError {
 	case "", "open":
 		l.open = true
@@ -241,10 +241,8 @@ func (lim *limiter) storeKey(sum [sha256.Size]byte) string {
 }
 
 func (l *Limiter) logBackendError(rule string, err error) {
-	now := time.Now().UnixNano()
-	last := l.lastLog.Load()
-	if now-last < int64(backendLogEvery) || !l.lastLog.CompareAndSwap(last, now) {
-		l.suppressed.Add(1)
+	ok, held := l.logEvery.Allow()
+	if !ok {
 		return
 	}
 	policy := "closed: refusing"
@@ -252,7 +250,7 @@ func (l *Limiter) logBackendError(rule string, err error) {
 		policy = "open: allowing"
 	}
 	l.log.Error("rate-limit backend unavailable", "rule", rule, "on_backend_error", policy,
-		"errors_since_last_line", l.suppressed.Swap(0), "err", err)
+		"errors_since_last_line", held, "err", err)
 }
 
 // LimitedError is a request refused by a limit. Its Decision says which

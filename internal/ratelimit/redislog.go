@@ -3,11 +3,9 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"sync/atomic"
-	"time"
-
+	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/redis/go-redis/v9"
+	"log/slog"
 )
 
 // LogRedisTo routes go-redis's own messages (it writes its connection-pool
@@ -15,22 +13,17 @@ import (
 // one line per 10 s with a count of the ones left out: while Redis is away
 // the pool retries constantly. go-redis has one logger for the process.
 func LogRedisTo(log *slog.Logger) {
-	redis.SetLogger(&redisLog{log: log})
+	redis.SetLogger(&redisLog{log: log, every: logevery.New(backendLogEvery)})
 }
 
 type redisLog struct {
-	log        *slog.Logger
-	last       atomic.Int64 // unix nanos of the last line written
-	suppressed atomic.Int64
+	log   *slog.Logger
+	every *logevery.Every
 }
 
 func (l *redisLog) Printf(ctx context.Context, format string, v ...any) {
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	if now-last < int64(backendLogEvery) || !l.last.CompareAndSwap(last, now) {
-		l.suppressed.Add(1)
-		return
+	if ok, held := l.every.Allow(); ok {
+		l.log.LogAttrs(ctx, slog.LevelWarn, "redis client", slog.String("detail", fmt.Sprintf(format, v...)),
+			slog.Int64("lines_since_last", held))
 	}
-	l.log.LogAttrs(ctx, slog.LevelWarn, "redis client", slog.String("detail", fmt.Sprintf(format, v...)),
-		slog.Int64("lines_since_last", l.suppressed.Swap(0)))
 }

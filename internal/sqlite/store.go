@@ -29,9 +29,7 @@ var _ record.Store = (*Store)(nil)
 // Options tune group commit (see record.NewGroupCommitter). The zero value
 // is usable.
 type Options struct {
-	MaxBatch int             // records per transaction (default 256)
-	Linger   time.Duration   // how long to wait for more records (default 0)
-	Observe  record.Observer // told of every commit (metrics); may be nil
+	record.GroupOptions // the group committer: batch, linger, bounds, observer
 }
 
 // Store is a record.Store over one SQLite file.
@@ -84,11 +82,13 @@ CREATE TABLE IF NOT EXISTS outcomes (
 	recorded    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outcomes_xid ON outcomes (xid, updated_on DESC, recorded DESC);
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 PRAGMA user_version = 2;
 `
 
 // schemaVersion is the user_version of the schema above. Version 2 added
-// the outcomes table, which the schema's CREATE ... IF NOT EXISTS makes in a
+// the outcomes table and the one-row probe table (Ping writes it while
+// commits fail), which the schema's CREATE ... IF NOT EXISTS makes in a
 // version 1 file.
 const schemaVersion = 2
 
@@ -168,7 +168,7 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: preparing statements: %v", record.ErrUnavailable, err)
 		}
 	}
-	s.group = record.NewGroupCommitter(s.commit, opts.MaxBatch, opts.Linger, opts.Observe)
+	s.group = record.NewGroupCommitter(s.commit, opts.GroupOptions)
 	return s, nil
 }
 
@@ -355,13 +355,31 @@ func (s *Store) Close() error {
 	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers and, while commits fail, that a
+// write commits.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
 	if err := s.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return unavailable(err)
 	}
+	if s.group.Failing() == nil {
+		return nil
+	}
+	// Commits fail (a full disk answers reads): ready again only once a
+	// write commits, which this one row tries without waiting for traffic.
+	if _, err := s.exec(ctx, `INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)`, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("commits fail: %w", err)
+	}
 	return nil
+}
+
+// IntegrityCheck runs PRAGMA integrity_check: "ok", or what is wrong.
+func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
+	var res string
+	if err := s.read.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
+		return "", unavailable(err)
+	}
+	return res, nil
 }
 
 const columns = `jti, profile, kid, alg, xid, phone, subject, issued, expires, revoked, client_ip, token_sha256, token`

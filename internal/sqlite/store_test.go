@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 // Records committed before Close are there when the file is opened again.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jwtd.db")
-	s, err := Open(path, Options{Linger: time.Millisecond})
+	s, err := Open(path, Options{GroupOptions: record.GroupOptions{Linger: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestLargeBatches(t *testing.T) {
 			largest.Store(int64(records))
 		}
 	}
-	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{MaxBatch: 1000, Linger: 200 * time.Millisecond, Observe: observe})
+	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{GroupOptions: record.GroupOptions{MaxBatch: 1000, Linger: 200 * time.Millisecond, Observe: observe}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,12 +17,33 @@ func need(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
-		if os.Getenv("JWTD_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("%s is not set and JWTD_TEST_REQUIRE_SERVICES=1", name)
-		}
-		t.Skipf("%s is not set (make test starts the test services)", name)
+		missing(t, name+" is not set (make test starts the test services)")
 	}
 	return v
+}
+
+// missing skips the test for want of something, or fails it under
+// JWTD_TEST_REQUIRE_SERVICES=1.
+func missing(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("JWTD_TEST_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s, and JWTD_TEST_REQUIRE_SERVICES=1", why)
+	}
+	t.Skip(why)
+}
+
+// Root is for fault tests that mount file systems or make network
+// namespaces: they need root and the named commands (mount, ip, tc).
+func Root(t testing.TB, commands ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		missing(t, "this fault test needs root (it mounts a tmpfs or makes network namespaces)")
+	}
+	for _, c := range commands {
+		if _, err := exec.LookPath(c); err != nil {
+			missing(t, "this fault test needs "+c)
+		}
+	}
 }
 
 // MongoURL is the shared MongoDB-protocol server (FerretDB), as mongodb://host:port.
@@ -95,6 +116,15 @@ func (p *Process) Stop() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 	p.cmd = nil
+}
+
+// Signal sends sig to the process: SIGSTOP freezes a server, SIGCONT
+// thaws it.
+func (p *Process) Signal(sig os.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // Addr is "127.0.0.1:port".
