@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/mongo"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/testservice"
@@ -51,7 +52,11 @@ func startPhoneLoad(t *testing.T, base string, clients int, timeout time.Duratio
 				default:
 				}
 				start := time.Now()
-				resp, err := client.Get(fmt.Sprintf("%s/v1/token/+1415555%04d/tx-%d-%d", base, c, c, n))
+				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/token/+1415555%04d/tx-%d-%d", base, c, c, n), nil)
+				// A client address of its own, where 127.0.0.1 is a
+				// trusted proxy: clients do not share a rate-limit key.
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("192.0.2.%d", c))
+				resp, err := client.Do(req)
 				took := time.Since(start)
 				var body []byte
 				if err == nil {
@@ -260,4 +265,197 @@ func checkRecorded(t *testing.T, path string, jtis []string) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// ownFerretDB starts a FerretDB of the test's own and a jwtd on it, with
+// limits off, and the store bounds given.
+func ownFerretDB(t *testing.T, storeTimeout time.Duration, maxWaiting int) (ferret *testservice.Process, storeURL, base string) {
+	t.Helper()
+	addr := testservice.Addr(testservice.FreePort(t))
+	ferret = testservice.Start(t, addr, testservice.FerretDBBin(t), "--listen", addr, "--dir", filepath.Join(t.TempDir(), "ferretdb"))
+	storeURL = "mongodb://" + addr + "/jwtdfaults"
+	cfg := writeFile(t, t.TempDir(), "c.yaml", fmt.Sprintf(`
+store: {url: %q, timeout: %s, max_waiting: %d}
+ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
+`, storeURL, storeTimeout, maxWaiting))
+	_, base, _, _ = startProcess(t, "--config", cfg, "--data-dir", t.TempDir())
+	return ferret, storeURL, base
+}
+
+// checkRecordedMongo checks that every jti has a record in the store.
+func checkRecordedMongo(t *testing.T, storeURL string, jtis []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	store, err := mongo.Open(ctx, storeURL, mongo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	lost := 0
+	for _, jti := range jtis {
+		if _, err := store.ByJTI(ctx, jti); errors.Is(err, record.ErrNotFound) {
+			lost++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d tokens handed out have no record", lost, len(jtis))
+	}
+}
+
+// The store freezes (SIGSTOP) under load: requests fail within
+// store.timeout instead of piling up, those past store.max_waiting at once;
+// when it thaws, serving resumes, and goroutines and memory return to
+// where they were.
+func TestSlowStore(t *testing.T) {
+	const storeTimeout, maxWaiting, clients = time.Second, 16, 48
+	ferret, storeURL, base := ownFerretDB(t, storeTimeout, maxWaiting)
+	warm := startPhoneLoad(t, base, 4, 10*time.Second) // warm up, then measure the baseline at rest
+	waitFor(t, "the first tokens", 20*time.Second, func() bool { return warm.count(200) > 50 })
+	warm.finish()
+	time.Sleep(500 * time.Millisecond)
+	goroutines, rss := metric(t, base, "go_goroutines"), metric(t, base, "process_resident_memory_bytes")
+
+	load := startPhoneLoad(t, base, clients, 30*time.Second)
+	waitFor(t, "tokens under load", 20*time.Second, func() bool { return load.count(200) > 200 })
+	ferret.Signal(syscall.SIGSTOP)
+	frozenAt := time.Now()
+	time.Sleep(3 * time.Second)
+	during := load.String()
+	ferret.Signal(syscall.SIGCONT)
+	thawedAt := time.Now()
+	recovered := waitFor(t, "tokens after the store thawed", 30*time.Second, func() bool { return load.okSince(thawedAt) })
+	load.finish()
+	t.Logf("frozen %s with %d clients: %s; tokens again %s after the thaw", thawedAt.Sub(frozenAt).Round(time.Millisecond),
+		clients, during, recovered.Round(time.Millisecond))
+	load.checkAnswers(t)
+	if load.count(503) == 0 {
+		t.Error("no 503 while the store was frozen")
+	}
+	// Every answer within the store timeout, plus the time to commit a
+	// batch and answer, on a busy machine.
+	if load.slowest > storeTimeout+2*time.Second {
+		t.Errorf("slowest answer %s; want within store.timeout (%s) and a little", load.slowest, storeTimeout)
+	}
+	var g, r float64
+	waitFor(t, "goroutines and memory back to their baseline", 20*time.Second, func() bool {
+		g, r = metric(t, base, "go_goroutines"), metric(t, base, "process_resident_memory_bytes")
+		return g <= goroutines+10
+	})
+	t.Logf("at rest before: %.0f goroutines, RSS %.0f MB; after: %.0f goroutines, RSS %.0f MB", goroutines, rss/(1<<20), g, r/(1<<20))
+	if r > rss+64<<20 {
+		t.Errorf("RSS grew from %.0f MB to %.0f MB", rss/(1<<20), r/(1<<20))
+	}
+	checkRecordedMongo(t, storeURL, load.jtis)
+}
+
+// The store is killed under load and started again: nothing acknowledged
+// is lost, requests whose commit could not be known got 503 and no token,
+// and jwtd reconnects by itself.
+func TestStoreLostMidCommit(t *testing.T) {
+	ferret, storeURL, base := ownFerretDB(t, 2*time.Second, 1024)
+	load := startPhoneLoad(t, base, 16, 30*time.Second)
+	waitFor(t, "tokens under load", 20*time.Second, func() bool { return load.count(200) > 200 })
+	ferret.Stop()
+	lostAt := time.Now()
+	waitFor(t, "503s while the store is away", 10*time.Second, func() bool { return load.count(503) > 0 })
+	time.Sleep(time.Second)
+	ferret.Restart()
+	backAt := time.Now()
+	recovered := waitFor(t, "tokens after the store came back", 60*time.Second, func() bool { return load.okSince(backAt) })
+	load.finish()
+	t.Logf("store away %s: %s; tokens again %s after it was back", backAt.Sub(lostAt).Round(time.Millisecond), load, recovered.Round(time.Millisecond))
+	load.checkAnswers(t)
+	checkRecordedMongo(t, storeURL, load.jtis)
+}
+
+// must runs a command that must succeed (ip, tc).
+func must(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v %s", args, err, out)
+	}
+}
+
+// redisAcrossALink runs Redis in a network namespace of its own, reached
+// over a veth pair, and returns its URL and a function that takes the
+// namespace's end of the link down (true) or up: while it is down, what
+// the host sends is dropped, a partition where nothing answers, not even a
+// refusal.
+func redisAcrossALink(t *testing.T) (url string, linkDown func(bool)) {
+	t.Helper()
+	testservice.Root(t, "ip")
+	bin := testservice.RedisBin(t)
+	n := time.Now().UnixNano() % 200
+	ns, hostDev, nsDev := fmt.Sprintf("jwtd-rl-%d", n), fmt.Sprintf("jwtdh%d", n), fmt.Sprintf("jwtdn%d", n)
+	hostIP, nsIP := fmt.Sprintf("10.213.%d.1", n), fmt.Sprintf("10.213.%d.2", n)
+	must(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
+	must(t, "ip", "link", "add", hostDev, "type", "veth", "peer", "name", nsDev)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", hostDev).Run() })
+	must(t, "ip", "link", "set", nsDev, "netns", ns)
+	must(t, "ip", "addr", "add", hostIP+"/24", "dev", hostDev)
+	must(t, "ip", "link", "set", hostDev, "up")
+	must(t, "ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/24", "dev", nsDev)
+	must(t, "ip", "netns", "exec", ns, "ip", "link", "set", nsDev, "up")
+	must(t, "ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	addr := nsIP + ":6379"
+	// Not loopback, so protected mode would refuse every command.
+	testservice.Start(t, addr, "ip", "netns", "exec", ns, bin, "--bind", nsIP, "--port", "6379", "--protected-mode", "no",
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	return "redis://" + addr + "/0", func(down bool) {
+		state := "up"
+		if down {
+			state = "down"
+		}
+		must(t, "ip", "netns", "exec", ns, "ip", "link", "set", nsDev, state)
+	}
+}
+
+// Redis is cut off by a partition (its link down, every packet dropped) and then
+// reachable again, under on_backend_error open and closed: open serves,
+// closed answers 503 with Retry-After, no request waits past the limiter's
+// deadline, and limits are enforced again within seconds of the heal.
+func TestRedisPartition(t *testing.T) {
+	url, linkDown := redisAcrossALink(t)
+	dir := t.TempDir()
+	_, open, _, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "open"), "--data-dir", filepath.Join(dir, "o"))
+	_, closed, _, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "closed"), "--data-dir", filepath.Join(dir, "c"))
+	openLoad, closedLoad := startPhoneLoad(t, open, 8, 30*time.Second), startPhoneLoad(t, closed, 8, 30*time.Second)
+	waitFor(t, "tokens before the partition", 20*time.Second, func() bool { return openLoad.count(200) > 50 && closedLoad.count(200) > 50 })
+
+	linkDown(true)
+	cutAt := time.Now()
+	waitFor(t, "closed refusing while Redis is cut off", 10*time.Second, func() bool { return closedLoad.count(503) > 0 })
+	okBefore := openLoad.count(200)
+	time.Sleep(3 * time.Second)
+	if openLoad.count(200) <= okBefore {
+		t.Error("open served nothing while Redis was cut off")
+	}
+	during := fmt.Sprintf("open: %s; closed: %s", openLoad, closedLoad)
+
+	linkDown(false)
+	healedAt := time.Now()
+	errorsAt := func() float64 { return metric(t, closed, "jwtd_ratelimit_backend_errors_total") }
+	recovered := waitFor(t, "closed serving again after the heal", 30*time.Second, func() bool { return closedLoad.okSince(healedAt) })
+	stable := errorsAt()
+	time.Sleep(time.Second)
+	openLoad.finish()
+	closedLoad.finish()
+	t.Logf("cut off %s; %s; closed served again %s after the heal", healedAt.Sub(cutAt).Round(time.Millisecond), during, recovered.Round(time.Millisecond))
+	if n := errorsAt(); n != stable {
+		t.Errorf("backend errors still counted a second after recovery: %.0f → %.0f", stable, n)
+	}
+	for name, l := range map[string]*phoneLoad{"open": openLoad, "closed": closedLoad} {
+		l.checkAnswers(t)
+		// The limiter's deadline is 1 s a check; a request makes two.
+		if l.slowest > 3*time.Second {
+			t.Errorf("%s: slowest answer %s during the partition", name, l.slowest)
+		}
+	}
+	if openLoad.count(503) > 0 {
+		t.Errorf("open answered %d 503s", openLoad.count(503))
+	}
 }
