@@ -91,7 +91,7 @@ ratelimit: {per_ip: "1000000 per second", per_ip_verify: "1000000 per second"}
 	t.Logf("at rest: RSS %d MB, /healthz p50 %s", baseRSS>>20, baseP50.Round(time.Microsecond))
 
 	const clients, duration = 32, 2 * time.Second
-	const maxRSS, maxHealthP50 = 256 << 20, 100 * time.Millisecond
+	const maxRSS, maxHealthP50 = 256 << 20, 150 * time.Millisecond
 	for _, a := range attacks {
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 		var mu sync.Mutex

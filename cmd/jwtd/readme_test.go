@@ -65,10 +65,12 @@ func TestReadmeCommands(t *testing.T) {
 	}()
 	exited := make(chan error, 1)
 	go func() { exited <- run.Wait() }()
+	jwtd := filepath.Join(dir, "bin", "jwtd")
 	t.Cleanup(func() {
-		// make and jwtd, the session pty.Start made, before the directory
-		// they write goes.
+		// make, and jwtd, which set -m put in a process group of its own,
+		// before the directory they write goes.
 		_ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL)
+		killRunning(jwtd)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
@@ -88,7 +90,6 @@ func TestReadmeCommands(t *testing.T) {
 	}
 	base := "http://" + addr
 	adminKey := printedAdminKey(t, output())
-	jwtd := filepath.Join(dir, "bin", "jwtd")
 
 	// The values the README's placeholders stand for.
 	code, out := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"this is test3"}`)
@@ -133,6 +134,7 @@ func TestReadmeCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	commands := readmeCommands(string(readme))
+	bodyFile := filepath.Join(t.TempDir(), "body")
 	ran := 0
 	for _, c := range commands {
 		first, _, _ := strings.Cut(c, " ")
@@ -143,7 +145,7 @@ func TestReadmeCommands(t *testing.T) {
 		if first == "jwtd" {
 			line = jwtd + strings.TrimPrefix(line, "jwtd")
 		} else {
-			line = "curl -sS -o /dev/null -w '%{http_code}' " + strings.TrimPrefix(line, "curl ")
+			line = "curl -sS -o " + bodyFile + " -w '%{http_code}' " + strings.TrimPrefix(line, "curl ")
 		}
 		sh := exec.Command("bash", "-c", line)
 		sh.Dir = dir
@@ -158,8 +160,13 @@ func TestReadmeCommands(t *testing.T) {
 		case first == "curl":
 			status, _ := strconv.Atoi(stdout.String())
 			// 2xx, but for the refusals the README shows as such.
+			body, _ := os.ReadFile(bodyFile)
 			if want, ok := readmeRefusals[c]; ok && status != want || !ok && (status < 200 || status > 299) {
-				t.Errorf("README: %s\nanswered %d", c, status)
+				t.Errorf("README: %s\nanswered %d %s", c, status, body)
+			}
+			// /verifyToken answers 200 whether or not the token verifies.
+			if strings.Contains(c, "/verifyToken") && !strings.Contains(string(body), `"Signature Verification":true`) {
+				t.Errorf("README: %s\ndid not verify: %s", c, body)
 			}
 		}
 	}
@@ -179,6 +186,18 @@ func TestReadmeCommands(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("make run did not stop on Ctrl-C:\n%s", output())
+	}
+}
+
+// killRunning kills the processes running the executable at path.
+func killRunning(path string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, exe := range procs {
+		if target, err := os.Readlink(exe); err == nil && target == path {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(exe))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
 	}
 }
 

@@ -7,8 +7,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -224,6 +226,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	if err := k.Load(confmap.Provider(defaults(), "."), nil); err != nil {
 		return nil, err
 	}
+	fileDataDir := "" // a relative data_dir the file gave, as written
 	path := getenv("JWTD_CONFIG")
 	if f := fs.Lookup("config"); f != nil && f.Changed {
 		path = f.Value.String()
@@ -237,6 +240,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		// key files are: the server and the CLI find the same directory
 		// from wherever they are run.
 		if dir, ok := fk.Get("data_dir").(string); ok && dir != "" && !filepath.IsAbs(dir) {
+			fileDataDir = dir
 			if err := fk.Set("data_dir", filepath.Join(filepath.Dir(path), dir)); err != nil {
 				return nil, err
 			}
@@ -283,7 +287,32 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	if fileDataDir != "" && c.DataDir == filepath.Join(filepath.Dir(path), fileDataDir) {
+		if err := dataDirMoved(c.DataDir, fileDataDir); err != nil {
+			return nil, err
+		}
+	}
 	return &c, nil
+}
+
+// dataDirMoved refuses a relative data_dir that, now read relative to the
+// configuration file, names a directory that does not exist while the
+// same path from the working directory (how jwtd before 2026-11-26 read
+// it) holds jwtd's data: starting would make new keys, and every token
+// issued with the old ones would stop verifying.
+func dataDirMoved(resolved, written string) error {
+	if _, err := os.Stat(resolved); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	for _, name := range []string{"keys", "jwtd.db", "admin-api-key.json"} {
+		if _, err := os.Stat(filepath.Join(written, name)); err == nil {
+			abs, _ := filepath.Abs(written)
+			return fmt.Errorf("data_dir %q is read relative to the configuration file, as %s, which does not exist; "+
+				"%s (relative to the working directory, as earlier versions read it) holds jwtd's data: "+
+				"write data_dir: %q in the file to keep using it", written, resolved, abs, abs)
+		}
+	}
+	return nil
 }
 
 // durationsNeedUnits refuses a bare number other than 0 where a duration

@@ -147,3 +147,33 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// A relative data_dir in the file is relative to the file; one that would
+// move an existing installation's data (earlier versions read it from the
+// working directory) is refused with the fix, not started afresh.
+func TestDataDirRelativeToTheFile(t *testing.T) {
+	path := writeConfig(t, "data_dir: state\n")
+	t.Chdir(t.TempDir())
+	c, err := load(t, []string{"--config", path}, nil)
+	if err != nil || c.DataDir != filepath.Join(filepath.Dir(path), "state") {
+		t.Fatalf("data_dir %q, %v", c.DataDir, err)
+	}
+	if err := os.MkdirAll(filepath.Join("state", "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err = load(t, []string{"--config", path}, nil)
+	if err == nil || !strings.Contains(err.Error(), "earlier versions") || !strings.Contains(err.Error(), "write data_dir:") {
+		t.Errorf("an installation's data in the working directory: %v", err)
+	}
+	// Once the file's directory has its own, or the path is given
+	// otherwise, nothing is refused.
+	if c, err := load(t, []string{"--config", path, "--data-dir", "state"}, nil); err != nil || c.DataDir != "state" {
+		t.Errorf("--data-dir: %q %v", c.DataDir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(filepath.Dir(path), "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(t, []string{"--config", path}, nil); err != nil {
+		t.Errorf("with the file's own data directory: %v", err)
+	}
+}

@@ -59,6 +59,8 @@ func errorFor(err error) (e *apiError, fault bool) {
 		return badRequest("Invalid XID", err.Error()), false
 	case errors.Is(err, record.ErrInvalidOutcome):
 		return badRequest("Invalid outcome", err.Error()), false
+	case errors.Is(err, record.ErrTooManyOutcomes):
+		return &apiError{Status: http.StatusConflict, Title: "Too many outcomes", Detail: err.Error()}, false
 	case errors.Is(err, record.ErrXIDConflict):
 		return &apiError{Status: http.StatusConflict, Title: "The XID belongs to another phone number",
 			Detail: "a transaction belongs to the phone number it was first issued for; use a new XID"}, false

@@ -11,7 +11,7 @@ import (
 // outcomeJSON is an outcome as the API shows it.
 type outcomeJSON struct {
 	Status      string    `json:"status"`
-	Code        int       `json:"code,omitempty"`
+	Code        int       `json:"code,omitzero"`
 	Description string    `json:"description,omitempty"`
 	UpdatedOn   time.Time `json:"updated_on"`
 	Source      string    `json:"source,omitempty"`

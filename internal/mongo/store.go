@@ -7,6 +7,8 @@ package mongo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -36,14 +38,12 @@ type Options struct {
 
 // Store is a record.Store over a MongoDB database.
 type Store struct {
-	client *mongo.Client
-	tokens *mongo.Collection
-	xids   *mongo.Collection
-	// outcomes of transactions, purged with their XID claims
-	outcomes *mongo.Collection
-	timeout  time.Duration // of a commit
-	group    *record.GroupCommitter
-	ttl      bool
+	client  *mongo.Client
+	tokens  *mongo.Collection
+	xids    *mongo.Collection
+	timeout time.Duration // of a commit
+	group   *record.GroupCommitter
+	ttl     bool
 }
 
 // token is a record as stored. Times that order or compare exactly are Unix
@@ -108,7 +108,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: mongodb: %v", record.ErrUnavailable, err)
 	}
 	db := client.Database(dbName)
-	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), outcomes: db.Collection("outcomes"), timeout: opts.Timeout}
+	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), timeout: opts.Timeout}
 	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
@@ -148,11 +148,7 @@ func (s *Store) ensureIndexes(ctx context.Context, retention time.Duration) erro
 	} else {
 		return translate(err)
 	}
-	if _, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}}); err != nil {
-		return translate(err)
-	}
-	_, err := s.outcomes.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "xid", Value: 1}, {Key: "updated_on", Value: -1}, {Key: "recorded", Value: -1}}})
+	_, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}})
 	return translate(err)
 }
 
@@ -171,7 +167,10 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	results := make([]error, len(batch))
-	owners, claimed, err := s.claimXIDs(ctx, batch)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	batchID := hex.EncodeToString(b[:]) // marks the claims this batch touched last
+	owners, claimed, err := s.claimXIDs(ctx, batch, batchID)
 	if err != nil {
 		return nil, err
 	}
@@ -209,19 +208,21 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 		// The insert failed: give back the XIDs this batch bound and no
 		// token holds, as SQLite's rollback does. When the outcome is
 		// unknown the claims stay: the tokens may be in.
-		s.releaseXIDs(ctx, claimed, owners)
+		s.releaseXIDs(ctx, claimed, owners, batchID)
 	}
 	return nil, translate(err)
 }
 
-// releaseXIDs removes the claims of XIDs that have no token. A token
-// another instance inserted under one of them between the claim and its
-// release is looked for after the release, and its phone claims the XID
+// releaseXIDs removes the claims this batch made, unless another batch
+// (of this instance or another) claimed the XID since: every claim marks
+// the document with its batch, and only a claim still marked with this
+// one goes. A token another batch inserted under one of them before its
+// mark is looked for after the release, and its phone claims the XID
 // again. Errors are left: a claim that stays binds an XID to a phone that
 // may simply ask again.
-func (s *Store) releaseXIDs(ctx context.Context, xids []string, owners map[string]string) {
+func (s *Store) releaseXIDs(ctx context.Context, xids []string, owners map[string]string, batchID string) {
 	for _, xid := range xids {
-		if _, err := s.xids.DeleteOne(ctx, bson.D{{Key: "_id", Value: xid}, {Key: "phone", Value: owners[xid]}}); err != nil {
+		if _, err := s.xids.DeleteOne(ctx, bson.D{{Key: "_id", Value: xid}, {Key: "phone", Value: owners[xid]}, {Key: "batch", Value: batchID}}); err != nil {
 			return
 		}
 		var tok token
@@ -244,7 +245,7 @@ func (s *Store) releaseXIDs(ctx context.Context, xids []string, owners map[strin
 // owner of an XID that already existed (a re-issue, or a conflict) costs a
 // read, new XIDs none. Filters are on _id alone, which every
 // MongoDB-protocol server serves from its primary key.
-func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (owners map[string]string, claimed []string, err error) {
+func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record, batchID string) (owners map[string]string, claimed []string, err error) {
 	owners = map[string]string{}
 	expires := map[string]time.Time{}
 	var order []string
@@ -270,6 +271,7 @@ func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record) (owners m
 			SetUpdate(bson.D{
 				{Key: "$setOnInsert", Value: bson.D{{Key: "phone", Value: owners[xid]}}},
 				{Key: "$max", Value: bson.D{{Key: "expires", Value: expires[xid]}}},
+				{Key: "$set", Value: bson.D{{Key: "batch", Value: batchID}}},
 			}).
 			SetUpsert(true))
 	}
@@ -426,44 +428,19 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	if err != nil {
 		return 0, translate(err)
 	}
-	// The XID claims expire with the last token of their transaction (a
-	// TTL index may have taken the tokens already): their outcomes go
-	// first, then the claims, a thousand at a time.
-	for {
-		cur, err := s.xids.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(1000))
-		if err != nil {
-			return int(res.DeletedCount), translate(err)
-		}
-		var claims []struct {
-			XID string `bson:"_id"`
-		}
-		if err := cur.All(ctx, &claims); err != nil {
-			return int(res.DeletedCount), translate(err)
-		}
-		if len(claims) == 0 {
-			return int(res.DeletedCount), nil
-		}
-		ids := make([]string, len(claims))
-		for i, c := range claims {
-			ids[i] = c.XID
-		}
-		in := bson.D{{Key: "$in", Value: ids}}
-		if _, err := s.outcomes.DeleteMany(ctx, bson.D{{Key: "xid", Value: in}}); err != nil {
-			return int(res.DeletedCount), translate(err)
-		}
-		if _, err := s.xids.DeleteMany(ctx, append(bson.D{{Key: "_id", Value: in}}, filter...)); err != nil {
-			return int(res.DeletedCount), translate(err)
-		}
-		if len(claims) < 1000 {
-			return int(res.DeletedCount), nil
-		}
+	// An XID's claim, and the outcomes it holds, expire with the last
+	// token of its transaction (a TTL index may have taken the tokens
+	// already).
+	if _, err := s.xids.DeleteMany(ctx, filter); err != nil {
+		return int(res.DeletedCount), translate(err)
 	}
+	return int(res.DeletedCount), nil
 }
 
-// outcome is an Outcome as stored; times are Unix nanoseconds, as tokens'
-// issue times are, so that they come back exactly.
+// outcome is an Outcome as its XID's claim document holds it; times are
+// Unix nanoseconds, as tokens' issue times are, so that they come back
+// exactly.
 type outcome struct {
-	XID         string `bson:"xid"`
 	Status      string `bson:"status"`
 	Code        int    `bson:"code"`
 	Description string `bson:"description"`
@@ -472,38 +449,54 @@ type outcome struct {
 	Recorded    int64  `bson:"recorded"`
 }
 
-// AddOutcome appends an outcome to a transaction that has an XID claim,
-// which exists while any of its records does.
+// AddOutcome appends an outcome to the claim document of its XID, which
+// exists while any record of the transaction does: one atomic update, so
+// that an outcome can neither outlive its transaction's purge nor be
+// recorded for an XID jwtd never issued.
 func (s *Store) AddOutcome(ctx context.Context, o *record.Outcome) error {
 	if o.XID == "" {
 		return record.ErrNotFound
 	}
-	if err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: o.XID}}).Err(); errors.Is(err, mongo.ErrNoDocuments) {
-		return record.ErrNotFound
-	} else if err != nil {
+	doc := outcome{Status: string(o.Status), Code: o.Code, Description: o.Description,
+		UpdatedOn: o.UpdatedOn.UnixNano(), Source: o.Source, Recorded: o.Recorded.UnixNano()}
+	res, err := s.xids.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: o.XID}, {Key: fmt.Sprintf("outcomes.%d", record.MaxOutcomes-1), Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$push", Value: bson.D{{Key: "outcomes", Value: doc}}}})
+	switch {
+	case err != nil:
 		return translate(err)
+	case res.MatchedCount == 1:
+		return nil
 	}
-	_, err := s.outcomes.InsertOne(ctx, outcome{XID: o.XID, Status: string(o.Status), Code: o.Code, Description: o.Description,
-		UpdatedOn: o.UpdatedOn.UnixNano(), Source: o.Source, Recorded: o.Recorded.UnixNano()})
-	return translate(err)
+	// No claim, or one with MaxOutcomes already: say which.
+	n, err := s.xids.CountDocuments(ctx, bson.D{{Key: "_id", Value: o.XID}})
+	switch {
+	case err != nil:
+		return translate(err)
+	case n == 0:
+		return record.ErrNotFound
+	}
+	return record.ErrTooManyOutcomes
 }
 
 // Outcomes returns a transaction's outcomes, newest first.
 func (s *Store) Outcomes(ctx context.Context, xid string) ([]record.Outcome, error) {
-	cur, err := s.outcomes.Find(ctx, bson.D{{Key: "xid", Value: xid}}, options.Find().
-		SetSort(bson.D{{Key: "updated_on", Value: -1}, {Key: "recorded", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(1000))
-	if err != nil {
+	var claim struct {
+		Outcomes []outcome `bson:"outcomes"`
+	}
+	err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}).Decode(&claim)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return nil, nil
+	case err != nil:
 		return nil, translate(err)
 	}
-	var docs []outcome
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, translate(err)
-	}
-	out := make([]record.Outcome, len(docs))
-	for i, d := range docs {
-		out[i] = record.Outcome{XID: d.XID, Status: record.OutcomeStatus(d.Status), Code: d.Code, Description: d.Description,
+	out := make([]record.Outcome, len(claim.Outcomes))
+	for i, d := range claim.Outcomes {
+		out[i] = record.Outcome{XID: xid, Status: record.OutcomeStatus(d.Status), Code: d.Code, Description: d.Description,
 			UpdatedOn: time.Unix(0, d.UpdatedOn).UTC(), Source: d.Source, Recorded: time.Unix(0, d.Recorded).UTC()}
 	}
+	record.SortOutcomes(out)
 	return out, nil
 }
 

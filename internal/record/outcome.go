@@ -34,11 +34,21 @@ type Outcome struct {
 	Recorded    time.Time // when jwtd stored it
 }
 
-// Limits of an outcome's free text.
+// Limits of an outcome's free text, and of a transaction's outcomes: a
+// leaked outcome key cannot fill the store.
 const (
 	MaxOutcomeDescription = 512
 	MaxOutcomeSource      = 128
+	MaxOutcomes           = 100
 )
+
+// ErrTooManyOutcomes is AddOutcome on a transaction that has MaxOutcomes.
+var ErrTooManyOutcomes = fmt.Errorf("the transaction has %d outcomes, as many as one may have", MaxOutcomes)
+
+// earliestOutcome is the earliest updated_on accepted: stores keep times
+// as Unix nanoseconds, which reach back to 1677 only, and no App Verify
+// transaction is older than this.
+var earliestOutcome = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // TeleSignCodes are TeleSign's App Verify status codes, with the status each
 // means and its description.
@@ -106,6 +116,8 @@ func CheckOutcome(o *Outcome, now time.Time, leeway time.Duration) error {
 		o.UpdatedOn = now
 	case o.UpdatedOn.After(now.Add(leeway)):
 		return bad("updated_on %s is in the future (now is %s)", o.UpdatedOn.Format(time.RFC3339), now.Format(time.RFC3339))
+	case o.UpdatedOn.Before(earliestOutcome):
+		return bad("updated_on %s is before %s", o.UpdatedOn.Format(time.RFC3339), earliestOutcome.Format(time.RFC3339))
 	}
 	o.UpdatedOn, o.Recorded = o.UpdatedOn.UTC(), now.UTC()
 	return nil
@@ -122,4 +134,14 @@ func knownCodes() string {
 		s[i] = strconv.Itoa(c) + " (" + TeleSignCodes[c].Description + ")"
 	}
 	return strings.Join(s, ", ")
+}
+
+// SortOutcomes puts outcomes newest first: by UpdatedOn, then Recorded.
+func SortOutcomes(outcomes []Outcome) {
+	slices.SortStableFunc(outcomes, func(a, b Outcome) int {
+		if c := b.UpdatedOn.Compare(a.UpdatedOn); c != 0 {
+			return c
+		}
+		return b.Recorded.Compare(a.Recorded)
+	})
 }

@@ -51,4 +51,12 @@ func TestCheckOutcomeTimes(t *testing.T) {
 	if err := CheckOutcome(&o, now, 0); err != nil || !o.UpdatedOn.Equal(now) || !o.Recorded.Equal(now) {
 		t.Errorf("no updated_on: %+v %v", o, err)
 	}
+	// A time the stores' Unix nanoseconds cannot hold (before 1678) would
+	// come back in the future, newest of all.
+	for _, at := range []time.Time{time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)} {
+		o := Outcome{Status: Verified, UpdatedOn: at}
+		if err := CheckOutcome(&o, now, 0); !errors.Is(err, ErrInvalidOutcome) {
+			t.Errorf("updated_on %s: %v", at, err)
+		}
+	}
 }

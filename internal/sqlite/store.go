@@ -45,7 +45,7 @@ type Store struct {
 	group *record.GroupCommitter
 }
 
-// The schema, version 1. What a commit costs is mostly the B-tree pages it
+// The schema, version 2. What a commit costs is mostly the B-tree pages it
 // dirties, each written to the WAL, so: records are a rowid table, appended
 // in commit order; the jti index grows at its end too, since jwtd's jtis
 // start with the minting time; the caller's keys are in small indexes,
@@ -501,16 +501,27 @@ func (s *Store) Revocations(ctx context.Context, since, liveAt time.Time) ([]rec
 	return out, nil
 }
 
-// AddOutcome appends an outcome to a transaction that has records, in one
-// statement: the XID's existence and the insert cannot be torn apart.
+// AddOutcome appends an outcome to a transaction that has records and
+// fewer than MaxOutcomes outcomes, in one statement: the checks and the
+// insert cannot be torn apart.
 func (s *Store) AddOutcome(ctx context.Context, o *record.Outcome) error {
 	n, err := s.exec(ctx, `INSERT INTO outcomes (xid, status, code, description, updated_on, source, recorded)
-		SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tokens WHERE xid = ? AND xid != '')`,
-		o.XID, string(o.Status), o.Code, o.Description, o.UpdatedOn.UnixNano(), o.Source, o.Recorded.UnixNano(), o.XID)
-	if err == nil && n == 0 {
-		err = record.ErrNotFound
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+		WHERE EXISTS (SELECT 1 FROM tokens WHERE xid = ?1 AND xid != '')
+		AND (SELECT count(*) FROM outcomes WHERE xid = ?1) < ?8`,
+		o.XID, string(o.Status), o.Code, o.Description, o.UpdatedOn.UnixNano(), o.Source, o.Recorded.UnixNano(), record.MaxOutcomes)
+	if err != nil || n == 1 {
+		return err
 	}
-	return err
+	// No record, or as many outcomes as allowed: say which.
+	var tokens int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM tokens WHERE xid = ? AND xid != '' LIMIT 1)`, o.XID).Scan(&tokens); err != nil {
+		return unavailable(err)
+	}
+	if tokens == 0 {
+		return record.ErrNotFound
+	}
+	return record.ErrTooManyOutcomes
 }
 
 // Outcomes returns a transaction's outcomes, newest first.

@@ -115,6 +115,44 @@ INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_s
 	}
 }
 
+// A version 1 file (the tokens table as it is, no outcomes) gains the
+// outcomes and probe tables and takes outcomes for its records.
+func TestMigrateFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwtd.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS outcomes")] + "PRAGMA user_version = 1;"
+	now := time.Now().UTC()
+	if _, err := db.Exec(v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_sha256)
+		VALUES ('v1', 'appverify', 'av1', 'HS256', 'tx-v1', '+14155552671', ?, ?, x'00')`, now.UnixNano(), now.Add(time.Minute).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	o := &record.Outcome{XID: "tx-v1", Status: record.Verified, UpdatedOn: now, Recorded: now}
+	if err := s.AddOutcome(ctx, o); err != nil {
+		t.Fatalf("an outcome for a version 1 record: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Error(err)
+	}
+	var version int
+	if err := s.read.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != schemaVersion {
+		t.Errorf("user_version %d, %v", version, err)
+	}
+}
+
 // A file from a newer jwtd is refused, not rewritten.
 func TestRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jwtd.db")

@@ -408,6 +408,18 @@ func testOutcomes(t *testing.T, s record.Store) {
 	if got, err := s.Outcomes(ctx, "tx-never"); err != nil || len(got) != 0 {
 		t.Errorf("outcomes of tx-never: %+v %v", got, err)
 	}
+	// A transaction holds at most MaxOutcomes.
+	for i := len(want); i < record.MaxOutcomes; i++ {
+		if err := s.AddOutcome(ctx, outcome("tx-out", record.Pending, 2400, 100+i)); err != nil {
+			t.Fatalf("outcome %d: %v", i+1, err)
+		}
+	}
+	if err := s.AddOutcome(ctx, outcome("tx-out", record.Pending, 2400, 1000)); !errors.Is(err, record.ErrTooManyOutcomes) {
+		t.Errorf("outcome %d: %v, want ErrTooManyOutcomes", record.MaxOutcomes+1, err)
+	}
+	if got, err := s.Outcomes(ctx, "tx-out"); err != nil || len(got) != record.MaxOutcomes {
+		t.Errorf("%d outcomes, %v; want %d", len(got), err, record.MaxOutcomes)
+	}
 }
 
 // The purge that takes a transaction's last record takes its outcomes; a
