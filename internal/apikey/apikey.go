@@ -77,12 +77,35 @@ func NewSet(specs []Spec) (*Set, error) {
 // Len is how many keys the set holds.
 func (s *Set) Len() int { return len(s.entries) }
 
-// Authorize checks an Authorization header value for scope and returns the
-// key's name.
+// Identify returns the name and scopes of the key an Authorization header
+// value carries.
+func (s *Set) Identify(header string) (name string, scopes []string, err error) {
+	e, err := s.find(header)
+	if err != nil {
+		return "", nil, err
+	}
+	return e.name, slices.Clone(e.scopes), nil
+}
+
+// Authorize checks an Authorization header value for scope (any valid key
+// when scope is "") and returns the key's name.
 func (s *Set) Authorize(header, scope string) (string, error) {
+	e, err := s.find(header)
+	if err != nil {
+		return "", err
+	}
+	if scope != "" && !slices.Contains(e.scopes, scope) {
+		return e.name, ErrForbidden
+	}
+	return e.name, nil
+}
+
+// find is the entry of the key a header carries, compared in constant time
+// with every entry.
+func (s *Set) find(header string) (*entry, error) {
 	key, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || key == "" {
-		return "", ErrMissing
+		return nil, ErrMissing
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
 	var found *entry
@@ -92,12 +115,9 @@ func (s *Set) Authorize(header, scope string) (string, error) {
 		}
 	}
 	if found == nil {
-		return "", ErrInvalid
+		return nil, ErrInvalid
 	}
-	if !slices.Contains(found.scopes, scope) {
-		return found.name, ErrForbidden
-	}
-	return found.name, nil
+	return found, nil
 }
 
 // Hash is the hex SHA-256 of a key, as the configuration holds it.

@@ -26,6 +26,7 @@ type Metrics struct {
 	limiterErrors  prometheus.Counter
 	httpSeconds    *prometheus.HistogramVec
 	outcomes       *prometheus.CounterVec
+	activity       activity
 }
 
 // New makes the collectors and registers them with the Go and process
@@ -79,6 +80,7 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Issued(profile string) {
 	if m != nil {
 		m.tokensIssued.WithLabelValues(profile).Inc()
+		m.activity.issued(profile, time.Now())
 	}
 }
 
@@ -113,6 +115,7 @@ func (m *Metrics) Outcome(status string) {
 func (m *Metrics) RateLimited(limit string) {
 	if m != nil {
 		m.rateLimited.WithLabelValues(limit).Inc()
+		m.activity.rateLimited(time.Now())
 	}
 }
 

@@ -1,0 +1,210 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/jwtd/jwtd/internal/apikey"
+)
+
+// The console in Debian's headless Chromium against a real jwtd: sign in,
+// inspect a token the test minted, look up its XID, revoke it and see the
+// status change, page through a phone's records, see the keys and the
+// chart; a key without the admin scope sees no revoke and the API refuses
+// it; no request leaves for another origin and the page logs no error.
+// With JWTD_SCREENSHOTS=dir, each screen is saved there (docs/ holds them).
+func TestConsoleInBrowser(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("JWTD_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatal("chromium is not installed (make test installs it), and JWTD_TEST_REQUIRE_SERVICES=1")
+		}
+		t.Skip("chromium is not installed (make test installs it)")
+	}
+	const viewerKey = "viewer-key-0123456789"
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf(`
+ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
+phone: {default_region: US}
+api_keys:
+  - {name: ops, sha256: %q, scopes: [admin, issue, introspect, outcome]}
+  - {name: viewer, sha256: %q, scopes: [introspect]}
+`, apikey.Hash(testAdminKey), apikey.Hash(viewerKey)))
+	base, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	code, tok := httpDo(t, "GET", base+"/v1/token/+14155552671/tx-console", "", "", "")
+	if code != 200 {
+		t.Fatalf("mint: %d %s", code, tok)
+	}
+	tok = strings.TrimSpace(tok)
+	for i := range 12 {
+		httpDo(t, "GET", fmt.Sprintf("%s/v1/token/+14155550123/tx-page-%d", base, i), "", "", "")
+	}
+	httpDo(t, "POST", base+"/v1/transactions/tx-console/outcome", testAdminKey, "application/json", `{"code":2400,"source":"test"}`)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1200, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+
+	var mu sync.Mutex
+	var requests, problems []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			requests = append(requests, ev.Request.URL)
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.APITypeError || ev.Type == runtime.APITypeWarning {
+				problems = append(problems, fmt.Sprintf("console.%s %v", ev.Type, ev.Args))
+			}
+		case *runtime.EventExceptionThrown:
+			problems = append(problems, "exception: "+ev.ExceptionDetails.Error())
+		case *log.EventEntryAdded:
+			if ev.Entry.Level == log.LevelError || ev.Entry.Level == log.LevelWarning {
+				problems = append(problems, fmt.Sprintf("log %s: %s %s", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	})
+	shots := os.Getenv("JWTD_SCREENSHOTS")
+	shot := func(name string) chromedp.Action {
+		return chromedp.ActionFunc(func(ctx context.Context) error {
+			if shots == "" {
+				return nil
+			}
+			var png []byte
+			if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil { // quality 100: PNG
+				return err
+			}
+			return os.WriteFile(filepath.Join(shots, "console-"+name+".png"), png, 0o644)
+		})
+	}
+	step := func(name string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			var page string
+			_ = chromedp.Run(ctx, chromedp.Text("body", &page, chromedp.ByQuery))
+			t.Fatalf("%s: %v\npage: %s", name, err, page)
+		}
+	}
+	waitText := func(sel, want string) chromedp.Action {
+		return chromedp.Poll(fmt.Sprintf(`document.querySelector(%q).textContent.includes(%q)`, sel, want), nil,
+			chromedp.WithPollingTimeout(10*time.Second))
+	}
+	var text string
+
+	step("sign in",
+		network.Enable(), log.Enable(),
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible("#apikey", chromedp.ByID),
+		chromedp.SendKeys("#apikey", testAdminKey, chromedp.ByID),
+		chromedp.Click(`#signin button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#tabs", chromedp.ByID),
+		waitText("#who", "ops"),
+		chromedp.Text("#who", &text, chromedp.ByID))
+	if !strings.Contains(text, "admin") {
+		t.Errorf("signed in as: %q", text)
+	}
+
+	step("inspect a token",
+		chromedp.SetValue("#token", tok, chromedp.ByID),
+		chromedp.Click(`#inspect-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#inspect-out", chromedp.ByID),
+		waitText("#verdict", "Active"),
+		waitText("#times", "expires in"),
+		waitText("#claims-json", "tx-console"),
+		shot("inspect"))
+
+	step("look up its XID and revoke it",
+		chromedp.Click(`#tabs button[data-tab=transactions]`, chromedp.ByQuery),
+		chromedp.SetValue("#xid", "tx-console", chromedp.ByID),
+		chromedp.Click(`#xid-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#xid-out", chromedp.ByID),
+		waitText("#xid-records", "active"),
+		waitText("#outcomes", "pending"),
+		shot("transaction"),
+		chromedp.Click(`#xid-records button.danger`, chromedp.ByQuery),
+		chromedp.Click(`#xid-records span button.danger`, chromedp.ByQuery),
+		waitText("#xid-records", "revoked"))
+	if code, out := httpDo(t, "POST", base+"/v1/introspect", testAdminKey, "application/x-www-form-urlencoded", "token="+tok); !strings.Contains(out, `"revoked"`) {
+		t.Errorf("introspect after the console revoked it: %d %s", code, out)
+	}
+
+	step("page through a phone's records",
+		chromedp.SetValue("#phone", "+14155550123", chromedp.ByID),
+		chromedp.SetValue("#page-size", "10", chromedp.ByID),
+		chromedp.Click(`#phone-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#phone-out", chromedp.ByID),
+		waitText("#phone-summary", "page 1, 10 token(s)"),
+		shot("phone"),
+		chromedp.Click("#next-page", chromedp.ByID),
+		waitText("#phone-summary", "page 2, 2 token(s), the last page"))
+
+	step("see the keys",
+		chromedp.Click(`#tabs button[data-tab=keys]`, chromedp.ByQuery),
+		waitText("#jwks", "ES256"),
+		shot("keys"))
+
+	step("see the chart",
+		chromedp.Click(`#tabs button[data-tab=activity]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#chart svg rect`, chromedp.ByQuery),
+		waitText("#chart-label", "token(s) issued"),
+		shot("activity"))
+
+	step("at phone width",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Click(`#tabs button[data-tab=transactions]`, chromedp.ByQuery),
+		shot("phone-width"),
+		chromedp.EmulateViewport(1200, 900))
+
+	// A key without the admin scope: no Transactions, no revoke; the API
+	// refuses it too.
+	var hidden bool
+	step("sign in without admin",
+		chromedp.Click("#signout", chromedp.ByID),
+		chromedp.SendKeys("#apikey", viewerKey, chromedp.ByID),
+		chromedp.Click(`#signin button`, chromedp.ByQuery),
+		waitText("#who", "viewer"),
+		chromedp.Evaluate(`document.querySelector('#tabs button[data-tab=transactions]').hidden && document.querySelector('#revoke-xid').hidden`, &hidden))
+	if !hidden {
+		t.Error("a key without the admin scope is shown Transactions or revoke")
+	}
+	if code, _ := httpDo(t, "POST", base+"/v1/revoke", viewerKey, "application/json", `{"xid":"tx-console"}`); code != 403 {
+		t.Errorf("revoke with the viewer key: %d", code)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, u := range requests {
+		if !strings.HasPrefix(u, base+"/") {
+			t.Errorf("a request left for another origin: %s", u)
+		}
+	}
+	if len(requests) < 10 {
+		t.Errorf("only %d requests seen", len(requests))
+	}
+	for _, p := range problems {
+		t.Errorf("the page logged: %s", p)
+	}
+}

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pb33f/libopenapi"
+	validator "github.com/pb33f/libopenapi-validator/schema_validation"
+
+	"github.com/jwtd/jwtd/internal/metrics"
+)
+
+// /openapi.json is valid OpenAPI 3.1, describes every route of the router,
+// and nothing the router does not serve.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	h, svc, store := testServerAt(t, nil)
+	w := do(t, h, "GET", "/openapi.json", "", "")
+	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /openapi.json: %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	doc, err := libopenapi.NewDocument(w.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := doc.GetVersion(); v != "3.1.0" {
+		t.Errorf("OpenAPI version %q", v)
+	}
+	if ok, errs := validator.ValidateOpenAPIDocument(doc); !ok {
+		for _, e := range errs {
+			t.Errorf("invalid OpenAPI: %s (%s)", e.Message, e.Reason)
+			for _, se := range e.SchemaValidationErrors {
+				t.Errorf("  %s: %s", se.FieldPath, se.Reason)
+			}
+		}
+	}
+
+	var parsed struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &parsed); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for path, ops := range parsed.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	// Every route, as its method and path: a pattern without a method
+	// (seed 000, registered for all to answer 405 itself) is documented
+	// as the GET it serves; /{$} is the path /.
+	d := testDeps(t, svc, store, nil, nil)
+	d.Metrics = metrics.New()
+	s := &Server{Deps: d}
+	routed := map[string]bool{}
+	for _, r := range s.routeTable() {
+		method, path, ok := strings.Cut(r.pattern, " ")
+		if !ok {
+			method, path = "GET", r.pattern
+		}
+		path = strings.TrimSuffix(path, "{$}")
+		routed[method+" "+path] = true
+	}
+	for r := range routed {
+		if !documented[r] {
+			t.Errorf("%s is routed but not in /openapi.json", r)
+		}
+	}
+	var extra []string
+	for d := range documented {
+		if !routed[d] {
+			extra = append(extra, d)
+		}
+	}
+	sort.Strings(extra)
+	if len(extra) > 0 {
+		t.Errorf("in /openapi.json but not routed: %v", extra)
+	}
+}
+
+// The console is served with a policy that lets it load only its own files,
+// connect only to this origin and be framed by nobody; / leads to it.
+func TestConsoleServed(t *testing.T) {
+	h, _ := testServer(t)
+	w := do(t, h, "GET", "/", "", "")
+	if w.Code != 302 || w.Header().Get("Location") != "/console/" {
+		t.Errorf("GET /: %d %s", w.Code, w.Header().Get("Location"))
+	}
+	for path, ct := range map[string]string{"/console/": "text/html", "/console/console.js": "javascript", "/console/console.css": "text/css"} {
+		w := do(t, h, "GET", path, "", "")
+		csp := w.Header().Get("Content-Security-Policy")
+		if w.Code != 200 || !strings.Contains(w.Header().Get("Content-Type"), ct) ||
+			!strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "connect-src 'self'") ||
+			!strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("GET %s: %d %q %q", path, w.Code, w.Header().Get("Content-Type"), csp)
+		}
+	}
+	// No inline script or style, nothing from another origin.
+	page := do(t, h, "GET", "/console/", "", "").Body.String()
+	for _, bad := range []string{"<script>", "style=", "onclick", "http://", "https://"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page has %q", bad)
+		}
+	}
+	if w := do(t, h, "GET", "/console/nothing.js", "", ""); w.Code != 404 {
+		t.Errorf("a file the console does not have: %d", w.Code)
+	}
+}
