@@ -186,9 +186,11 @@ api_keys:
 		chromedp.SendKeys("#apikey", viewerKey, chromedp.ByID),
 		chromedp.Click(`#signin button`, chromedp.ByQuery),
 		waitText("#who", "viewer"),
-		chromedp.Evaluate(`document.querySelector('#tabs button[data-tab=transactions]').hidden && document.querySelector('#revoke-xid').hidden`, &hidden))
+		chromedp.Evaluate(`document.querySelector('#tabs button[data-tab=transactions]').hidden &&
+			document.querySelector('#tabs button[data-tab=activity]').hidden &&
+			[...document.querySelectorAll('button.danger')].every((b) => b.offsetParent === null)`, &hidden))
 	if !hidden {
-		t.Error("a key without the admin scope is shown Transactions or revoke")
+		t.Error("a key without the admin scope is shown Transactions, Activity or a revoke button")
 	}
 	if code, _ := httpDo(t, "POST", base+"/v1/revoke", viewerKey, "application/json", `{"xid":"tx-console"}`); code != 403 {
 		t.Errorf("revoke with the viewer key: %d", code)

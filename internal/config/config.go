@@ -364,6 +364,9 @@ func (c *Config) Validate() error {
 		c.Store.Timeout <= 0 || c.Store.MaxWaiting <= 0 {
 		errs = append(errs, errors.New("store: retention and linger must be at least 0, purge_interval, max_batch, timeout and max_waiting positive"))
 	}
+	if c.Store.MaxWaiting < c.Store.MaxBatch {
+		errs = append(errs, fmt.Errorf("store.max_waiting (%d) is below store.max_batch (%d): no batch could fill; make it at least as large", c.Store.MaxWaiting, c.Store.MaxBatch))
+	}
 	if u := c.StoreURL(); !strings.HasPrefix(u, "sqlite://") && !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
 		errs = append(errs, fmt.Errorf("store.url %q: use sqlite://<path> or mongodb://host[:port]/<database>", c.Store.URL))
 	}

@@ -115,12 +115,16 @@ func (s *Server) seed(h handler) http.Handler {
 // status calls for.
 func (s *Server) errorResponse(w http.ResponseWriter, r *http.Request, err error) *apiError {
 	e, fault := errorFor(err)
-	if fault {
-		// During an outage every request fails alike: one line in 10 s.
-		if ok, held := s.faultLog.Allow(); ok {
+	switch {
+	case fault && errors.Is(err, record.ErrUnavailable):
+		// During a store outage every request fails alike: one line in
+		// 10 s (the commit observer says why too).
+		if ok, held := s.unavailableLog.Allow(); ok {
 			s.Logger.Error(e.Title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err,
-				"faults_since_last_line", held)
+				"store_faults_since_last_line", held)
 		}
+	case fault:
+		s.Logger.Error(e.Title, "request_id", RequestID(r.Context()), "route", r.Pattern, "err", err)
 	}
 	var limited *ratelimit.LimitedError
 	switch {

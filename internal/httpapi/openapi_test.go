@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/pb33f/libopenapi"
+	openapivalidator "github.com/pb33f/libopenapi-validator"
 	validator "github.com/pb33f/libopenapi-validator/schema_validation"
 
 	"github.com/jwtd/jwtd/internal/metrics"
@@ -106,5 +108,75 @@ func TestConsoleServed(t *testing.T) {
 	}
 	if w := do(t, h, "GET", "/console/nothing.js", "", ""); w.Code != 404 {
 		t.Errorf("a file the console does not have: %d", w.Code)
+	}
+}
+
+// Real requests and their answers, each validated against /openapi.json:
+// the document says what the handlers do, bodies and statuses included.
+func TestOpenAPIMatchesAnswers(t *testing.T) {
+	h, _ := testServer(t)
+	doc, err := libopenapi.NewDocument(do(t, h, "GET", "/openapi.json", "", "").Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, errs := openapivalidator.NewValidator(doc)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	mint := do(t, h, "GET", "/v1/token/+14155552671/tx-oa", "", "")
+	token := strings.TrimSpace(mint.Body.String())
+	for _, c := range []struct{ method, path, key, ct, body string }{
+		{"GET", "/v1/token/+14155552671/tx-oa", "", "", ""},
+		{"GET", "/v1/token/nonsense", "", "", ""},
+		{"POST", "/generateToken", "", "application/json", `{"user_data":"x"}`},
+		{"POST", "/verifyToken", "", "application/json", `{"Token":"` + token + `","Signing_key":"k"}`},
+		{"POST", "/verifyToken", "", "application/json", `{"Signing_key":"k"}`},
+		{"POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"default","sub":"a"}`},
+		{"POST", "/v1/tokens", "", "application/json", `{"profile":"default"}`},
+		{"POST", "/v1/tokens", issuerKey, "application/json", `{"profile":"nope"}`},
+		{"GET", "/v1/tokens/tx-oa", adminKey, "", ""},
+		{"GET", "/v1/tokens/tx-none", adminKey, "", ""},
+		{"GET", "/v1/tokens?phone=%2B14155552671&limit=1", adminKey, "", ""},
+		{"POST", "/v1/introspect", introspectKey, "application/x-www-form-urlencoded", "token=" + token},
+		{"POST", "/v1/transactions/tx-oa/outcome", outcomeKey, "application/json", `{"code":2401,"source":"t"}`},
+		{"POST", "/v1/transactions/tx-oa/outcome", outcomeKey, "application/json", `{"code":1}`},
+		{"POST", "/v1/revoke", adminKey, "application/json", `{"xid":"tx-oa"}`},
+		{"GET", "/v1/whoami", introspectKey, "", ""},
+		{"GET", "/v1/activity", adminKey, "", ""},
+		{"GET", "/v1/activity", introspectKey, "", ""},
+		{"GET", "/.well-known/jwks.json", "", "", ""},
+		{"GET", "/healthz", "", "", ""},
+		{"GET", "/readyz", "", "", ""},
+	} {
+		w := doAuth(t, h, c.method, c.path, c.key, c.ct, c.body)
+		req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+		if c.ct != "" {
+			req.Header.Set("Content-Type", c.ct)
+		}
+		if c.key != "" {
+			req.Header.Set("Authorization", "Bearer "+c.key)
+		}
+		if ok, errs := v.ValidateHttpResponse(req, w.Result()); !ok {
+			for _, e := range errs {
+				t.Errorf("%s %s → %d: %s (%s)\n%s", c.method, c.path, w.Code, e.Message, e.Reason, w.Body)
+			}
+		}
+	}
+}
+
+// whoami answers any valid key with its name and scopes; activity needs
+// admin.
+func TestWhoamiAndActivityScopes(t *testing.T) {
+	h, _ := testServer(t)
+	if w := doAuth(t, h, "GET", "/v1/whoami", outcomeKey, "", ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"scopes":["outcome"]`) {
+		t.Errorf("whoami: %d %s", w.Code, w.Body)
+	}
+	for key, want := range map[string]int{"": 401, "wrong": 401, introspectKey: 403, adminKey: 200} {
+		if w := doAuth(t, h, "GET", "/v1/activity", key, "", ""); w.Code != want {
+			t.Errorf("activity with %q: %d, want %d", key, w.Code, want)
+		}
+	}
+	if w := doAuth(t, h, "GET", "/v1/whoami", "wrong", "", ""); w.Code != 401 {
+		t.Errorf("whoami with a wrong key: %d", w.Code)
 	}
 }

@@ -70,8 +70,8 @@ type Options struct {
 // Server holds what the handlers need. Build it with NewServer.
 type Server struct {
 	Deps
-	opts     Options
-	faultLog *logevery.Every // server faults' log lines
+	opts           Options
+	unavailableLog *logevery.Every // store outages' log lines
 }
 
 // NewServer returns jwtd's HTTP handler.
@@ -92,7 +92,7 @@ func NewServer(d Deps, opts Options) http.Handler {
 	if d.Phones == nil {
 		d.Phones, _ = phone.NewNormalizer("", 0)
 	}
-	s := &Server{Deps: d, opts: opts, faultLog: logevery.New(10 * time.Second)}
+	s := &Server{Deps: d, opts: opts, unavailableLog: logevery.New(10 * time.Second)}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	mux.Handle("/", unmatched(mux))

@@ -423,6 +423,10 @@ func (s *Store) Revocations(ctx context.Context, since, liveAt time.Time) ([]rec
 
 // Purge deletes records (and XID claims) that expired before the given time.
 func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error) {
+	// A deadline of its own: the client's operation timeout (store.timeout)
+	// is for requests, and a purge of a long backlog takes longer.
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
 	filter := bson.D{{Key: "expires", Value: bson.D{{Key: "$lt", Value: expiredBefore}}}}
 	res, err := s.tokens.DeleteMany(ctx, filter)
 	if err != nil {
@@ -436,6 +440,9 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	}
 	return int(res.DeletedCount), nil
 }
+
+// purgeTimeout bounds one purge.
+const purgeTimeout = 10 * time.Minute
 
 // outcome is an Outcome as its XID's claim document holds it; times are
 // Unix nanoseconds, as tokens' issue times are, so that they come back
@@ -500,9 +507,21 @@ func (s *Store) Outcomes(ctx context.Context, xid string) ([]record.Outcome, err
 	return out, nil
 }
 
-// Ping checks that the primary answers.
+// Ping checks that the primary answers and, while commits fail, that a
+// write is acknowledged with the commits' write concern.
 func (s *Store) Ping(ctx context.Context) error {
-	return translate(s.client.Ping(ctx, readpref.Primary()))
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return translate(err)
+	}
+	if s.group.Failing() == nil {
+		return nil
+	}
+	_, err := s.xids.Database().Collection("probe").UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "at", Value: time.Now().UnixNano()}}}}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("commits fail: %w", translate(err))
+	}
+	return nil
 }
 
 // Close stops the group committer after the inserts it has taken are

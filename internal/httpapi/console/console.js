@@ -70,6 +70,11 @@ async function signIn(key) {
 function signOut() {
   sessionStorage.removeItem(KEY);
   scopes = [];
+  // Nothing of this session stays in the page for the next one.
+  for (const id of ["token", "verify-key", "xid", "phone"]) $(id).value = "";
+  for (const id of ["header-json", "claims-json", "times", "verdict", "verify-out", "xid-summary", "phone-summary", "chart", "chart-label"]) $(id).replaceChildren();
+  for (const t of document.querySelectorAll("main tbody")) t.replaceChildren();
+  for (const id of ["inspect-out", "xid-out", "phone-out"]) $(id).hidden = true;
   $("signin").hidden = false;
   $("session").hidden = true;
   $("tabs").hidden = true;
@@ -184,13 +189,20 @@ function confirmInline(container, button, question, action) {
   yes.focus();
   const done = () => { box.remove(); button.hidden = false; };
   no.addEventListener("click", () => { done(); button.focus(); });
+  // Where focus goes once the table is drawn again without this row's button.
+  const status = container.closest("div")?.querySelector("[role=status]");
   yes.addEventListener("click", async () => {
-    try { await action(); } catch (e) { showError(e.message); done(); }
+    try { await action(); } catch (e) { showError(e.message); done(); return; }
+    status?.focus();
   });
 }
 
+let loadedXID = "";
+
 async function loadTransaction(xid) {
+  $("confirm-xid").hidden = true;
   const t = await api("/v1/tokens/" + encodeURIComponent(xid));
+  loadedXID = t.xid;
   const summary = t.summary ? `Latest outcome: ${t.summary.status}, ${when(t.summary.updated_on)}.` : "No outcome recorded yet.";
   $("xid-summary").textContent = `${t.records.length} token(s) for ${t.xid}. ${summary}`;
   const outcomes = $("outcomes").tBodies[0];
@@ -306,13 +318,19 @@ document.addEventListener("DOMContentLoaded", () => {
     $("confirm-xid").hidden = false;
     $("confirm-xid-yes").focus();
   });
-  $("confirm-xid-no").addEventListener("click", () => { $("confirm-xid").hidden = true; $("revoke-xid").hidden = false; });
-  $("confirm-xid-yes").addEventListener("click", guard(async () => {
-    const xid = $("xid").value.trim();
-    await api("/v1/revoke", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ xid }) });
+  $("confirm-xid-no").addEventListener("click", () => {
     $("confirm-xid").hidden = true;
+    $("revoke-xid").hidden = false;
+    $("revoke-xid").focus();
+  });
+  // The transaction shown, whatever the XID field says now.
+  $("confirm-xid-yes").addEventListener("click", guard(async () => {
+    const xid = loadedXID;
+    await api("/v1/revoke", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ xid }) });
     await loadTransaction(xid);
+    $("xid-summary").focus();
   }));
+  $("xid").addEventListener("input", () => { $("confirm-xid").hidden = true; });
   const saved = sessionStorage.getItem(KEY);
   if (saved) signIn(saved);
   else $("apikey").focus();
