@@ -66,6 +66,10 @@ ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
 `), 0o600); err != nil {
 		return err
 	}
+	if resp, err := http.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		return fmt.Errorf("something already answers on %s (another soak?)", addr)
+	}
 	cmd := exec.Command(bin, "serve", "--config", cfg, "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -85,10 +89,13 @@ ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
 	}
 
 	// A fixed rate: a ticker hands out requests to the clients; a request
-	// no client is free for is counted as missed, not queued.
+	// that finds a tick's worth already waiting is counted as missed, not
+	// queued further.
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
-	work := make(chan int)
+	// A tick's worth of requests may wait for a client: a tick hands them
+	// out at once, more than there are clients.
+	work := make(chan int, rate/100+1)
 	var mu sync.Mutex
 	var lat []time.Duration
 	var ok, failed, missed atomic.Int64
