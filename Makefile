@@ -52,7 +52,7 @@ bench:
 # purging all along; fails when memory, goroutines, open files or p99 drift,
 # or a token acknowledged was not committed. SOAK_RATE: requests a second.
 SOAK      ?= 30m
-SOAK_RATE ?= 4000
+SOAK_RATE ?= 2000
 soak: build
 	$(GO) run ./bench/soak --jwtd bin/jwtd --duration $(SOAK) --rate $(SOAK_RATE)
 

@@ -548,28 +548,34 @@ func (s *Store) Outcomes(ctx context.Context, xid string) ([]record.Outcome, err
 	return out, nil
 }
 
-// Purge deletes records that expired before the given time, a thousand per
+// purgeChunk is how many records one purge transaction deletes: the group
+// committer waits for the one write connection meanwhile, so a chunk's
+// time is added to the slowest commits' (a thousand rows held them up some
+// 50 ms under load in make soak; two hundred, 12 to 17 ms).
+const purgeChunk = 200
+
+// Purge deletes records that expired before the given time, purgeChunk per
 // transaction so that inserts are never held up for long, and with them
 // the outcomes of the transactions left without records.
 func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error) {
 	total := 0
 	for {
-		n, err := s.purgeChunk(ctx, expiredBefore)
+		n, err := s.purgeSome(ctx, expiredBefore)
 		total += n
-		if err != nil || n < 1000 {
+		if err != nil || n < purgeChunk {
 			return total, err
 		}
 	}
 }
 
-func (s *Store) purgeChunk(ctx context.Context, expiredBefore time.Time) (int, error) {
+func (s *Store) purgeSome(ctx context.Context, expiredBefore time.Time) (int, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, unavailable(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	rows, err := tx.QueryContext(ctx, `DELETE FROM tokens WHERE rowid IN
-		(SELECT rowid FROM tokens WHERE expires < ? LIMIT 1000) RETURNING xid`, expiredBefore.UnixNano())
+		(SELECT rowid FROM tokens WHERE expires < ? LIMIT ?) RETURNING xid`, expiredBefore.UnixNano(), purgeChunk)
 	if err != nil {
 		return 0, unavailable(err)
 	}
