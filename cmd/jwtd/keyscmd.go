@@ -9,7 +9,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -108,11 +107,7 @@ func cmdKeysShow(args []string, e env) error {
 	if *name == "" {
 		return usageError(fs, "--profile is required")
 	}
-	cfg, err := config.Load(fs, e.getenv)
-	if err != nil {
-		return err
-	}
-	svc, err := buildService(cfg, false)
+	_, svc, err := loadForCLI(fs, e)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/token"
+	"github.com/spf13/pflag"
 )
 
 // buildService loads the configured keys, gives each built-in profile
@@ -68,6 +69,17 @@ func buildService(cfg *config.Config, generate bool) (*token.Service, error) {
 		return nil, err
 	}
 	return token.NewService(set, profiles, token.Options{Leeway: cfg.Leeway})
+}
+
+// loadForCLI reads the configuration a command's flags name and builds the
+// token service with the keys the server made (never making any).
+func loadForCLI(fs *pflag.FlagSet, e env) (*config.Config, *token.Service, error) {
+	cfg, err := config.Load(fs, e.getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := buildService(cfg, false)
+	return cfg, svc, err
 }
 
 // rotation enforces, across reloads, that a key is not removed while tokens

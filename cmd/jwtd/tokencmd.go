@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/mint"
 	phonenum "github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/record"
@@ -52,11 +51,7 @@ func cmdTokenSign(ctx context.Context, args []string, e env) error {
 	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
-	cfg, err := config.Load(fs, e.getenv)
-	if err != nil {
-		return err
-	}
-	svc, err := buildService(cfg, false)
+	cfg, svc, err := loadForCLI(fs, e)
 	if err != nil {
 		return err
 	}
@@ -117,11 +112,7 @@ func cmdTokenVerify(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(fs, e.getenv)
-	if err != nil {
-		return err
-	}
-	svc, err := buildService(cfg, false)
+	cfg, svc, err := loadForCLI(fs, e)
 	if err != nil {
 		return err
 	}
