@@ -38,12 +38,14 @@ type Options struct {
 
 // Store is a record.Store over a MongoDB database.
 type Store struct {
-	client  *mongo.Client
-	tokens  *mongo.Collection
-	xids    *mongo.Collection
-	timeout time.Duration // of a commit
-	group   *record.GroupCommitter
-	ttl     bool
+	client *mongo.Client
+	tokens *mongo.Collection
+	xids   *mongo.Collection
+	// managed keys: a document per keyring version (see keyringDoc)
+	keyrings *mongo.Collection
+	timeout  time.Duration // of a commit
+	group    *record.GroupCommitter
+	ttl      bool
 }
 
 // token is a record as stored. Times that order or compare exactly are Unix
@@ -108,7 +110,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: mongodb: %v", record.ErrUnavailable, err)
 	}
 	db := client.Database(dbName)
-	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), timeout: opts.Timeout}
+	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), keyrings: db.Collection("keyrings"), timeout: opts.Timeout}
 	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
@@ -148,7 +150,10 @@ func (s *Store) ensureIndexes(ctx context.Context, retention time.Duration) erro
 	} else {
 		return translate(err)
 	}
-	_, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}})
+	if _, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}}); err != nil {
+		return translate(err)
+	}
+	_, err := s.keyrings.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "profile", Value: 1}, {Key: "version", Value: -1}}})
 	return translate(err)
 }
 
@@ -439,6 +444,107 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 		return int(res.DeletedCount), translate(err)
 	}
 	return int(res.DeletedCount), nil
+}
+
+// keyringDoc is one version of a keyring. Versions are documents of their
+// own, with the profile and version in the _id: the unique _id decides
+// which of two instances that read one version writes the next, which
+// needs no atomic read-modify-write from the server (FerretDB's updates
+// filtered on a version are not). Older versions are deleted after.
+type keyringDoc struct {
+	ID      string       `bson:"_id"`
+	Profile string       `bson:"profile"`
+	Version int64        `bson:"version"`
+	Keys    []managedKey `bson:"keys"`
+}
+
+type managedKey struct {
+	Kid       string    `bson:"kid"`
+	Alg       string    `bson:"alg"`
+	State     string    `bson:"state"`
+	Created   time.Time `bson:"created"`
+	Activates time.Time `bson:"activates"`
+	Retires   time.Time `bson:"retires"`
+	Deletes   time.Time `bson:"deletes"`
+	Private   []byte    `bson:"private"`
+}
+
+func keyringID(profile string, version int64) string {
+	return fmt.Sprintf("%s/%020d", profile, version)
+}
+
+func (d keyringDoc) ring() record.Keyring {
+	ring := record.Keyring{Profile: d.Profile, Version: d.Version, Keys: make([]record.ManagedKey, len(d.Keys))}
+	for i, k := range d.Keys {
+		ring.Keys[i] = record.ManagedKey{Kid: k.Kid, Alg: k.Alg, State: record.KeyState(k.State), Created: k.Created.UTC(),
+			Activates: utcOrZero(k.Activates), Retires: utcOrZero(k.Retires), Deletes: utcOrZero(k.Deletes), Private: k.Private}
+	}
+	return ring
+}
+
+// utcOrZero gives back the zero time a BSON date cannot hold (it comes
+// back as year 1 in UTC, not Go's zero Time).
+func utcOrZero(t time.Time) time.Time {
+	if t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// Keyring returns a profile's keyring, its latest version; Version 0 when
+// none is stored.
+func (s *Store) Keyring(ctx context.Context, profile string) (record.Keyring, error) {
+	var d keyringDoc
+	err := s.keyrings.FindOne(ctx, bson.D{{Key: "profile", Value: profile}},
+		options.FindOne().SetSort(bson.D{{Key: "version", Value: -1}})).Decode(&d)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return record.Keyring{Profile: profile}, nil
+	case err != nil:
+		return record.Keyring{Profile: profile}, translate(err)
+	}
+	return d.ring(), nil
+}
+
+// PutKeyring stores ring as the version after the one it was read at: an
+// insert under that version's _id, which only one writer can make.
+func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, error) {
+	next := ring.Version + 1
+	d := keyringDoc{ID: keyringID(ring.Profile, next), Profile: ring.Profile, Version: next}
+	for _, k := range ring.Keys {
+		d.Keys = append(d.Keys, managedKey{Kid: k.Kid, Alg: k.Alg, State: string(k.State), Created: k.Created,
+			Activates: k.Activates, Retires: k.Retires, Deletes: k.Deletes, Private: k.Private})
+	}
+	_, err := s.keyrings.InsertOne(ctx, d)
+	switch {
+	case mongo.IsDuplicateKeyError(err):
+		return 0, record.ErrConflict
+	case err != nil:
+		return 0, translate(err)
+	}
+	// The versions before are history; a failure here leaves them for the
+	// next write to remove.
+	_, _ = s.keyrings.DeleteMany(ctx, bson.D{{Key: "profile", Value: ring.Profile}, {Key: "version", Value: bson.D{{Key: "$lt", Value: next}}}})
+	return next, nil
+}
+
+// Keyrings returns every profile's keyring, at its latest version.
+func (s *Store) Keyrings(ctx context.Context) ([]record.Keyring, error) {
+	cur, err := s.keyrings.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "profile", Value: 1}, {Key: "version", Value: -1}}))
+	if err != nil {
+		return nil, translate(err)
+	}
+	var docs []keyringDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err)
+	}
+	var out []record.Keyring
+	for _, d := range docs {
+		if len(out) == 0 || out[len(out)-1].Profile != d.Profile {
+			out = append(out, d.ring())
+		}
+	}
+	return out, nil
 }
 
 // purgeTimeout bounds one purge.

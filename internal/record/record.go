@@ -110,6 +110,7 @@ type Store interface {
 	Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
+	KeyStore
 }
 
 // Lookup reads the record of the token with a jti from s: whether there is

@@ -83,13 +83,14 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE INDEX IF NOT EXISTS outcomes_xid ON outcomes (xid, updated_on DESC, recorded DESC);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS keyrings (profile TEXT PRIMARY KEY, version INTEGER NOT NULL, keys BLOB NOT NULL) WITHOUT ROWID;
 PRAGMA user_version = 2;
 `
 
 // schemaVersion is the user_version of the schema above. Version 2 added
-// the outcomes table and the one-row probe table (Ping writes it while
-// commits fail), which the schema's CREATE ... IF NOT EXISTS makes in a
-// version 1 file.
+// the outcomes table, the one-row probe table (Ping writes it while
+// commits fail) and the keyrings table (managed keys, sealed), which the
+// schema's CREATE ... IF NOT EXISTS makes in a version 1 file.
 const schemaVersion = 2
 
 // migrations bring an older file to the schema above, by its user_version.
@@ -371,6 +372,70 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("commits fail: %w", err)
 	}
 	return nil
+}
+
+// Keyring returns a profile's keyring; Version 0 when none is stored.
+func (s *Store) Keyring(ctx context.Context, profile string) (record.Keyring, error) {
+	ring := record.Keyring{Profile: profile}
+	var keys []byte
+	err := s.read.QueryRowContext(ctx, `SELECT version, keys FROM keyrings WHERE profile = ?`, profile).Scan(&ring.Version, &keys)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ring, nil
+	case err != nil:
+		return ring, unavailable(err)
+	}
+	if err := json.Unmarshal(keys, &ring.Keys); err != nil {
+		return ring, fmt.Errorf("keyring of %q: %w", profile, err)
+	}
+	return ring, nil
+}
+
+// PutKeyring stores ring if its version is still the stored one, in one
+// statement: of several instances that read one version, one wins.
+func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, error) {
+	keys, err := json.Marshal(ring.Keys)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if ring.Version == 0 {
+		n, err = s.exec(ctx, `INSERT INTO keyrings (profile, version, keys) VALUES (?, 1, ?) ON CONFLICT (profile) DO NOTHING`, ring.Profile, keys)
+	} else {
+		n, err = s.exec(ctx, `UPDATE keyrings SET version = version + 1, keys = ? WHERE profile = ? AND version = ?`, keys, ring.Profile, ring.Version)
+	}
+	switch {
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, record.ErrConflict
+	}
+	return ring.Version + 1, nil
+}
+
+// Keyrings returns every profile's keyring.
+func (s *Store) Keyrings(ctx context.Context) ([]record.Keyring, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT profile, version, keys FROM keyrings ORDER BY profile`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []record.Keyring
+	for rows.Next() {
+		var ring record.Keyring
+		var keys []byte
+		if err := rows.Scan(&ring.Profile, &ring.Version, &keys); err != nil {
+			return nil, unavailable(err)
+		}
+		if err := json.Unmarshal(keys, &ring.Keys); err != nil {
+			return nil, fmt.Errorf("keyring of %q: %w", ring.Profile, err)
+		}
+		out = append(out, ring)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
 }
 
 // IntegrityCheck runs PRAGMA integrity_check: "ok", or what is wrong.

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) record.Store) {
 		{"Purge", testPurge},
 		{"Outcomes", testOutcomes},
 		{"OutcomesPurgedWithRecords", testOutcomesPurged},
+		{"Keyrings", testKeyrings},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ContextCancelled", testContextCancelled},
 		{"Closed", testClosed},
@@ -445,6 +446,68 @@ func testOutcomesPurged(t *testing.T, s record.Store) {
 	}
 	if got, err := s.Outcomes(ctx, "tx-kept"); err != nil || len(got) != 1 {
 		t.Errorf("outcomes of a transaction with a record left: %+v %v", got, err)
+	}
+}
+
+// Keyrings are stored whole and changed by compare-and-swap on their
+// version: of several writers that read one version, exactly one wins.
+func testKeyrings(t *testing.T, s record.Store) {
+	ctx := context.Background()
+	ring, err := s.Keyring(ctx, "default")
+	if err != nil || ring.Version != 0 || len(ring.Keys) != 0 {
+		t.Fatalf("a keyring never stored: %+v %v", ring, err)
+	}
+	key := record.ManagedKey{Kid: "k1", Alg: "ES256", State: record.KeyNext, Created: base,
+		Activates: base.Add(time.Hour), Private: []byte{0, 1, 2, 0xff}}
+	ring.Keys = []record.ManagedKey{key}
+	v, err := s.PutKeyring(ctx, ring)
+	if err != nil || v != 1 {
+		t.Fatalf("first put: %d %v", v, err)
+	}
+	if _, err := s.PutKeyring(ctx, ring); !errors.Is(err, record.ErrConflict) {
+		t.Errorf("a second first put: %v, want ErrConflict", err)
+	}
+	got, err := s.Keyring(ctx, "default")
+	if err != nil || got.Version != 1 || len(got.Keys) != 1 {
+		t.Fatalf("read back: %+v %v", got, err)
+	}
+	k := got.Keys[0]
+	if k.Kid != key.Kid || k.Alg != key.Alg || k.State != key.State || !k.Created.Equal(key.Created) ||
+		!k.Activates.Equal(key.Activates) || !k.Retires.IsZero() || !k.Deletes.IsZero() || string(k.Private) != string(key.Private) {
+		t.Errorf("read back %+v, want %+v", k, key)
+	}
+
+	// A rotation by several instances at once: one wins, the others are
+	// told to read again.
+	got.Keys[0].State = record.KeyCurrent
+	var wg sync.WaitGroup
+	var won, lost atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			_, err := s.PutKeyring(ctx, got)
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, record.ErrConflict):
+				lost.Add(1)
+			default:
+				t.Errorf("put: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 || lost.Load() != 7 {
+		t.Errorf("%d won, %d lost; want 1 and 7", won.Load(), lost.Load())
+	}
+	if r, _ := s.Keyring(ctx, "default"); r.Version != 2 || r.Keys[0].State != record.KeyCurrent {
+		t.Errorf("after the race: %+v", r)
+	}
+	if _, err := s.PutKeyring(ctx, record.Keyring{Profile: "castlabs", Keys: []record.ManagedKey{{Kid: "c1", Alg: "HS512", State: record.KeyCurrent, Created: base}}}); err != nil {
+		t.Fatal(err)
+	}
+	rings, err := s.Keyrings(ctx)
+	if err != nil || len(rings) != 2 || rings[0].Profile != "castlabs" || rings[1].Profile != "default" {
+		t.Errorf("Keyrings: %+v %v", rings, err)
 	}
 }
 
