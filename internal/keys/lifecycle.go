@@ -1,0 +1,129 @@
+package keys
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/record"
+)
+
+// Policy is how the keys of a managed profile live, so that no verifier can
+// trip over a rotation: a key is published PublishLead before it signs
+// (verifiers that cache the JWKS for its max-age have it by then), signs
+// for RotateEvery, and verifies for Keep after it stops signing (every
+// token it signed is past its exp and the leeway by then).
+type Policy struct {
+	Alg         string
+	RotateEvery time.Duration
+	// PublishLead is the JWKS max-age plus a margin that covers the
+	// clocks of instances differing by the leeway.
+	PublishLead time.Duration
+	// Keep is the longest token life of the profile plus the leeway.
+	Keep time.Duration
+}
+
+// Check refuses a policy under which a key would sign before verifiers
+// can have it, or rotate faster than it can be published.
+func (p Policy) Check() error {
+	switch {
+	case !Supported(p.Alg):
+		return fmt.Errorf("managed keys: alg %q is not supported", p.Alg)
+	case p.RotateEvery <= 0 || p.PublishLead <= 0 || p.Keep <= 0:
+		return fmt.Errorf("managed keys: rotate_every, the publishing lead and the keep time must be positive")
+	case p.RotateEvery < p.PublishLead:
+		return fmt.Errorf("managed keys: rotate_every (%s) is shorter than the time a key is published before it signs (%s)", p.RotateEvery, p.PublishLead)
+	}
+	return nil
+}
+
+// MakeKey makes a new key for a keyring: its kid, alg and sealed private
+// material, in state next; Advance sets its times.
+type MakeKey func(alg string) (record.ManagedKey, error)
+
+// Advance brings a profile's managed keys to now under the policy, and
+// reports whether anything changed (so that the caller writes the keyring,
+// by compare-and-swap). It is a pure function of its arguments: any
+// instance may run it, and the one whose write wins decides.
+//
+//   - A retired key past its deletion time goes.
+//   - A next key whose activation time has come becomes current; the key
+//     that was current retires, kept for Keep.
+//   - With no current key at all (the first start), one is made that signs
+//     at once: no verifier can have cached a key set yet.
+//   - With a current key due to retire within PublishLead and no next key,
+//     a next key is made, to sign when the current one retires, and never
+//     less than PublishLead from now.
+func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey) ([]record.ManagedKey, bool, error) {
+	out := slices.Clone(ring)
+	changed := false
+
+	// Deletions.
+	out = slices.DeleteFunc(out, func(k record.ManagedKey) bool {
+		gone := k.State == record.KeyRetired && !k.Deletes.After(now)
+		changed = changed || gone
+		return gone
+	})
+
+	// Activation: the latest next key whose time has come.
+	activate := -1
+	for i, k := range out {
+		if k.State == record.KeyNext && !k.Activates.After(now) && (activate < 0 || k.Activates.After(out[activate].Activates)) {
+			activate = i
+		}
+	}
+	if activate >= 0 {
+		for i := range out {
+			if out[i].State == record.KeyCurrent || out[i].State == record.KeyNext && i != activate && !out[i].Activates.After(now) {
+				out[i].State, out[i].Retires, out[i].Deletes = record.KeyRetired, now, now.Add(p.Keep)
+			}
+		}
+		out[activate].State = record.KeyCurrent
+		out[activate].Retires = out[activate].Activates.Add(p.RotateEvery)
+		changed = true
+	}
+
+	current := slices.IndexFunc(out, func(k record.ManagedKey) bool { return k.State == record.KeyCurrent })
+	hasNext := slices.ContainsFunc(out, func(k record.ManagedKey) bool { return k.State == record.KeyNext })
+	switch {
+	case current < 0 && !hasNext:
+		k, err := generate(p.Alg)
+		if err != nil {
+			return ring, false, err
+		}
+		k.State, k.Created, k.Activates, k.Retires = record.KeyCurrent, now, now, now.Add(p.RotateEvery)
+		out = append(out, k)
+		changed = true
+	case current >= 0 && !hasNext && !out[current].Retires.After(now.Add(p.PublishLead)):
+		k, err := generate(p.Alg)
+		if err != nil {
+			return ring, false, err
+		}
+		k.State, k.Created = record.KeyNext, now
+		k.Activates = out[current].Retires
+		if earliest := now.Add(p.PublishLead); k.Activates.Before(earliest) {
+			k.Activates = earliest
+		}
+		out = append(out, k)
+		changed = true
+	}
+	return out, changed, nil
+}
+
+// RotateNow makes a keyring's current key due now, so that the next
+// Advance publishes its successor, which signs PublishLead later: a
+// rotation started by hand keeps the rule that verifiers have a key
+// before it signs.
+func RotateNow(ring []record.ManagedKey, now time.Time) ([]record.ManagedKey, bool) {
+	out := slices.Clone(ring)
+	if slices.ContainsFunc(out, func(k record.ManagedKey) bool { return k.State == record.KeyNext }) {
+		return out, false // a rotation is under way already
+	}
+	for i := range out {
+		if out[i].State == record.KeyCurrent && out[i].Retires.After(now) {
+			out[i].Retires = now
+			return out, true
+		}
+	}
+	return out, false
+}
