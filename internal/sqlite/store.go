@@ -34,6 +34,7 @@ type Options struct {
 
 // Store is a record.Store over one SQLite file.
 type Store struct {
+	path  string
 	read  *sql.DB // readers; WAL lets them run beside the writer
 	write *sql.DB // one connection: the group committer, revocations, purges
 	// Statements prepared once: parsing SQL is a large part of a small
@@ -144,7 +145,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{read: read, write: write, inserts: make([]*sql.Stmt, len(insertChunks))}
+	s := &Store{path: path, read: read, write: write, inserts: make([]*sql.Stmt, len(insertChunks))}
 	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
@@ -437,6 +438,9 @@ func (s *Store) Keyrings(ctx context.Context) ([]record.Keyring, error) {
 	}
 	return out, nil
 }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
 
 // IntegrityCheck runs PRAGMA integrity_check: "ok", or what is wrong.
 func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
