@@ -450,23 +450,14 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 // own, with the profile and version in the _id: the unique _id decides
 // which of two instances that read one version writes the next, which
 // needs no atomic read-modify-write from the server (FerretDB's updates
-// filtered on a version are not). Older versions are deleted after.
+// filtered on a version are not). Older versions are deleted after. The
+// keys are stored as record.ManagedKey is, under its fields' lower-cased
+// names.
 type keyringDoc struct {
-	ID      string       `bson:"_id"`
-	Profile string       `bson:"profile"`
-	Version int64        `bson:"version"`
-	Keys    []managedKey `bson:"keys"`
-}
-
-type managedKey struct {
-	Kid       string    `bson:"kid"`
-	Alg       string    `bson:"alg"`
-	State     string    `bson:"state"`
-	Created   time.Time `bson:"created"`
-	Activates time.Time `bson:"activates"`
-	Retires   time.Time `bson:"retires"`
-	Deletes   time.Time `bson:"deletes"`
-	Private   []byte    `bson:"private"`
+	ID      string              `bson:"_id"`
+	Profile string              `bson:"profile"`
+	Version int64               `bson:"version"`
+	Keys    []record.ManagedKey `bson:"keys"`
 }
 
 func keyringID(profile string, version int64) string {
@@ -474,12 +465,11 @@ func keyringID(profile string, version int64) string {
 }
 
 func (d keyringDoc) ring() record.Keyring {
-	ring := record.Keyring{Profile: d.Profile, Version: d.Version, Keys: make([]record.ManagedKey, len(d.Keys))}
-	for i, k := range d.Keys {
-		ring.Keys[i] = record.ManagedKey{Kid: k.Kid, Alg: k.Alg, State: record.KeyState(k.State), Created: k.Created.UTC(),
-			Activates: utcOrZero(k.Activates), Retires: utcOrZero(k.Retires), Deletes: utcOrZero(k.Deletes), Private: k.Private}
+	for i := range d.Keys {
+		k := &d.Keys[i]
+		k.Created, k.Activates, k.Retires, k.Deletes = k.Created.UTC(), utcOrZero(k.Activates), utcOrZero(k.Retires), utcOrZero(k.Deletes)
 	}
-	return ring
+	return record.Keyring{Profile: d.Profile, Version: d.Version, Keys: d.Keys}
 }
 
 // utcOrZero gives back the zero time a BSON date cannot hold (it comes
@@ -510,11 +500,7 @@ func (s *Store) Keyring(ctx context.Context, profile string) (record.Keyring, er
 // insert under that version's _id, which only one writer can make.
 func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, error) {
 	next := ring.Version + 1
-	d := keyringDoc{ID: keyringID(ring.Profile, next), Profile: ring.Profile, Version: next}
-	for _, k := range ring.Keys {
-		d.Keys = append(d.Keys, managedKey{Kid: k.Kid, Alg: k.Alg, State: string(k.State), Created: k.Created,
-			Activates: k.Activates, Retires: k.Retires, Deletes: k.Deletes, Private: k.Private})
-	}
+	d := keyringDoc{ID: keyringID(ring.Profile, next), Profile: ring.Profile, Version: next, Keys: ring.Keys}
 	_, err := s.keyrings.InsertOne(ctx, d)
 	switch {
 	case mongo.IsDuplicateKeyError(err):

@@ -67,13 +67,8 @@ func BenchmarkGroupCommit(b *testing.B) {
 // A file written by the first schema (jti primary key, hex token hashes, an
 // (xid, issued) index) opens, keeps its records and takes new ones.
 func TestMigrateFromVersion0(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jwtd.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hash := record.HashToken("old-token")
-	_, err = db.Exec(`
+	path := oldFile(t, `
 CREATE TABLE tokens (
 	jti TEXT PRIMARY KEY, profile TEXT NOT NULL, kid TEXT NOT NULL, alg TEXT NOT NULL,
 	xid TEXT NOT NULL DEFAULT '', phone TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '',
@@ -85,10 +80,6 @@ CREATE INDEX tokens_expires ON tokens (expires);
 INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_sha256)
 	VALUES ('old', 'appverify', 'av1', 'HS256', 'tx-old', '+14155552671', 1, 9000000000000000000, ?),
 	       ('odd', 'appverify', 'av1', 'HS256', '', '', 2, 9000000000000000000, 'not-a-hash');`, hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
 
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -109,30 +100,16 @@ INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_s
 	if !errors.Is(err, record.ErrXIDConflict) {
 		t.Errorf("the old record's XID with another phone: %v, want a conflict", err)
 	}
-	var version int
-	if err := s.read.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != schemaVersion {
-		t.Errorf("user_version %d, %v", version, err)
-	}
+	checkSchemaVersion(t, s)
 }
 
 // A version 1 file (the tokens table as it is, no outcomes) gains the
 // outcomes and probe tables and takes outcomes for its records.
 func TestMigrateFromVersion1(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jwtd.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	v1 := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS outcomes")] + "PRAGMA user_version = 1;"
 	now := time.Now().UTC()
-	if _, err := db.Exec(v1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_sha256)
-		VALUES ('v1', 'appverify', 'av1', 'HS256', 'tx-v1', '+14155552671', ?, ?, x'00')`, now.UnixNano(), now.Add(time.Minute).UnixNano()); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	path := oldFile(t, v1+`INSERT INTO tokens (jti, profile, kid, alg, xid, phone, issued, expires, token_sha256)
+		VALUES ('v1', 'appverify', 'av1', 'HS256', 'tx-v1', '+14155552671', ?, ?, x'00')`, now.UnixNano(), now.Add(time.Minute).UnixNano())
 
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -147,6 +124,28 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Error(err)
 	}
+	checkSchemaVersion(t, s)
+}
+
+// oldFile writes a database file as another jwtd left it, by running
+// script, and returns its path.
+func oldFile(t *testing.T, script string, args ...any) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "jwtd.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(script, args...); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// checkSchemaVersion checks that an opened file is at this jwtd's schema.
+func checkSchemaVersion(t *testing.T, s *Store) {
+	t.Helper()
 	var version int
 	if err := s.read.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil || version != schemaVersion {
 		t.Errorf("user_version %d, %v", version, err)
@@ -155,15 +154,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 
 // A file from a newer jwtd is refused, not rewritten.
 func TestRefusesNewerSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jwtd.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE tokens (jti TEXT); PRAGMA user_version = 7`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	path := oldFile(t, `CREATE TABLE tokens (jti TEXT); PRAGMA user_version = 7`)
 	if s, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "schema version 7") {
 		if s != nil {
 			s.Close()
