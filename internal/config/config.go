@@ -40,6 +40,7 @@ type Config struct {
 	HTTP     HTTP                         `koanf:"http"`
 	TLS      TLS                          `koanf:"tls"`
 	Store    Store                        `koanf:"store"`
+	KeyStore KeyStore                     `koanf:"key_store"`
 	Phone    Phone                        `koanf:"phone"`
 	Limits   RateLimit                    `koanf:"ratelimit"`
 	Keys     []keys.Spec                  `koanf:"keys"`
@@ -86,6 +87,21 @@ type Store struct {
 	Linger        time.Duration `koanf:"linger"`         // group commit: wait for more records
 	Timeout       time.Duration `koanf:"timeout"`        // bound on a request's wait for its commit, and on every store call
 	MaxWaiting    int           `koanf:"max_waiting"`    // requests waiting for commits; past it, 503 at once
+}
+
+// KeyStore configures the managed keys, kept sealed in the record store.
+type KeyStore struct {
+	// MasterKeyFile holds the master keys (base64, the sealing one
+	// first); JWTD_MASTER_KEY overrides it. Default with the embedded
+	// store: master.key in data_dir, made on first start.
+	MasterKeyFile string `koanf:"master_key_file"`
+	// SyncInterval is how often every instance reads the keyrings: the
+	// longest an instance takes to see a change another made.
+	SyncInterval time.Duration `koanf:"sync_interval"`
+	// JWKSMaxAge is how long verifiers may cache the JWKS
+	// (Cache-Control: max-age); a managed key is published longer than
+	// that before it signs.
+	JWKSMaxAge time.Duration `koanf:"jwks_max_age"`
 }
 
 // RateLimit configures the limiter.
@@ -181,6 +197,9 @@ func defaults() map[string]any {
 		"store.linger":               "0s",
 		"store.timeout":              "5s",
 		"store.max_waiting":          1024,
+		"key_store.master_key_file":  "",
+		"key_store.sync_interval":    "10s",
+		"key_store.jwks_max_age":     "5m",
 		"phone.default_region":       "",
 		"ratelimit.url":              "memory://",
 		"ratelimit.per_ip":           "60 per minute",
@@ -369,6 +388,9 @@ func (c *Config) Validate() error {
 	}
 	if u := c.StoreURL(); !strings.HasPrefix(u, "sqlite://") && !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
 		errs = append(errs, fmt.Errorf("store.url %q: use sqlite://<path> or mongodb://host[:port]/<database>", c.Store.URL))
+	}
+	if c.KeyStore.SyncInterval < 100*time.Millisecond || c.KeyStore.JWKSMaxAge < 0 {
+		errs = append(errs, errors.New("key_store: sync_interval must be at least 100ms, jwks_max_age at least 0"))
 	}
 	errs = append(errs, c.Limits.validate()...)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

@@ -87,7 +87,6 @@ func (k Kept) load(create bool) (*Key, error) {
 }
 
 func generateFile(path, alg string, text bool) ([]byte, error) {
-	kdir := filepath.Dir(path)
 	material, err := Generate(alg)
 	if err != nil {
 		return nil, err
@@ -101,6 +100,14 @@ func generateFile(path, alg string, text bool) ([]byte, error) {
 	} else if data, err = MarshalPrivatePEM(material); err != nil {
 		return nil, err
 	}
+	return createFile(path, data)
+}
+
+// createFile writes data to a new file at path, 0600 in a 0700 directory,
+// atomically and durably, and returns it; if the file exists already (made
+// by another process first), it returns what that file holds instead.
+func createFile(path string, data []byte) ([]byte, error) {
+	kdir := filepath.Dir(path)
 	if err := os.MkdirAll(kdir, 0o700); err != nil {
 		return nil, err
 	}
@@ -124,7 +131,7 @@ func generateFile(path, alg string, text bool) ([]byte, error) {
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
-	// Link, not rename: if another process made the key first, keep theirs.
+	// Link, not rename: if another process made the file first, keep theirs.
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return os.ReadFile(path)

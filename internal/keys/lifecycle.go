@@ -14,7 +14,13 @@ import (
 // for RotateEvery, and verifies for Keep after it stops signing (every
 // token it signed is past its exp and the leeway by then).
 type Policy struct {
-	Alg         string
+	Alg string
+	// Text makes a generated secret printable text whose bytes are the
+	// key, for clients that can only send a key as a string (the castlabs
+	// layout's Signing_key).
+	Text bool
+	// RotateEvery is how long a key signs; 0 is until a rotation by hand
+	// (the seed layouts' secrets, which their clients hold).
 	RotateEvery time.Duration
 	// PublishLead is the JWKS max-age plus a margin that covers the
 	// clocks of instances differing by the leeway.
@@ -29,9 +35,9 @@ func (p Policy) Check() error {
 	switch {
 	case !Supported(p.Alg):
 		return fmt.Errorf("managed keys: alg %q is not supported", p.Alg)
-	case p.RotateEvery <= 0 || p.PublishLead <= 0 || p.Keep <= 0:
-		return fmt.Errorf("managed keys: rotate_every, the publishing lead and the keep time must be positive")
-	case p.RotateEvery < p.PublishLead:
+	case p.RotateEvery < 0 || p.PublishLead <= 0 || p.Keep <= 0:
+		return fmt.Errorf("managed keys: rotate_every must be at least 0, the publishing lead and the keep time positive")
+	case p.RotateEvery > 0 && p.RotateEvery < p.PublishLead:
 		return fmt.Errorf("managed keys: rotate_every (%s) is shorter than the time a key is published before it signs (%s)", p.RotateEvery, p.PublishLead)
 	}
 	return nil
@@ -79,7 +85,7 @@ func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey
 			}
 		}
 		out[activate].State = record.KeyCurrent
-		out[activate].Retires = out[activate].Activates.Add(p.RotateEvery)
+		out[activate].Retires = p.retires(out[activate].Activates)
 		changed = true
 	}
 
@@ -91,10 +97,10 @@ func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey
 		if err != nil {
 			return ring, false, err
 		}
-		k.State, k.Created, k.Activates, k.Retires = record.KeyCurrent, now, now, now.Add(p.RotateEvery)
+		k.State, k.Created, k.Activates, k.Retires = record.KeyCurrent, now, now, p.retires(now)
 		out = append(out, k)
 		changed = true
-	case current >= 0 && !hasNext && !out[current].Retires.After(now.Add(p.PublishLead)):
+	case current >= 0 && !hasNext && !out[current].Retires.IsZero() && !out[current].Retires.After(now.Add(p.PublishLead)):
 		k, err := generate(p.Alg)
 		if err != nil {
 			return ring, false, err
@@ -110,6 +116,15 @@ func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey
 	return out, changed, nil
 }
 
+// retires is when a key that signs from activates stops: the zero time
+// when the policy never rotates.
+func (p Policy) retires(activates time.Time) time.Time {
+	if p.RotateEvery == 0 {
+		return time.Time{}
+	}
+	return activates.Add(p.RotateEvery)
+}
+
 // RotateNow makes a keyring's current key due now, so that the next
 // Advance publishes its successor, which signs PublishLead later: a
 // rotation started by hand keeps the rule that verifiers have a key
@@ -120,7 +135,7 @@ func RotateNow(ring []record.ManagedKey, now time.Time) ([]record.ManagedKey, bo
 		return out, false // a rotation is under way already
 	}
 	for i := range out {
-		if out[i].State == record.KeyCurrent && out[i].Retires.After(now) {
+		if out[i].State == record.KeyCurrent && (out[i].Retires.IsZero() || out[i].Retires.After(now)) {
 			out[i].Retires = now
 			return out, true
 		}

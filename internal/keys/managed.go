@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/record"
@@ -13,37 +16,51 @@ import (
 
 // SealedKeys makes new managed keys sealed under s: an asymmetric key as
 // PKCS #8 PEM, its kid the RFC 7638 thumbprint; a secret as its bytes, its
-// kid random. The plaintext never leaves this function but sealed.
-func SealedKeys(s *Sealer) MakeKey {
+// kid random. With text, a secret is printable (hex digits), for clients
+// that send it as a string. The plaintext never leaves this function but
+// sealed.
+func SealedKeys(s *Sealer, text bool) MakeKey {
 	return func(alg string) (record.ManagedKey, error) {
 		material, err := Generate(alg)
 		if err != nil {
 			return record.ManagedKey{}, err
 		}
-		k, err := New("", alg, material)
-		if err != nil {
-			return record.ManagedKey{}, err
-		}
-		var kid string
-		var plain []byte
+		kid := ""
 		if secret, ok := material.([]byte); ok {
 			var b [9]byte
 			_, _ = rand.Read(b[:])
-			kid, plain = "hs-"+base64.RawURLEncoding.EncodeToString(b[:]), secret
-		} else {
-			if kid, err = Thumbprint(k.Public()); err != nil {
-				return record.ManagedKey{}, err
-			}
-			if plain, err = MarshalPrivatePEM(material); err != nil {
-				return record.ManagedKey{}, err
+			kid = "hs-" + base64.RawURLEncoding.EncodeToString(b[:])
+			if text {
+				material = hex.AppendEncode(nil, secret)
 			}
 		}
-		sealed, err := s.Seal(kid, plain)
+		k, err := New(kid, alg, material)
 		if err != nil {
 			return record.ManagedKey{}, err
 		}
-		return record.ManagedKey{Kid: kid, Alg: alg, Private: sealed}, nil
+		if kid == "" {
+			if k.kid, err = Thumbprint(k.Public()); err != nil {
+				return record.ManagedKey{}, err
+			}
+		}
+		return seal(s, k)
 	}
+}
+
+// seal makes a key a managed one, its private material sealed under s.
+func seal(s *Sealer, k *Key) (record.ManagedKey, error) {
+	plain := k.Secret()
+	if plain == nil {
+		var err error
+		if plain, err = MarshalPrivatePEM(k.private); err != nil {
+			return record.ManagedKey{}, fmt.Errorf("key %q: %w", k.kid, err)
+		}
+	}
+	sealed, err := s.Seal(k.kid, plain)
+	if err != nil {
+		return record.ManagedKey{}, err
+	}
+	return record.ManagedKey{Kid: k.kid, Alg: k.alg, Private: sealed}, nil
 }
 
 // OpenRing opens a keyring's keys: the current one, which signs, and every
@@ -54,7 +71,7 @@ func OpenRing(ring record.Keyring, s *Sealer) (current *Key, all []*Key, err err
 	for _, mk := range ring.Keys {
 		plain, err := s.Open(mk.Kid, mk.Private)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("the keys of profile %q: %w", ring.Profile, err)
 		}
 		var material any = plain
 		if !IsHMAC(mk.Alg) {
@@ -78,27 +95,160 @@ func OpenRing(ring record.Keyring, s *Sealer) (current *Key, all []*Key, err err
 	return current, all, nil
 }
 
-// syncAttempts bounds the compare-and-swap retries of one Sync: each
+// Errors of Manager.Rotate.
+var (
+	ErrNotManaged = errors.New("the profile's keys are not managed")
+	ErrRotating   = errors.New("a rotation is under way")
+)
+
+// Manager keeps the keyrings of the managed profiles in the record store,
+// sealed under its Sealer, each under its Policy. Every instance on one
+// store has one; any of them may advance a keyring at any time, and a
+// compare-and-swap on the keyring's version decides whose change stands.
+type Manager struct {
+	Store    record.KeyStore
+	Sealer   *Sealer
+	Policies map[string]Policy // by profile
+}
+
+// syncAttempts bounds the compare-and-swap retries of one change: each
 // retry means another instance wrote the keyring, and the next read sees
 // what it wrote.
 const syncAttempts = 5
 
-// Sync brings a profile's keyring in the store to now under the policy and
-// returns it: it reads the keyring, advances it, and writes it back by
-// compare-and-swap, reading again when another instance wrote first.
-// Every instance may call it at any time; the one whose write wins decides.
-func Sync(ctx context.Context, store record.KeyStore, profile string, p Policy, newKey MakeKey, now time.Time) (record.Keyring, error) {
+// Sync brings every managed profile's keyring to now and returns them.
+func (m *Manager) Sync(ctx context.Context, now time.Time) (map[string]record.Keyring, error) {
+	out := make(map[string]record.Keyring, len(m.Policies))
+	for _, profile := range m.profiles() {
+		ring, err := m.update(ctx, profile, now, nil)
+		if err != nil {
+			return nil, err
+		}
+		out[profile] = ring
+	}
+	return out, nil
+}
+
+// Read returns every managed profile's keyring as stored, changing
+// nothing: what a command other than serve uses. A profile without one is
+// an error, since only serve makes keys.
+func (m *Manager) Read(ctx context.Context) (map[string]record.Keyring, error) {
+	out := make(map[string]record.Keyring, len(m.Policies))
+	for _, profile := range m.profiles() {
+		ring, err := m.Store.Keyring(ctx, profile)
+		if err != nil {
+			return nil, err
+		}
+		if ring.Version == 0 {
+			return nil, fmt.Errorf("the key store has no keys for profile %q (jwtd serve makes them on its first start)", profile)
+		}
+		out[profile] = ring
+	}
+	return out, nil
+}
+
+// Rotate starts a rotation of a profile's keys now: its successor is made
+// and published at once, and signs PublishLead later, so that a rotation
+// by hand keeps the rule that verifiers have a key before it signs.
+func (m *Manager) Rotate(ctx context.Context, profile string, now time.Time) (record.Keyring, error) {
+	if _, ok := m.Policies[profile]; !ok {
+		return record.Keyring{}, fmt.Errorf("%w: profile %q signs with a configured key; rotate it by changing the configuration", ErrNotManaged, profile)
+	}
+	return m.update(ctx, profile, now, func(ring []record.ManagedKey) ([]record.ManagedKey, error) {
+		out, ok := RotateNow(ring, now)
+		if !ok {
+			if i := slices.IndexFunc(ring, func(k record.ManagedKey) bool { return k.State == record.KeyNext }); i >= 0 {
+				return nil, fmt.Errorf("%w: key %q signs from %s", ErrRotating, ring[i].Kid, ring[i].Activates.UTC().Format(time.RFC3339))
+			}
+		}
+		return out, nil
+	})
+}
+
+// Adopt makes k, a key that already signs (one kept in a file by an
+// earlier jwtd), the current key of a profile that has no keyring yet, so
+// that what it signed keeps verifying. It reports false, and changes
+// nothing, when the profile has keys already.
+func (m *Manager) Adopt(ctx context.Context, profile string, k *Key, now time.Time) (bool, error) {
+	p, ok := m.Policies[profile]
+	if !ok {
+		return false, fmt.Errorf("%w: %q", ErrNotManaged, profile)
+	}
+	mk, err := seal(m.Sealer, k)
+	if err != nil {
+		return false, err
+	}
+	mk.State, mk.Created, mk.Activates, mk.Retires = record.KeyCurrent, now, now, p.retires(now)
+	_, err = m.Store.PutKeyring(ctx, record.Keyring{Profile: profile, Keys: []record.ManagedKey{mk}})
+	if errors.Is(err, record.ErrConflict) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Reseal seals every stored key (of every profile, managed now or not)
+// under the first master key, and returns how many it resealed: after it,
+// the other master keys can be dropped.
+func (m *Manager) Reseal(ctx context.Context, now time.Time) (int, error) {
+	rings, err := m.Store.Keyrings(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, r := range rings {
+		n := 0
+		_, err := m.update(ctx, r.Profile, now, func(ring []record.ManagedKey) ([]record.ManagedKey, error) {
+			out := slices.Clone(ring)
+			n = 0
+			for i, k := range out {
+				if m.Sealer.SealedUnderFirst(k.Private) {
+					continue
+				}
+				plain, err := m.Sealer.Open(k.Kid, k.Private)
+				if err != nil {
+					return nil, err
+				}
+				if out[i].Private, err = m.Sealer.Seal(k.Kid, plain); err != nil {
+					return nil, err
+				}
+				n++
+			}
+			return out, nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("resealing the keys of %q: %w", r.Profile, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// update reads a profile's keyring, applies change (if any) and, for a
+// profile with a policy, Advance, and writes it back by compare-and-swap
+// when anything changed, reading again when another instance wrote first.
+func (m *Manager) update(ctx context.Context, profile string, now time.Time, change func([]record.ManagedKey) ([]record.ManagedKey, error)) (record.Keyring, error) {
+	p, managed := m.Policies[profile]
 	for range syncAttempts {
-		ring, err := store.Keyring(ctx, profile)
+		ring, err := m.Store.Keyring(ctx, profile)
 		if err != nil {
 			return ring, err
 		}
-		keys, changed, err := Advance(ring.Keys, p, now, newKey)
-		if err != nil || !changed {
-			return ring, err
+		keys := ring.Keys
+		if change != nil {
+			if keys, err = change(keys); err != nil {
+				return ring, err
+			}
+		}
+		if managed {
+			if keys, _, err = Advance(keys, p, now, SealedKeys(m.Sealer, p.Text)); err != nil {
+				return ring, err
+			}
+		}
+		if slices.EqualFunc(keys, ring.Keys, sameManagedKey) {
+			return ring, nil
 		}
 		next := record.Keyring{Profile: profile, Version: ring.Version, Keys: keys}
-		v, err := store.PutKeyring(ctx, next)
+		v, err := m.Store.PutKeyring(ctx, next)
 		switch {
 		case err == nil:
 			next.Version = v
@@ -108,4 +258,47 @@ func Sync(ctx context.Context, store record.KeyStore, profile string, p Policy, 
 		}
 	}
 	return record.Keyring{}, fmt.Errorf("the keyring of %q kept changing under %d attempts to write it", profile, syncAttempts)
+}
+
+func sameManagedKey(a, b record.ManagedKey) bool {
+	return a.Kid == b.Kid && a.State == b.State && a.Created.Equal(b.Created) && a.Activates.Equal(b.Activates) &&
+		a.Retires.Equal(b.Retires) && a.Deletes.Equal(b.Deletes) && string(a.Private) == string(b.Private)
+}
+
+func (m *Manager) profiles() []string {
+	names := make([]string, 0, len(m.Policies))
+	for name := range m.Policies {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Info is what may be shown of a key: never its material.
+type Info struct {
+	Profile   string     `json:"profile"`
+	Kid       string     `json:"kid"`
+	Alg       string     `json:"alg"`
+	State     string     `json:"state"` // next, current, retired, or configured
+	Created   *time.Time `json:"created,omitempty"`
+	Activates *time.Time `json:"activates,omitempty"`
+	Retires   *time.Time `json:"retires,omitempty"`
+	Deletes   *time.Time `json:"deletes,omitempty"`
+}
+
+// Infos describes a keyring's keys.
+func Infos(ring record.Keyring) []Info {
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	out := make([]Info, 0, len(ring.Keys))
+	for _, k := range ring.Keys {
+		out = append(out, Info{Profile: ring.Profile, Kid: k.Kid, Alg: k.Alg, State: string(k.State),
+			Created: at(k.Created), Activates: at(k.Activates), Retires: at(k.Retires), Deletes: at(k.Deletes)})
+	}
+	return out
 }

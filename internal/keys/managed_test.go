@@ -49,21 +49,31 @@ func TestManagedKeys(t *testing.T) {
 
 func testManagedKeys(t *testing.T, store record.Store) {
 	ctx := context.Background()
-	sealer, _ := NewSealer(masterKey(t))
+	oldMaster := masterKey(t)
+	sealer, _ := NewSealer(oldMaster)
 	policy := Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: 10 * time.Minute, Keep: 20 * time.Minute}
+	secrets := Policy{Alg: "HS512", Text: true, PublishLead: time.Minute, Keep: time.Minute} // never rotates
+	manager := func(s *Sealer) *Manager {
+		return &Manager{Store: store, Sealer: s, Policies: map[string]Policy{"default": policy, "castlabs": secrets}}
+	}
+	m := manager(sealer)
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+	if _, err := m.Read(ctx); err == nil || !strings.Contains(err.Error(), "jwtd serve makes them") {
+		t.Errorf("reading before any instance made keys: %v", err)
+	}
 
 	// Four instances start at once on an empty store.
 	var wg sync.WaitGroup
 	kids := make([]string, 4)
 	for i := range kids {
 		wg.Go(func() {
-			ring, err := Sync(ctx, store, "default", policy, SealedKeys(sealer), t0)
+			rings, err := manager(sealer).Sync(ctx, t0)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			current, _, err := OpenRing(ring, sealer)
+			current, _, err := OpenRing(rings["default"], sealer)
 			if err != nil {
 				t.Error(err)
 				return
@@ -77,20 +87,23 @@ func testManagedKeys(t *testing.T, store record.Store) {
 	}
 
 	// A rotation: the next key is published, not signing, then signs.
-	ring, err := Sync(ctx, store, "default", policy, SealedKeys(sealer), t0.Add(55*time.Minute))
+	rings, err := m.Sync(ctx, t0.Add(55*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	current, all, err := OpenRing(ring, sealer)
+	current, all, err := OpenRing(rings["default"], sealer)
 	if err != nil || current.Kid() != kids[0] || len(all) != 2 || !all[1].PublishOnly() {
 		t.Fatalf("with a next key: %v, %d keys, %v", current, len(all), err)
 	}
+	if _, err := m.Rotate(ctx, "default", t0.Add(56*time.Minute)); !errors.Is(err, ErrRotating) {
+		t.Errorf("rotating while a rotation is under way: %v", err)
+	}
 	// Published at 55 min, it signs PublishLead later: at 65 min.
-	ring, err = Sync(ctx, store, "default", policy, SealedKeys(sealer), t0.Add(66*time.Minute))
+	rings, err = m.Sync(ctx, t0.Add(66*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, all, err := OpenRing(ring, sealer)
+	next, all, err := OpenRing(rings["default"], sealer)
 	if err != nil || next.Kid() == kids[0] || len(all) != 2 {
 		t.Fatalf("after the rotation: %v, %d keys, %v", next, len(all), err)
 	}
@@ -99,23 +112,73 @@ func testManagedKeys(t *testing.T, store record.Store) {
 		t.Errorf("the retired key no longer verifies what it signed: %v", err)
 	}
 
-	// Only the master key opens them.
-	other, _ := NewSealer(masterKey(t))
-	if _, _, err := OpenRing(ring, other); !errors.Is(err, ErrSealed) {
-		t.Errorf("opened under another master key: %v", err)
+	// The secret never rotates by itself, is text, and rotates by hand,
+	// published before it signs.
+	secret, _, err := OpenRing(rings["castlabs"], sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secret.Secret()) != 128 || strings.Trim(string(secret.Secret()), "0123456789abcdef") != "" {
+		t.Errorf("the castlabs secret is not 128 hex digits: %q", secret.Secret())
+	}
+	if later, err := m.Sync(ctx, t0.Add(10000*time.Hour)); err != nil || len(later["castlabs"].Keys) != 1 {
+		t.Errorf("a secret that never rotates rotated: %+v, %v", later["castlabs"], err)
+	}
+	ring, err := m.Rotate(ctx, "castlabs", t0.Add(10001*time.Hour))
+	if err != nil || len(ring.Keys) != 2 || ring.Keys[1].State != record.KeyNext || !ring.Keys[1].Activates.Equal(t0.Add(10001*time.Hour+time.Minute)) {
+		t.Fatalf("rotating the secret by hand: %+v, %v", ring, err)
+	}
+	if _, err := m.Rotate(ctx, "nope", t0); !errors.Is(err, ErrNotManaged) {
+		t.Errorf("rotating a profile that is not managed: %v", err)
 	}
 
-	// A secret, for the raw check below.
-	hs, err := Sync(ctx, store, "castlabs", Policy{Alg: "HS512", RotateEvery: time.Hour, PublishLead: time.Minute, Keep: time.Minute}, SealedKeys(sealer), t0)
+	// Only the master key opens them...
+	newMaster := masterKey(t)
+	other, _ := NewSealer(newMaster)
+	if _, _, err := OpenRing(rings["default"], other); !errors.Is(err, ErrSealed) {
+		t.Errorf("opened under another master key: %v", err)
+	}
+	// ...until a reseal under a new first master key, after which the old
+	// one can go.
+	both, _ := NewSealer(newMaster, masterKey(t), oldMaster)
+	n, err := manager(both).Reseal(ctx, t0.Add(66*time.Minute))
+	if err != nil || n != 4 {
+		t.Fatalf("reseal: %d resealed, %v; want 4", n, err)
+	}
+	if n, err := manager(both).Reseal(ctx, t0.Add(66*time.Minute)); err != nil || n != 0 {
+		t.Errorf("a second reseal resealed %d, %v", n, err)
+	}
+	rings, err = manager(other).Read(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	secretKey, _, err := OpenRing(hs, sealer)
-	if err != nil {
-		t.Fatal(err)
+	for _, ring := range rings {
+		if _, _, err := OpenRing(ring, other); err != nil {
+			t.Errorf("after the reseal, the new master key alone does not open %q: %v", ring.Profile, err)
+		}
+		if _, _, err := OpenRing(ring, sealer); !errors.Is(err, ErrSealed) {
+			t.Errorf("after the reseal, the old master key still opens %q: %v", ring.Profile, err)
+		}
 	}
 	if s, ok := store.(*sqlite.Store); ok {
-		checkRawRows(t, s, secretKey.Secret())
+		checkRawRows(t, s, secret.Secret())
+	}
+
+	// A key kept by an earlier jwtd is adopted into an empty keyring only.
+	kept, _ := New("default-generated", "HS256", []byte(strings.Repeat("k", 32)))
+	m = &Manager{Store: store, Sealer: other, Policies: map[string]Policy{"appverify": {Alg: "HS256", PublishLead: time.Minute, Keep: time.Minute}}}
+	if ok, err := m.Adopt(ctx, "appverify", kept, t0); !ok || err != nil {
+		t.Fatalf("adopting into an empty keyring: %v, %v", ok, err)
+	}
+	if ok, err := m.Adopt(ctx, "appverify", kept, t0); ok || err != nil {
+		t.Errorf("adopting into a keyring that has keys: %v, %v", ok, err)
+	}
+	rings, err = m.Sync(ctx, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _, err := OpenRing(rings["appverify"], other); err != nil || !k.Same(kept) || k.Kid() != kept.Kid() {
+		t.Errorf("the adopted key does not sign: %v, %v", k, err)
 	}
 }
 

@@ -9,7 +9,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
+
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 // Sealer seals private key material for storage with AES-256-GCM under a
@@ -124,4 +128,29 @@ func (s *Sealer) Open(kid string, sealed []byte) ([]byte, error) {
 // key, the one that seals: what a reseal leaves alone.
 func (s *Sealer) SealedUnderFirst(sealed []byte) bool {
 	return len(sealed) >= 9 && bytes.Equal(sealed[1:9], s.masters[0].id[:])
+}
+
+// LoadMasterKeys reads the master keys in a file (base64, one per line or
+// comma-separated, the sealing one first). With create, a missing file is
+// made with one new random key, 0600: the embedded store's first start.
+func LoadMasterKeys(path string, files secretfile.Policy, create bool) ([][]byte, error) {
+	_ = os.Chmod(path, 0o600) // as for kept keys: undo a widened mode on jwtd's own file
+	data, err := files.Read(path)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		key := make([]byte, MasterKeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		data, err = createFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
+		if err != nil {
+			return nil, fmt.Errorf("making the master key: %w", err)
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	masters, err := ParseMasterKeys(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return masters, nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jwtd/jwtd/internal/secretfile"
 )
@@ -27,6 +28,15 @@ type Spec struct {
 	PrivateKeyFile string `koanf:"private_key_file" yaml:"private_key_file,omitempty"`
 	PrivateKey     string `koanf:"private_key" yaml:"private_key,omitempty"` // inline PEM
 	PublishOnly    bool   `koanf:"publish_only" yaml:"publish_only,omitempty"`
+}
+
+// ManagedSpec is a profile's managed setting, in place of a configured
+// key: jwtd makes the profile's keys, keeps them sealed in the record
+// store, and rotates them.
+type ManagedSpec struct {
+	Alg string `koanf:"alg" yaml:"alg"`
+	// RotateEvery is how long a key signs (default 720h).
+	RotateEvery time.Duration `koanf:"rotate_every" yaml:"rotate_every,omitempty"`
 }
 
 // Load builds a key from its Spec. Relative file names are resolved against

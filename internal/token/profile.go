@@ -28,16 +28,17 @@ const (
 
 // ProfileSpec is a profile as configured.
 type ProfileSpec struct {
-	Key        string        `koanf:"key"`         // kid of the signing key
-	VerifyKeys []string      `koanf:"verify_keys"` // kids that still verify this profile's tokens (rotation)
-	Layout     Layout        `koanf:"layout"`
-	Issuer     string        `koanf:"issuer"`
-	Audience   string        `koanf:"audience"`
-	TTL        time.Duration `koanf:"ttl"`
-	Backdate   time.Duration `koanf:"backdate"`   // iat = now − backdate
-	DataClaim  string        `koanf:"data_claim"` // default layout: the claim that carries caller data
-	Record     *bool         `koanf:"record"`     // record every token (default true)
-	StoreToken bool          `koanf:"store_token"`
+	Key        string            `koanf:"key"`         // kid of the signing key
+	Managed    *keys.ManagedSpec `koanf:"managed"`     // instead of Key: keys jwtd makes, keeps and rotates
+	VerifyKeys []string          `koanf:"verify_keys"` // kids that still verify this profile's tokens (rotation)
+	Layout     Layout            `koanf:"layout"`
+	Issuer     string            `koanf:"issuer"`
+	Audience   string            `koanf:"audience"`
+	TTL        time.Duration     `koanf:"ttl"`
+	Backdate   time.Duration     `koanf:"backdate"`   // iat = now − backdate
+	DataClaim  string            `koanf:"data_claim"` // default layout: the claim that carries caller data
+	Record     *bool             `koanf:"record"`     // record every token (default true)
+	StoreToken bool              `koanf:"store_token"`
 }
 
 // BuiltinProfiles are the three built-in profiles' defaults; their Key is

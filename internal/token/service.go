@@ -591,6 +591,17 @@ func (s *Service) verifySignature(j *JWS) (*keys.Key, error) {
 	return nil, fmt.Errorf("%w: signature does not verify", ErrBadSignature)
 }
 
+// SigningTTLs maps each signing key's kid to the longest TTL it signs for.
+func (s *Service) SigningTTLs() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, p := range s.profiles {
+		if p.TTL > out[p.Key.Kid()] {
+			out[p.Key.Kid()] = p.TTL
+		}
+	}
+	return out
+}
+
 // Profiles returns the profiles sorted by name.
 func (s *Service) Profiles() []*Profile {
 	out := make([]*Profile, 0, len(s.profiles))
