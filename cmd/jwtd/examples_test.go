@@ -49,6 +49,9 @@ func TestComposeScaleOut(t *testing.T) {
 		svc, _ := services[name].(map[string]any)
 		env, _ := svc["environment"].(map[string]any)
 		inContainer, _ := env["JWTD_CONFIG"].(string)
+		if master, _ := env["JWTD_MASTER_KEY"].(string); !strings.HasPrefix(master, "${JWTD_MASTER_KEY:?") {
+			t.Errorf("%s: JWTD_MASTER_KEY is %q, not required from the environment (.env)", name, master)
+		}
 		volumes, _ := svc["volumes"].([]any)
 		host := ""
 		for _, v := range volumes {
@@ -64,7 +67,7 @@ func TestComposeScaleOut(t *testing.T) {
 	}
 
 	store := storeURLs(t)["mongodb"](t)
-	env := []string{"JWTD_STORE_URL=" + store, "JWTD_RATELIMIT_URL=" + testservice.RedisURL(t)}
+	env := []string{"JWTD_STORE_URL=" + store, "JWTD_RATELIMIT_URL=" + testservice.RedisURL(t), "JWTD_MASTER_KEY=" + newMasterKey()}
 	dataDir := t.TempDir()
 	var wg sync.WaitGroup
 	bases := make([]string, 2)

@@ -281,10 +281,11 @@ func ownFerretDB(t *testing.T, storeTimeout time.Duration, maxWaiting int) (ferr
 	addr := testservice.Addr(testservice.FreePort(t))
 	ferret = testservice.Start(t, addr, testservice.FerretDBBin(t), "--listen", addr, "--dir", filepath.Join(t.TempDir(), "ferretdb"))
 	storeURL = "mongodb://" + addr + "/jwtdfaults"
-	cfg := writeFile(t, t.TempDir(), "c.yaml", fmt.Sprintf(`
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf(`%s
 store: {url: %q, timeout: %s, max_waiting: %d, max_batch: %d}
 ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
-`, storeURL, storeTimeout, maxWaiting, min(256, maxWaiting)))
+`, masterKeySetting(t, dir), storeURL, storeTimeout, maxWaiting, min(256, maxWaiting)))
 	_, base, _, _ = startProcess(t, "--config", cfg, "--data-dir", t.TempDir())
 	return ferret, storeURL, base
 }

@@ -30,7 +30,7 @@ const testAdminKey = "test-admin-key"
 // come) and a known admin key; storeURL empty means the embedded default.
 func recordsConfig(t *testing.T, dir, storeURL string) (path, appverifyKeyB64 string) {
 	appverifyKeyB64 = base64.StdEncoding.EncodeToString([]byte("telesign-api-key-0123456789abcdef!"))
-	path = writeFile(t, dir, "jwtd.yaml", fmt.Sprintf(`
+	path = writeFile(t, dir, "jwtd.yaml", fmt.Sprintf(`%s
 store: {url: %q}
 phone: {default_region: US}
 ratelimit: {routes: {token: [], issue: [], generate: []}}   # load tests; limits have their own
@@ -40,7 +40,7 @@ profiles:
   appverify: {key: av1, issuer: your_telesign_customer_id}
 api_keys:
   - {name: test, sha256: %q, scopes: [admin, issue, introspect]}
-`, storeURL, appverifyKeyB64, apikey.Hash(testAdminKey)))
+`, masterKeySetting(t, dir), storeURL, appverifyKeyB64, apikey.Hash(testAdminKey)))
 	return path, appverifyKeyB64
 }
 

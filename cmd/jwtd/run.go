@@ -36,7 +36,7 @@ const usage = `jwtd is a self-hosted JWT token service.
 Usage:
   jwtd serve                   serve the HTTP API
   jwtd token sign|verify|decode  mint, check or read a token
-  jwtd keys generate --alg A   make a new signing key
+  jwtd keys list|rotate|reseal|show|generate  see, rotate and reseal the keys
   jwtd apikey create --name N --scopes S  make an API key and its api_keys entry
   jwtd version                 print the version
 
@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "token":
 		return cmdToken(ctx, rest, e)
 	case "keys":
-		return cmdKeys(rest, e)
+		return cmdKeys(ctx, rest, e)
 	case "apikey":
 		return cmdAPIKey(rest, e)
 	case "version", "--version":

@@ -63,14 +63,22 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		}
 	}
 
-	svc, err := buildService(cfg, true)
+	m := metrics.New()
+	store, err := openStore(ctx, cfg, logger, commitObserver(logger, m))
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("closing the record store", "err", err)
+		}
+	}()
 	var running live
-	running.tokens.Store(svc)
-
-	m := metrics.New()
+	signing, err := newSigningKeys(ctx, cfg, e, store, &running, logger, m)
+	if err != nil {
+		return err
+	}
+	svc := running.tokens.Load()
 	apiKeys, err := loadAPIKeys(cfg, e)
 	if err != nil {
 		return err
@@ -95,18 +103,10 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg, logger, commitObserver(logger, m))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("closing the record store", "err", err)
-		}
-	}()
 	purger := &record.Purger{Store: store, Retention: cfg.Store.Retention, Now: time.Now}
 	purgeCtx, stopPurge := context.WithCancel(context.Background())
 	defer stopPurge()
+	go signing.run(purgeCtx)
 	go repeat(purgeCtx, cfg.Store.PurgeInterval, func(ctx context.Context) {
 		n, err := purger.RunOnce(ctx)
 		switch {
@@ -169,7 +169,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 					Tokens: running.tokens.Load, Store: store, Phones: phones, Metrics: m,
 					Limiter: limiter, LimitBy: limitRoutes,
 				},
-				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m,
+				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m, Keys: signing,
 			},
 			httpapi.Options{
 				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: limitRoutes["verify"],
@@ -196,13 +196,12 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "max_connections", maxConns,
 		"client_certs", cfg.TLS.ClientCAFile != "", "version", version, "data_dir", cfg.DataDir)
 
-	var rot rotation
 	for {
 		select {
 		case err := <-serveErr:
 			return err
 		case <-hup:
-			reload(fs, e, logger, &running, &rot)
+			reload(ctx, fs, e, logger, &running, signing)
 		case <-ctx.Done():
 			logger.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout.String())
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
@@ -231,7 +230,7 @@ type live struct {
 // reload re-reads the configuration, keys and API keys (SIGHUP). The
 // listener and its connections are untouched; on any error everything
 // running stays.
-func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, rot *rotation) {
+func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, signing *signingKeys) {
 	err := func() error {
 		cfg, err := config.Load(fs, e.getenv)
 		if err != nil {
@@ -240,18 +239,14 @@ func reload(fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, rot *r
 		if err := checkUnreloaded(cfg); err != nil {
 			return err
 		}
-		next, err := buildService(cfg, true)
-		if err != nil {
-			return err
-		}
 		apiKeys, err := loadAPIKeys(cfg, e)
 		if err != nil {
 			return err
 		}
-		if err := rot.check(running.tokens.Load(), next, time.Now()); err != nil {
+		next, err := signing.reload(ctx, cfg, e)
+		if err != nil {
 			return err
 		}
-		running.tokens.Store(next)
 		running.apiKeys.Store(apiKeys)
 		if admin := filepath.Join(cfg.DataDir, "admin-api-key.json"); len(cfg.APIKeys) > 0 {
 			if _, err := os.Stat(admin); err == nil {

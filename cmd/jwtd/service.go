@@ -1,26 +1,103 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 	"github.com/spf13/pflag"
 )
 
-// buildService loads the configured keys, gives each built-in profile
-// without a configured key the one jwtd keeps in the data directory, and
-// checks the profiles against the keys. Only the server (generate) makes
-// kept keys on its first start: a command that found none would otherwise
-// sign or verify with keys the server does not have.
-func buildService(cfg *config.Config, generate bool) (*token.Service, error) {
+// builtinManaged is how jwtd makes the keys of a built-in profile that has
+// no configured key: the default profile's rotate; the seed layouts'
+// secrets, which their clients hold, change only by hand (jwtd keys rotate).
+var builtinManaged = map[string]keys.Policy{
+	"default":   {Alg: "ES256", RotateEvery: defaultRotateEvery},
+	"appverify": {Alg: "HS256"},
+	"castlabs":  {Alg: "HS512", Text: true},
+}
+
+const defaultRotateEvery = 720 * time.Hour
+
+// keyPlan is what the configuration says of the keys: the profiles, with
+// the built-in ones filled in, and the policies of the managed ones.
+type keyPlan struct {
+	profiles map[string]token.ProfileSpec
+	policies map[string]keys.Policy
+}
+
+// planKeys reads the profiles of the configuration: a profile with a key
+// signs with it; a profile with managed:, and a built-in profile with
+// neither, has managed keys.
+//
+// A managed key is published (key_store.jwks_max_age + 2 ×
+// key_store.sync_interval + leeway) before it signs: verifiers that cache
+// the JWKS for its max-age have it by then, though every instance may take
+// a sync interval to publish it, and any instance's clock may be the
+// leeway ahead. It is kept (ttl + 2 × leeway + sync_interval) after it
+// stops signing: an instance may sign with it until its next sync, and the
+// last token is accepted until its exp plus the leeway.
+func planKeys(cfg *config.Config) (keyPlan, error) {
+	plan := keyPlan{profiles: maps.Clone(cfg.Profiles), policies: map[string]keys.Policy{}}
+	if plan.profiles == nil {
+		plan.profiles = map[string]token.ProfileSpec{}
+	}
+	for name, spec := range token.BuiltinProfiles() {
+		if _, ok := plan.profiles[name]; !ok {
+			plan.profiles[name] = spec
+		}
+	}
+	ks := cfg.KeyStore
+	lead := ks.JWKSMaxAge + 2*ks.SyncInterval + cfg.Leeway
+	var errs []error
+	for _, name := range sortedNames(plan.profiles) {
+		spec := plan.profiles[name]
+		var p keys.Policy
+		switch builtin, isBuiltin := builtinManaged[name]; {
+		case spec.Key != "" && spec.Managed != nil:
+			errs = append(errs, fmt.Errorf("profiles.%s: give key (a configured key) or managed (keys jwtd makes and rotates), not both", name))
+			continue
+		case spec.Key != "":
+			continue
+		case spec.Managed != nil:
+			p = keys.Policy{Alg: spec.Managed.Alg, RotateEvery: spec.Managed.RotateEvery}
+			if p.Alg == "" {
+				p.Alg = "ES256"
+			}
+			if p.RotateEvery == 0 {
+				p.RotateEvery = defaultRotateEvery
+			}
+		case isBuiltin:
+			p = builtin
+		default:
+			continue // newProfile says it has no key
+		}
+		p.PublishLead = lead
+		p.Keep = spec.Lifetime() + 2*cfg.Leeway + ks.SyncInterval
+		if err := p.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("profiles.%s.managed: %s", name, strings.TrimPrefix(err.Error(), "managed keys: ")))
+			continue
+		}
+		plan.policies[name] = p
+	}
+	return plan, errors.Join(errs...)
+}
+
+// build makes the token service from the configured keys and the managed
+// keyrings: a managed profile signs with its keyring's current key and
+// verifies with all of its keys.
+func (plan keyPlan) build(cfg *config.Config, rings map[string]record.Keyring, sealer *keys.Sealer) (*token.Service, error) {
 	list := make([]*keys.Key, 0, len(cfg.Keys)+3)
 	for _, spec := range cfg.Keys {
 		k, err := keys.Load(spec, cfg.Dir(), cfg.KeyFiles())
@@ -29,40 +106,21 @@ func buildService(cfg *config.Config, generate bool) (*token.Service, error) {
 		}
 		list = append(list, k)
 	}
-	profiles := maps.Clone(cfg.Profiles)
-	if profiles == nil {
-		profiles = map[string]token.ProfileSpec{}
-	}
-	builtin := token.BuiltinProfiles()
-	names := make([]string, 0, len(builtin))
-	for name := range builtin {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		spec, ok := profiles[name]
-		if !ok {
-			spec = builtin[name]
-		}
-		if spec.Key != "" {
-			continue
-		}
-		kept := keys.Kept{Dir: cfg.DataDir, Name: name, Alg: token.BuiltinAlg(name), Files: cfg.KeyFiles(),
-			Text: spec.Layout == token.LayoutCastlabs}
-		load := keys.LoadKept
-		if generate {
-			load = keys.LoadOrGenerate
-		}
-		k, err := load(kept)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w\nRun this command with the server's configuration: the same --config (JWTD_CONFIG), or --data-dir (JWTD_DATA_DIR) naming its data directory", err)
-		}
+	profiles := maps.Clone(plan.profiles)
+	for _, name := range sortedNames(plan.policies) {
+		current, all, err := keys.OpenRing(rings[name], sealer)
 		if err != nil {
 			return nil, err
 		}
-		list = append(list, k)
-		spec.Key = k.Kid()
+		spec := profiles[name]
+		spec.Key = current.Kid()
+		for _, k := range all {
+			if k != current {
+				spec.VerifyKeys = append(spec.VerifyKeys, k.Kid())
+			}
+		}
 		profiles[name] = spec
+		list = append(list, all...)
 	}
 	set, err := keys.NewSet(list...)
 	if err != nil {
@@ -71,64 +129,137 @@ func buildService(cfg *config.Config, generate bool) (*token.Service, error) {
 	return token.NewService(set, profiles, token.Options{Leeway: cfg.Leeway})
 }
 
-// loadForCLI reads the configuration a command's flags name and builds the
-// token service with the keys the server made (never making any).
-func loadForCLI(fs *pflag.FlagSet, e env) (*config.Config, *token.Service, error) {
-	cfg, err := config.Load(fs, e.getenv)
-	if err != nil {
-		return nil, nil, err
+// masterKeyFile is where the embedded store's master key is made.
+const masterKeyFile = "master.key"
+
+// sealer returns the master keys the managed keys are sealed under:
+// JWTD_MASTER_KEY, or key_store.master_key_file, or with the embedded
+// store master.key in the data directory, which serve (create) makes on
+// its first start. With MongoDB, whose keys every instance shares, the
+// master key must be given. With no managed profile, none is needed.
+func (plan keyPlan) sealer(cfg *config.Config, e env, create bool) (*keys.Sealer, error) {
+	if len(plan.policies) == 0 {
+		return nil, nil
 	}
-	svc, err := buildService(cfg, false)
-	return cfg, svc, err
+	var masters [][]byte
+	var err error
+	switch file := cfg.KeyStore.MasterKeyFile; {
+	case e.getenv("JWTD_MASTER_KEY") != "":
+		if masters, err = keys.ParseMasterKeys(e.getenv("JWTD_MASTER_KEY")); err != nil {
+			return nil, fmt.Errorf("JWTD_MASTER_KEY: %w", err)
+		}
+	case file != "":
+		if !filepath.IsAbs(file) && cfg.Dir() != "" {
+			file = filepath.Join(cfg.Dir(), file)
+		}
+		if masters, err = keys.LoadMasterKeys(file, cfg.KeyFiles(), false); err != nil {
+			return nil, fmt.Errorf("key_store.master_key_file: %w", err)
+		}
+	case strings.HasPrefix(cfg.StoreURL(), "sqlite://"):
+		path := filepath.Join(cfg.DataDir, masterKeyFile)
+		masters, err = keys.LoadMasterKeys(path, cfg.KeyFiles(), create)
+		if errors.Is(err, fs.ErrNotExist) {
+			abs, _ := filepath.Abs(path)
+			return nil, fmt.Errorf("no master key at %s (jwtd serve makes it on its first start): %w\n"+
+				"Run this command with the server's configuration: the same --config (JWTD_CONFIG), or --data-dir (JWTD_DATA_DIR) naming its data directory", abs, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("the managed keys of profiles %s are kept in MongoDB, sealed under a master key that every instance "+
+			"must share, and none was given: set JWTD_MASTER_KEY on every instance to one key made with "+
+			"head -c 32 /dev/urandom | base64 (or name a file holding it in key_store.master_key_file)",
+			strings.Join(sortedNames(plan.policies), ", "))
+	}
+	return keys.NewSealer(masters...)
 }
 
-// rotation enforces, across reloads, that a key is not removed while tokens
-// it signed may still be live: a key that signs now cannot be removed, and a
-// key that stopped signing can be removed once the longest TTL of the
-// profiles it signed for, and the verifier's leeway, have passed. It
-// remembers only what this process saw; a restart starts afresh.
-type rotation struct {
-	retired map[string]time.Time // kid → when its tokens are all expired
-}
-
-// check refuses next if it drops a key that may have live tokens; on
-// success it records the keys next stops signing with.
-func (r *rotation) check(cur, next *token.Service, now time.Time) error {
-	if r.retired == nil {
-		r.retired = map[string]time.Time{}
-	}
-	signing := signingTTLs(cur)
-	var refused []string
-	for _, k := range cur.Keys().All() {
-		if _, kept := next.Keys().Lookup(k.Kid()); kept {
+// adoptKept brings the keys an earlier jwtd generated in the data
+// directory into the key store, for built-in profiles that have no keys
+// there yet, so that the tokens they signed keep verifying and the
+// clients holding the seed layouts' secrets keep working.
+func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now time.Time) ([]string, error) {
+	var adopted []string
+	for _, name := range sortedNames(m.Policies) {
+		p := m.Policies[name]
+		if _, builtin := builtinManaged[name]; !builtin {
 			continue
 		}
-		if _, ok := signing[k.Kid()]; ok {
-			refused = append(refused, fmt.Sprintf("%q signs now; make it verify-only first", k.Kid()))
-		} else if until, ok := r.retired[k.Kid()]; ok && now.Before(until) {
-			refused = append(refused, fmt.Sprintf("%q may have live tokens until %s", k.Kid(), until.Format(time.RFC3339)))
+		kept := keys.Kept{Dir: cfg.DataDir, Name: name, Alg: p.Alg, Files: cfg.KeyFiles(), Text: p.Text}
+		k, err := keys.LoadKept(kept)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return adopted, err
+		}
+		if ring, err := m.Store.Keyring(ctx, name); err != nil || ring.Version != 0 {
+			if err != nil {
+				return adopted, err
+			}
+			continue
+		}
+		ok, err := m.Adopt(ctx, name, k, now)
+		if err != nil {
+			return adopted, fmt.Errorf("moving %s into the key store: %w", kept.Path(), err)
+		}
+		if ok {
+			adopted = append(adopted, kept.Path())
 		}
 	}
-	if len(refused) > 0 {
-		sort.Strings(refused)
-		return fmt.Errorf("refusing to remove keys: %s", strings.Join(refused, "; "))
-	}
-	nextSigning := signingTTLs(next)
-	for kid, ttl := range signing {
-		if _, still := nextSigning[kid]; !still {
-			r.retired[kid] = now.Add(ttl + cur.Leeway())
-		}
-	}
-	return nil
+	return adopted, nil
 }
 
-// signingTTLs maps each signing key's kid to the longest TTL it signs for.
-func signingTTLs(s *token.Service) map[string]time.Duration {
-	out := map[string]time.Duration{}
-	for _, p := range s.Profiles() {
-		if p.TTL > out[p.Key.Kid()] {
-			out[p.Key.Kid()] = p.TTL
-		}
+// cliKeys is what a command other than serve works with: the
+// configuration, the record store (the caller closes it), the key
+// manager and the token service, built from the keys serve made.
+type cliKeys struct {
+	cfg     *config.Config
+	store   record.Store
+	plan    keyPlan
+	manager *keys.Manager
+	svc     *token.Service
+}
+
+// loadForCLI reads the configuration a command's flags name, opens the
+// store, and builds the token service with the keys the server made
+// (never making any).
+func loadForCLI(ctx context.Context, fs *pflag.FlagSet, e env) (*cliKeys, error) {
+	cfg, err := config.Load(fs, e.getenv)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	plan, err := planKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := plan.sealer(cfg, e, false)
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, err := openStore(ctx, cfg, logger, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &cliKeys{cfg: cfg, store: store, plan: plan, manager: &keys.Manager{Store: store, Sealer: sealer, Policies: plan.policies}}
+	rings, err := c.manager.Read(ctx)
+	if err == nil {
+		c.svc, err = plan.build(cfg, rings, sealer)
+	}
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }

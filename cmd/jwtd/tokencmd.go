@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/jwtd/jwtd/internal/mint"
@@ -51,23 +50,18 @@ func cmdTokenSign(ctx context.Context, args []string, e env) error {
 	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
-	cfg, svc, err := loadForCLI(fs, e)
+	c, err := loadForCLI(ctx, fs, e)
 	if err != nil {
 		return err
 	}
-	phones, err := phonenum.NewNormalizer(cfg.Phone.DefaultRegion, 1)
+	defer c.store.Close()
+	phones, err := phonenum.NewNormalizer(c.cfg.Phone.DefaultRegion, 1)
 	if err != nil {
 		return err
 	}
-	m := &mint.Minter{Tokens: func() *token.Service { return svc }, Phones: phones}
-	if p, ok := svc.Profile(*profile); !ok || p.Record { // unknown: Mint resolves or refuses it
-		logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		store, err := openStore(ctx, cfg, logger, nil)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		m.Store = store
+	m := &mint.Minter{Tokens: func() *token.Service { return c.svc }, Phones: phones}
+	if p, ok := c.svc.Profile(*profile); !ok || p.Record { // unknown: Mint resolves or refuses it
+		m.Store = c.store
 	}
 	req := mint.Request{Profile: *profile, Subject: *sub, Audience: *aud, Phone: *phone, XID: *xid, TTL: *ttl}
 	if *data != "" {
@@ -112,17 +106,12 @@ func cmdTokenVerify(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	cfg, svc, err := loadForCLI(fs, e)
+	c, err := loadForCLI(ctx, fs, e)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := openStore(ctx, cfg, logger, nil)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	v, verr := svc.Introspect(ctx, tok, record.Lookup(store))
+	defer c.store.Close()
+	v, verr := c.svc.Introspect(ctx, tok, record.Lookup(c.store))
 	if verr != nil && !token.IsReason(verr) {
 		return fmt.Errorf("checking revocation: %w", verr)
 	}

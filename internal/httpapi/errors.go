@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
@@ -64,6 +65,10 @@ func errorFor(err error) (e *apiError, fault bool) {
 	case errors.Is(err, record.ErrXIDConflict):
 		return &apiError{Status: http.StatusConflict, Title: "The XID belongs to another phone number",
 			Detail: "a transaction belongs to the phone number it was first issued for; use a new XID"}, false
+	case errors.Is(err, keys.ErrNotManaged):
+		return &apiError{Status: http.StatusConflict, Title: "Keys not managed", Detail: err.Error()}, false
+	case errors.Is(err, keys.ErrRotating):
+		return &apiError{Status: http.StatusConflict, Title: "Rotation under way", Detail: err.Error()}, false
 	case errors.Is(err, token.ErrUnknownProfile):
 		return badRequest("Unknown profile", err.Error()), false
 	case errors.Is(err, token.ErrTTLTooLong):

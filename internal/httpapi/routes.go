@@ -36,6 +36,8 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/transactions/{xid}/outcome", s.require(apikey.ScopeOutcome, s.handleOutcome)},
 		{"GET /v1/whoami", s.require("", s.handleWhoami)},
 		{"GET /v1/activity", s.require(apikey.ScopeAdmin, s.handleActivity)},
+		{"GET /v1/keys", s.require(apikey.ScopeAdmin, s.handleKeys)},
+		{"POST /v1/keys/rotate", s.require(apikey.ScopeAdmin, s.handleRotate)},
 
 		{"GET /.well-known/jwks.json", http.HandlerFunc(s.handleJWKS)},
 		{"GET /healthz", http.HandlerFunc(handleHealthz)},

@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -105,8 +106,31 @@ func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *rat
 		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Tokens:      tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
 		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes},
+		Keys:   fakeKeys{},
 	}
 }
+
+// fakeKeys stands in for the key management of cmd/jwtd (tested there
+// against real stores): one managed profile, "default", whose rotation
+// is under way after the first; "appverify" signs with a configured key.
+type fakeKeys struct{}
+
+var fakeKeyList = []keys.Info{{Profile: "default", Kid: "k1", Alg: "ES256", State: "current"}}
+
+func (fakeKeys) List(context.Context) ([]keys.Info, error) { return fakeKeyList, nil }
+func (fakeKeys) Rotate(_ context.Context, profile string) ([]keys.Info, error) {
+	switch profile {
+	case "default":
+		return append(fakeKeyList, keys.Info{Profile: "default", Kid: "k2", Alg: "ES256", State: "next"}), nil
+	case "busy":
+		return nil, fmt.Errorf("%w: key %q signs from …", keys.ErrRotating, "k2")
+	case "appverify":
+		return nil, fmt.Errorf("%w: it signs with a configured key", keys.ErrNotManaged)
+	}
+	return nil, fmt.Errorf("%w %q", token.ErrUnknownProfile, profile)
+}
+func (fakeKeys) JWKSMaxAge() time.Duration { return 90 * time.Second }
+func (fakeKeys) Ready() error              { return nil }
 
 // testAPIKeys has one key per scope.
 func testAPIKeys(t testing.TB) *apikey.Set {
@@ -339,10 +363,11 @@ func TestSeedRoutesBadInput(t *testing.T) {
 	}
 }
 
+// The JWKS, with the max-age key management gives (fakeKeys: 90 s).
 func TestWellKnownAndHealth(t *testing.T) {
 	h, svc := testServer(t)
 	w := do(t, h, "GET", "/.well-known/jwks.json", "", "")
-	if w.Code != 200 || w.Header().Get("Cache-Control") != "public, max-age=300" || !bytes.Equal(w.Body.Bytes(), svc.JWKS()) {
+	if w.Code != 200 || w.Header().Get("Cache-Control") != "public, max-age=90" || !bytes.Equal(w.Body.Bytes(), svc.JWKS()) {
 		t.Errorf("jwks: %d %v %s", w.Code, w.Header(), w.Body)
 	}
 	if strings.Contains(w.Body.String(), `"oct"`) || strings.Contains(w.Body.String(), `"k"`) {

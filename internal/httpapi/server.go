@@ -54,6 +54,9 @@ type Deps struct {
 	LimitStore interface{ Ping(context.Context) error }
 	ClientIP   *ratelimit.ClientIP
 	Metrics    *metrics.Metrics // nil records nothing
+	// Keys lists and rotates keys, and says whether they are ready; nil
+	// (tests) has no key routes and a JWKS max-age of 5 minutes.
+	Keys Keys
 }
 
 // Options are the server's limits.

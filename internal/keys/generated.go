@@ -2,7 +2,6 @@ package keys
 
 import (
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +12,8 @@ import (
 	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
-// Kept names a key jwtd keeps for a profile in its data directory.
+// Kept names a key an earlier jwtd generated for a profile in its data
+// directory; jwtd now keeps the keys it makes in the record store.
 type Kept struct {
 	Dir   string // the data directory; the key is in Dir/keys
 	Name  string // the profile
@@ -35,17 +35,11 @@ func (k Kept) Path() string {
 	return filepath.Join(k.Dir, "keys", k.Name+"-"+strings.ToLower(k.Alg)+ext)
 }
 
-// LoadOrGenerate returns the kept key, making it on first use (kid: the
-// RFC 7638 thumbprint of an asymmetric key, name + "-generated" for a
-// secret). Files are written 0600 in a 0700 directory, atomically, so a
-// crash never leaves half a key; an existing file must hold a key for alg.
-func LoadOrGenerate(k Kept) (*Key, error) { return k.load(true) }
-
-// LoadKept returns the kept key; a missing file is an error wrapping
-// fs.ErrNotExist, never a new key.
-func LoadKept(k Kept) (*Key, error) { return k.load(false) }
-
-func (k Kept) load(create bool) (*Key, error) {
+// LoadKept returns the key an earlier jwtd generated in the data
+// directory (kid: the RFC 7638 thumbprint of an asymmetric key, name +
+// "-generated" for a secret), for serve to move into the key store; a
+// missing file is an error wrapping fs.ErrNotExist.
+func LoadKept(k Kept) (*Key, error) {
 	path := k.Path()
 	// jwtd's own file: give it back its 0600 if something widened it (a
 	// Kubernetes fsGroup makes files 0660); if jwtd does not own it, the
@@ -53,10 +47,6 @@ func (k Kept) load(create bool) (*Key, error) {
 	_ = os.Chmod(path, 0o600)
 	data, err := k.Files.Read(path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && create:
-		if data, err = generateFile(path, k.Alg, k.Text); err != nil {
-			return nil, fmt.Errorf("generating the %s key for %q: %w", k.Alg, k.Name, err)
-		}
 	case errors.Is(err, fs.ErrNotExist):
 		abs, _ := filepath.Abs(path)
 		return nil, fmt.Errorf("no %s key for profile %q at %s (jwtd serve makes it on its first start): %w", k.Alg, k.Name, abs, fs.ErrNotExist)
@@ -84,23 +74,6 @@ func (k Kept) load(create bool) (*Key, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return key, nil
-}
-
-func generateFile(path, alg string, text bool) ([]byte, error) {
-	material, err := Generate(alg)
-	if err != nil {
-		return nil, err
-	}
-	var data []byte
-	if secret, ok := material.([]byte); ok {
-		if text {
-			secret = hex.AppendEncode(nil, secret)
-		}
-		data = []byte(base64.RawURLEncoding.EncodeToString(secret) + "\n")
-	} else if data, err = MarshalPrivatePEM(material); err != nil {
-		return nil, err
-	}
-	return createFile(path, data)
 }
 
 // createFile writes data to a new file at path, 0600 in a 0700 directory,

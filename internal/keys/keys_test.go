@@ -327,52 +327,68 @@ func TestJWKSHasNoSecrets(t *testing.T) {
 	}
 }
 
-func TestLoadOrGenerate(t *testing.T) {
-	dir := t.TempDir()
-	for _, alg := range []string{"HS256", "HS512", "ES256"} {
-		kept := Kept{Dir: dir, Name: "p", Alg: alg}
-		if _, err := LoadKept(kept); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), kept.Path()) {
-			t.Errorf("LoadKept before the key exists: %v", err)
-		}
-		k1, err := LoadOrGenerate(kept)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k2, err := LoadKept(kept)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig, err := k1.Sign("x.y")
-		if err != nil || k1.Kid() != k2.Kid() || k2.Verify("x.y", sig) != nil {
-			t.Errorf("%s: a second load made another key (%v)", alg, err)
-		}
-	}
-	entries, _ := os.ReadDir(filepath.Join(dir, "keys"))
-	if len(entries) != 3 {
-		t.Errorf("%d files in keys/, want 3", len(entries))
-	}
-	// A text secret is 128 hex digits whose bytes are the key.
-	text, err := LoadOrGenerate(Kept{Dir: dir, Name: "text", Alg: "HS512", Text: true})
+// writeKept writes a key file as an earlier jwtd generated it.
+func writeKept(t *testing.T, k Kept) {
+	t.Helper()
+	material, err := Generate(k.Alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := text.Secret(); len(s) != 128 || strings.Trim(string(s), "0123456789abcdef") != "" {
-		t.Errorf("text secret %q", s)
+	var data []byte
+	if secret, ok := material.([]byte); ok {
+		if k.Text {
+			secret = hex.AppendEncode(nil, secret)
+		}
+		data = []byte(base64.RawURLEncoding.EncodeToString(secret) + "\n")
+	} else if data, err = MarshalPrivatePEM(material); err != nil {
+		t.Fatal(err)
 	}
-	os.Remove(Kept{Dir: dir, Name: "text", Alg: "HS512"}.Path())
-	for _, e := range entries {
-		info, _ := e.Info()
-		if info.Mode().Perm() != 0o600 {
-			t.Errorf("%s has mode %v", e.Name(), info.Mode().Perm())
+	if _, err := createFile(k.Path(), data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadKept(t *testing.T) {
+	dir := t.TempDir()
+	for _, alg := range []string{"HS256", "HS512", "ES256"} {
+		kept := Kept{Dir: dir, Name: "p", Alg: alg, Text: alg == "HS512"}
+		if _, err := LoadKept(kept); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), kept.Path()) {
+			t.Errorf("LoadKept before the key exists: %v", err)
+		}
+		writeKept(t, kept)
+		k, err := LoadKept(kept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "p-generated"; IsHMAC(alg) && k.Kid() != want {
+			t.Errorf("%s: kid %q, want %q", alg, k.Kid(), want)
+		}
+		if tp, _ := Thumbprint(k.Public()); !IsHMAC(alg) && k.Kid() != tp {
+			t.Errorf("%s: kid %q is not the thumbprint %q", alg, k.Kid(), tp)
+		}
+		if alg == "HS512" {
+			if s := k.Secret(); len(s) != 128 || strings.Trim(string(s), "0123456789abcdef") != "" {
+				t.Errorf("text secret %q", s)
+			}
 		}
 	}
-	info, _ := os.Stat(filepath.Join(dir, "keys"))
-	if info.Mode().Perm() != 0o700 {
+	// createFile keeps what another process made first, 0600 in 0700.
+	path := filepath.Join(dir, "keys", "x")
+	if _, err := createFile(path, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := createFile(path, []byte("second")); err != nil || string(got) != "first" {
+		t.Errorf("createFile over an existing file: %q, %v", got, err)
+	}
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", info.Mode().Perm())
+	}
+	if info, _ := os.Stat(filepath.Join(dir, "keys")); info.Mode().Perm() != 0o700 {
 		t.Errorf("keys/ has mode %v", info.Mode().Perm())
 	}
-	// A corrupt key file is an error, never silently replaced.
+	// A corrupt key file is an error.
 	writeFile(t, filepath.Join(dir, "keys"), "q-es256.pem", []byte("garbage"))
-	if _, err := LoadOrGenerate(Kept{Dir: dir, Name: "q", Alg: "ES256"}); err == nil {
+	if _, err := LoadKept(Kept{Dir: dir, Name: "q", Alg: "ES256"}); err == nil {
 		t.Error("corrupt key file accepted")
 	}
 }

@@ -26,6 +26,9 @@ type Metrics struct {
 	limiterErrors  prometheus.Counter
 	httpSeconds    *prometheus.HistogramVec
 	outcomes       *prometheus.CounterVec
+	keys           *prometheus.GaugeVec
+	keyChanges     *prometheus.CounterVec
+	keySyncErrors  prometheus.Counter
 	activity       activity
 }
 
@@ -64,9 +67,18 @@ func New() *Metrics {
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jwtd_outcomes_total", Help: "Transaction outcomes recorded, by status.",
 		}, []string{"status"}),
+		keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "jwtd_managed_keys", Help: "Managed keys this instance holds, by profile and state (next, current, retired).",
+		}, []string{"profile", "state"}),
+		keyChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_managed_key_changes_total", Help: "Managed-key state changes this instance saw, by profile and change (published, activated, retired, deleted).",
+		}, []string{"profile", "change"}),
+		keySyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jwtd_managed_key_sync_failures_total", Help: "Syncs of the managed keys with the store that failed (store unavailable, or a key that does not open).",
+		}),
 	}
 	m.registry.MustRegister(m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
-		m.rateLimited, m.limiterErrors, m.httpSeconds, m.outcomes,
+		m.rateLimited, m.limiterErrors, m.httpSeconds, m.outcomes, m.keys, m.keyChanges, m.keySyncErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -133,5 +145,28 @@ func (m *Metrics) Request(route string, code int, took time.Duration) {
 			route = "unmatched"
 		}
 		m.httpSeconds.WithLabelValues(route, strconv.Itoa(code)).Observe(took.Seconds())
+	}
+}
+
+// Keys sets how many managed keys of a profile are in each state.
+func (m *Metrics) Keys(profile string, byState map[string]int) {
+	if m != nil {
+		for _, state := range []string{"next", "current", "retired"} {
+			m.keys.WithLabelValues(profile, state).Set(float64(byState[state]))
+		}
+	}
+}
+
+// KeyChanged counts a managed key's change of state.
+func (m *Metrics) KeyChanged(profile, change string) {
+	if m != nil {
+		m.keyChanges.WithLabelValues(profile, change).Inc()
+	}
+}
+
+// KeySyncFailed counts a failed sync of the managed keys.
+func (m *Metrics) KeySyncFailed() {
+	if m != nil {
+		m.keySyncErrors.Inc()
 	}
 }

@@ -41,6 +41,17 @@ type ProfileSpec struct {
 	StoreToken bool              `koanf:"store_token"`
 }
 
+// DefaultTTL is the lifetime of a profile's tokens when it sets none.
+const DefaultTTL = 5 * time.Minute
+
+// Lifetime is the profile's token lifetime, its ttl or DefaultTTL.
+func (s ProfileSpec) Lifetime() time.Duration {
+	if s.TTL == 0 {
+		return DefaultTTL
+	}
+	return s.TTL
+}
+
 // BuiltinProfiles are the three built-in profiles' defaults; their Key is
 // empty until configured or generated.
 func BuiltinProfiles() map[string]ProfileSpec {
@@ -106,9 +117,7 @@ func newProfile(name string, spec ProfileSpec, set *keys.Set) (*Profile, error) 
 	default:
 		return nil, fmt.Errorf("profile %q: layout %q is not appverify, castlabs or default", name, p.Layout)
 	}
-	if p.TTL == 0 {
-		p.TTL = 5 * time.Minute
-	}
+	p.TTL = spec.Lifetime()
 	if p.TTL < time.Second {
 		return nil, fmt.Errorf("profile %q: ttl must be at least 1s", name)
 	}
