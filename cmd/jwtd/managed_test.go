@@ -415,3 +415,26 @@ func TestKeysOfAnEarlierJwtdAreKept(t *testing.T) {
 		stop()
 	}
 }
+
+// Managed settings that cannot be kept safely are refused at start, with
+// the setting named.
+func TestManagedSettingsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for yaml, want := range map[string]string{
+		"keys: [{kid: a, alg: HS256, secret: " + strings.Repeat("a", 32) + "}]\nprofiles: {default: {key: a, managed: {alg: ES256}}}": "profiles.default: give key",
+		"profiles: {mobile: {managed: {alg: ES256, rotate_every: 1m}}}":                                                               "profiles.mobile.managed: rotate_every (1m0s) is shorter than the time a key is published before it signs (5m50s)",
+		"profiles: {mobile: {managed: {alg: none}}}":                                                                                  `profiles.mobile.managed: alg "none" is not supported`,
+		"key_store: {sync_interval: 1ms}":                                                                                             "key_store: sync_interval must be at least 100ms",
+		"key_store: {master_key_file: nope.key}":                                                                                      "key_store.master_key_file",
+	} {
+		cfg := writeFile(t, dir, "jwtd.yaml", yaml)
+		_, _, err := runCLI(t, map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data")}, "", "serve", "--config", cfg, "--listen", "127.0.0.1:0")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s\n→ %v\nwant %q", yaml, err, want)
+		}
+	}
+	if _, _, err := runCLI(t, map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data"), "JWTD_MASTER_KEY": "short"}, "", "serve", "--listen", "127.0.0.1:0"); err == nil ||
+		!strings.Contains(err.Error(), "JWTD_MASTER_KEY: master key 1 is not 32 bytes") {
+		t.Errorf("a master key of the wrong size: %v", err)
+	}
+}
