@@ -59,7 +59,7 @@ api_keys:
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1200, 900))
+		chromedp.UserDataDir(profileDir(t)), chromedp.WindowSize(1200, 900))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
@@ -161,10 +161,18 @@ api_keys:
 		chromedp.Click("#next-page", chromedp.ByID),
 		waitText("#phone-summary", "page 2, 2 token(s), the last page"))
 
-	step("see the keys",
+	step("see the keys and rotate the default profile's",
 		chromedp.Click(`#tabs button[data-tab=keys]`, chromedp.ByQuery),
 		waitText("#jwks", "ES256"),
+		waitText("#key-states", "current"),
+		chromedp.Click(`button[aria-label="Rotate the keys of default"]`, chromedp.ByQuery),
+		chromedp.Click(`#key-states span button.danger`, chromedp.ByQuery),
+		waitText("#keys-summary", "default's next key signs from"),
+		waitText("#key-states", "next"),
 		shot("keys"))
+	if _, ok := findKey(keyList(t, base), "default", "next"); !ok {
+		t.Error("the console's rotation left no next key for the default profile")
+	}
 
 	step("see the chart",
 		chromedp.Click(`#tabs button[data-tab=activity]`, chromedp.ByQuery),
@@ -209,4 +217,23 @@ api_keys:
 	for _, p := range problems {
 		t.Errorf("the page logged: %s", p)
 	}
+}
+
+// profileDir is a directory for Chromium's profile, removed after the
+// test: its helper processes may still write there for a moment after the
+// browser is gone, which t.TempDir's cleanup would report as a failure.
+func profileDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "jwtd-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return dir
 }

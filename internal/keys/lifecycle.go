@@ -108,7 +108,10 @@ func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey
 		k.State, k.Created = record.KeyNext, now
 		k.Activates = out[current].Retires
 		if earliest := now.Add(p.PublishLead); k.Activates.Before(earliest) {
+			// Published late (a rotation by hand, an instance that was
+			// down): the current key signs until its successor can.
 			k.Activates = earliest
+			out[current].Retires = earliest
 		}
 		out = append(out, k)
 		changed = true

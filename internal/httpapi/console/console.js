@@ -244,6 +244,7 @@ async function loadPhone(phone, cursor) {
 // Keys and activity.
 
 async function loadKeys() {
+  if (can("admin")) await loadKeyStates();
   const jwks = await api("/.well-known/jwks.json");
   const body = $("jwks").tBodies[0];
   body.replaceChildren(...jwks.keys.map((k) => {
@@ -252,6 +253,34 @@ async function loadKeys() {
     return tr;
   }));
   if (!jwks.keys.length) body.append(rowOf("No public keys: every profile signs with a secret.", 4));
+}
+
+// loadKeyStates lists every key with its state and times, and offers a
+// rotation for each managed profile not already rotating.
+async function loadKeyStates() {
+  const { keys } = await api("/v1/keys");
+  const rotating = new Set(keys.filter((k) => k.state === "next").map((k) => k.profile));
+  const at = (t) => (t ? when(t) : "–");
+  const body = $("key-states").tBodies[0];
+  body.replaceChildren(...keys.map((k) => {
+    const tr = el("tr");
+    const action = el("td");
+    if (k.state === "current" && !rotating.has(k.profile)) {
+      const b = el("button", "Rotate", "danger");
+      b.type = "button";
+      b.setAttribute("aria-label", "Rotate the keys of " + k.profile);
+      b.addEventListener("click", () => confirmInline(action, b, `Publish a new ${k.profile} key now?`, async () => {
+        await api("/v1/keys/rotate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ profile: k.profile }) });
+        await loadKeys();
+      }));
+      action.append(b);
+    }
+    tr.append(el("td", k.profile), el("td", k.kid, "jti"), el("td", k.alg), el("td", k.state, "state-" + k.state.split(",")[0]),
+      el("td", at(k.activates)), el("td", k.state === "current" && !k.retires ? "until rotated by hand" : at(k.retires)), el("td", at(k.deletes)), action);
+    return tr;
+  }));
+  const next = keys.filter((k) => k.state === "next").map((k) => `${k.profile}'s next key signs from ${when(k.activates)}`);
+  $("keys-summary").textContent = `${keys.length} key(s).` + (next.length ? " " + next.join("; ") + "." : "");
 }
 
 const SVG = "http://www.w3.org/2000/svg";
