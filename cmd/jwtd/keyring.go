@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/config"
@@ -22,7 +24,7 @@ import (
 // rebuilds the running token service when either changes: a reload
 // (SIGHUP) or another instance's rotation.
 type signingKeys struct {
-	mu      sync.Mutex // serialises sync, reload and rotate
+	mu      sync.Mutex // serialises sync, reload and rotate; the fields below it
 	cfg     *config.Config
 	plan    keyPlan
 	manager *keys.Manager
@@ -33,7 +35,10 @@ type signingKeys struct {
 	metrics *metrics.Metrics
 	every   *logevery.Every
 
-	failing error // the last sync's error; nil when it succeeded
+	// Read without the lock, so that the JWKS and /readyz never wait on
+	// a sync talking to the store.
+	maxAge  atomic.Int64           // key_store.jwks_max_age
+	failing atomic.Pointer[string] // why the last sync failed; nil when it succeeded
 }
 
 // newSigningKeys opens the managed keys (making them, and the embedded
@@ -69,62 +74,84 @@ func (k *signingKeys) prepare(ctx context.Context, cfg *config.Config, e env, st
 	}
 	manager := &keys.Manager{Store: store, Sealer: sealer, Policies: plan.policies}
 	now := time.Now()
-	adopted, err := adoptKept(ctx, cfg, manager, now)
+	adopted, err := adoptKept(ctx, cfg, manager, now, k.logger)
 	if err != nil {
 		return nil, err
 	}
 	for _, path := range adopted {
 		k.logger.Info("moved a key an earlier jwtd kept in the data directory into the key store; the file is no longer read", "file", path)
 	}
-	rings, err := manager.Sync(ctx, now)
-	if err != nil {
+	rings, err := manager.Sync(ctx, now, k.seen())
+	var svc *token.Service
+	if err == nil {
+		svc, err = plan.build(cfg, rings, sealer)
+	}
+	switch {
+	case errors.Is(err, keys.ErrSealed):
+		return nil, fmt.Errorf("the managed keys: %w\nGive jwtd the master key the keys were sealed under (the one the other instances have), "+
+			"first in JWTD_MASTER_KEY or key_store.master_key_file", err)
+	case err != nil:
 		return nil, fmt.Errorf("the managed keys: %w", err)
 	}
-	svc, err := plan.build(cfg, rings, sealer)
-	if err != nil {
-		if errors.Is(err, keys.ErrSealed) {
-			err = fmt.Errorf("%w\nGive jwtd the master key the keys were sealed under (the one the other instances have), "+
-				"first in JWTD_MASTER_KEY or key_store.master_key_file", err)
-		}
-		return nil, err
-	}
 	k.cfg, k.plan, k.manager, k.rings = cfg, plan, manager, rings
+	k.maxAge.Store(int64(cfg.KeyStore.JWKSMaxAge))
 	return svc, nil
+}
+
+// seen is the version of each keyring last read.
+func (k *signingKeys) seen() map[string]int64 {
+	out := make(map[string]int64, len(k.rings))
+	for name, r := range k.rings {
+		out[name] = r.Version
+	}
+	return out
 }
 
 // sync is one round of the loop: bring the keyrings to now, and if any
 // changed (here or on another instance), rebuild the token service. On
-// failure the running keys stay and /readyz fails until a sync succeeds.
+// failure the lifecycle goes on from the keys last read (what a next key
+// was published for, it signs at its time; a key past its deletion goes),
+// as every other instance runs it, and /readyz fails until a sync
+// succeeds.
 func (k *signingKeys) sync(ctx context.Context) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if len(k.plan.policies) == 0 {
 		return
 	}
-	err := k.syncLocked(ctx)
+	sctx, cancel := context.WithTimeout(ctx, k.cfg.KeyStore.SyncInterval+k.cfg.Store.Timeout)
+	defer cancel()
+	err := k.syncLocked(sctx)
 	switch {
 	case err != nil && ctx.Err() != nil:
 	case err != nil:
 		k.metrics.KeySyncFailed()
-		if ok, held := k.every.Allow(); ok || k.failing == nil {
-			k.logger.Error("managed keys not synced; signing with the keys last read, and /readyz answers 503 until a sync succeeds",
+		if ok, held := k.every.Allow(); ok || k.failing.Load() == nil {
+			k.logger.Error("managed keys not synced; going on with the keys last read, and /readyz answers 503 until a sync succeeds",
 				"err", err, "failures_since_last_line", held)
 		}
-		k.failing = err
-	case k.failing != nil:
-		k.failing = nil
+		msg := err.Error()
+		k.failing.Store(&msg)
+		k.advanceLocally(time.Now())
+	case k.failing.Load() != nil:
+		k.failing.Store(nil)
 		k.logger.Info("managed keys synced again")
 	}
 }
 
 func (k *signingKeys) syncLocked(ctx context.Context) error {
-	rings, err := k.manager.Sync(ctx, time.Now())
+	rings, err := k.manager.Sync(ctx, time.Now(), k.seen())
 	if err != nil {
 		return err
 	}
 	if !k.changed(rings) {
 		return nil
 	}
+	return k.use(rings)
+}
+
+// use makes rings the running keys.
+func (k *signingKeys) use(rings map[string]record.Keyring) error {
 	svc, err := k.plan.build(k.cfg, rings, k.manager.Sealer)
 	if err != nil {
 		return err
@@ -133,6 +160,32 @@ func (k *signingKeys) syncLocked(ctx context.Context) error {
 	k.report(k.rings, rings)
 	k.rings = rings
 	return nil
+}
+
+var errNoNewKeys = errors.New("no new key while the store cannot be synced")
+
+// advanceLocally runs the lifecycle on the keys last read, making none:
+// Advance is a function of the keyring and the time, so this instance
+// activates and deletes keys when every other one does.
+func (k *signingKeys) advanceLocally(now time.Time) {
+	rings := maps.Clone(k.rings)
+	changed := false
+	for name, r := range rings {
+		next, ch, err := keys.Advance(r.Keys, k.plan.policies[name], now, func(string) (record.ManagedKey, error) {
+			return record.ManagedKey{}, errNoNewKeys
+		})
+		if err == nil && ch {
+			r.Keys = next
+			rings[name] = r
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	if err := k.use(rings); err != nil {
+		k.logger.Error("managed keys: advancing the keys last read", "err", err)
+	}
 }
 
 // changed reports whether any keyring's version differs from the running ones.
@@ -216,17 +269,14 @@ func (k *signingKeys) run(ctx context.Context) {
 
 // Ready is nil unless the last sync of the managed keys failed.
 func (k *signingKeys) Ready() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.failing
+	if msg := k.failing.Load(); msg != nil {
+		return errors.New(*msg)
+	}
+	return nil
 }
 
 // JWKSMaxAge is how long verifiers may cache the JWKS.
-func (k *signingKeys) JWKSMaxAge() time.Duration {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.cfg.KeyStore.JWKSMaxAge
-}
+func (k *signingKeys) JWKSMaxAge() time.Duration { return time.Duration(k.maxAge.Load()) }
 
 // List describes every key: the managed ones as the store holds them now,
 // and the configured ones.

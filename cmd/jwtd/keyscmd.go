@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jwtd/jwtd/internal/keys"
-	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -21,7 +21,7 @@ const keysUsage = `Usage:
   jwtd keys list                                           every key: profile, kid, alg, state and times
   jwtd keys rotate --profile P                             start a rotation of a profile's managed keys now
   jwtd keys reseal                                         seal every managed key under the first master key
-  jwtd keys show --profile P                               print a profile's key as its clients need it
+  jwtd keys show --profile P [--next]                      print a profile's key as its clients need it
   jwtd keys generate --alg ALG [--kid KID] [--out FILE]   make a new signing key
 `
 
@@ -112,8 +112,9 @@ func cmdKeys(ctx context.Context, args []string, e env) error {
 // profile, or the public key of an asymmetric one. A secret goes to stdout
 // alone, so that it can be piped, and a warning to stderr.
 func cmdKeysShow(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("jwtd keys show", "jwtd keys show --profile P", e, "data_dir", "store.url")
+	fs := newFlagSet("jwtd keys show", "jwtd keys show --profile P [--next]", e, "data_dir", "store.url")
 	name := fs.String("profile", "", "the profile whose signing key to print")
+	next := fs.Bool("next", false, "print the key published to sign next (a rotation under way), to hand to clients before it signs")
 	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
@@ -131,6 +132,13 @@ func cmdKeysShow(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("no profile %q; the profiles are %s", *name, strings.Join(profileNames(svc), ", "))
 	}
 	k := p.Key
+	if *next {
+		i := slices.IndexFunc(p.VerifyKeys, (*keys.Key).PublishOnly)
+		if i < 0 {
+			return fmt.Errorf("profile %q has no next key: start a rotation with jwtd keys rotate --profile %s", p.Name, p.Name)
+		}
+		k = p.VerifyKeys[i]
+	}
 	secret := k.Secret()
 	if secret == nil {
 		pemData, err := keys.MarshalPublicPEM(k.Public())
@@ -216,18 +224,13 @@ func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	if _, ok := c.svc.Profile(*name); !ok {
 		return fmt.Errorf("no profile %q; the profiles are %s", *name, strings.Join(profileNames(c.svc), ", "))
 	}
-	ring, err := c.manager.Rotate(ctx, *name, time.Now())
-	if err != nil {
+	if _, err := c.manager.Rotate(ctx, *name, time.Now()); err != nil {
 		return err
 	}
-	for _, k := range ring.Keys {
-		if k.State == record.KeyNext {
-			fmt.Fprintf(e.stdout, "profile %s: key %s (%s) is published now and signs from %s; the servers publish it within %s.\n",
-				*name, k.Kid, k.Alg, k.Activates.UTC().Format(time.RFC3339), c.cfg.KeyStore.SyncInterval)
-			if keys.IsHMAC(k.Alg) {
-				fmt.Fprintf(e.stdout, "It is a secret: give it to the profile's clients (jwtd keys show --profile %s prints the signing one) before it signs.\n", *name)
-			}
-		}
+	fmt.Fprintf(e.stdout, "profile %s: rotation started. The servers make the next key at their next sync (within %s), publish it at once, "+
+		"and it signs once verifiers caching the JWKS can have it: jwtd keys list shows when.\n", *name, c.cfg.KeyStore.SyncInterval)
+	if p, _ := c.svc.Profile(*name); p.Key.Symmetric() {
+		fmt.Fprintf(e.stdout, "Its key is a secret: give it to the profile's clients before it signs (jwtd keys show --profile %s --next).\n", *name)
 	}
 	return nil
 }
@@ -244,6 +247,9 @@ func cmdKeysReseal(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer c.store.Close()
+	if c.manager.Sealer == nil {
+		return fmt.Errorf("no profile has managed keys, so there is nothing to reseal")
+	}
 	n, err := c.manager.Reseal(ctx, time.Now())
 	if err != nil {
 		return err

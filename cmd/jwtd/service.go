@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,10 +45,14 @@ type keyPlan struct {
 // A managed key is published (key_store.jwks_max_age + 2 ×
 // key_store.sync_interval + leeway) before it signs: verifiers that cache
 // the JWKS for its max-age have it by then, though every instance may take
-// a sync interval to publish it, and any instance's clock may be the
-// leeway ahead. It is kept (ttl + 2 × leeway + sync_interval) after it
-// stops signing: an instance may sign with it until its next sync, and the
-// last token is accepted until its exp plus the leeway.
+// a sync interval to publish it (and the second one covers a sync's own
+// time), and the clock of the instance that activates it may be the
+// leeway ahead of the one that made it. It is kept (ttl + 3 × leeway +
+// sync_interval) after it stops signing: an instance may sign with it
+// until its next sync, with a clock up to the leeway ahead of the
+// verifier's; the verifier accepts the token until its exp plus the
+// leeway; and the instance that deletes the key may be the leeway ahead of
+// the one that retired it.
 func planKeys(cfg *config.Config) (keyPlan, error) {
 	plan := keyPlan{profiles: maps.Clone(cfg.Profiles), policies: map[string]keys.Policy{}}
 	if plan.profiles == nil {
@@ -72,6 +77,9 @@ func planKeys(cfg *config.Config) (keyPlan, error) {
 			continue
 		case spec.Managed != nil:
 			p = keys.Policy{Alg: spec.Managed.Alg, RotateEvery: spec.Managed.RotateEvery}
+			if isBuiltin && (p.Alg == "" || p.Alg == builtin.Alg) {
+				p.Alg, p.Text = builtin.Alg, builtin.Text // what its clients expect
+			}
 			if p.Alg == "" {
 				p.Alg = "ES256"
 			}
@@ -84,7 +92,7 @@ func planKeys(cfg *config.Config) (keyPlan, error) {
 			continue // newProfile says it has no key
 		}
 		p.PublishLead = lead
-		p.Keep = spec.Lifetime() + 2*cfg.Leeway + ks.SyncInterval
+		p.Keep = spec.Lifetime() + 3*cfg.Leeway + ks.SyncInterval
 		if err := p.Check(); err != nil {
 			errs = append(errs, fmt.Errorf("profiles.%s.managed: %s", name, strings.TrimPrefix(err.Error(), "managed keys: ")))
 			continue
@@ -179,7 +187,7 @@ func (plan keyPlan) sealer(cfg *config.Config, e env, create bool) (*keys.Sealer
 // directory into the key store, for built-in profiles that have no keys
 // there yet, so that the tokens they signed keep verifying and the
 // clients holding the seed layouts' secrets keep working.
-func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now time.Time) ([]string, error) {
+func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now time.Time, logger *slog.Logger) ([]string, error) {
 	var adopted []string
 	for _, name := range sortedNames(m.Policies) {
 		p := m.Policies[name]
@@ -194,9 +202,14 @@ func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now tim
 		if err != nil {
 			return adopted, err
 		}
-		if ring, err := m.Store.Keyring(ctx, name); err != nil || ring.Version != 0 {
-			if err != nil {
-				return adopted, err
+		ring, err := m.Store.Keyring(ctx, name)
+		if err != nil {
+			return adopted, err
+		}
+		if ring.Version != 0 {
+			if !slices.ContainsFunc(ring.Keys, func(mk record.ManagedKey) bool { return mk.Kid == k.Kid() }) {
+				logger.Warn("a key an earlier jwtd kept in the data directory is not the key store's (another instance's was moved there first): "+
+					"tokens it signed no longer verify, and clients holding it need the store's (jwtd keys show)", "profile", name, "file", kept.Path())
 			}
 			continue
 		}

@@ -116,11 +116,25 @@ type Manager struct {
 // what it wrote.
 const syncAttempts = 5
 
+// ErrRegressed is Sync finding a keyring older than one it saw: a
+// restored backup, or a row deleted by hand. Advancing it would sign with
+// keys no verifier has, or with keys long retired.
+var ErrRegressed = errors.New("the keyring went back to an older version")
+
 // Sync brings every managed profile's keyring to now and returns them.
-func (m *Manager) Sync(ctx context.Context, now time.Time) (map[string]record.Keyring, error) {
+// seen holds the versions this instance last read (nil at start): a
+// keyring older than that is ErrRegressed, and is neither advanced nor
+// written.
+func (m *Manager) Sync(ctx context.Context, now time.Time, seen map[string]int64) (map[string]record.Keyring, error) {
 	out := make(map[string]record.Keyring, len(m.Policies))
 	for _, profile := range m.profiles() {
-		ring, err := m.update(ctx, profile, now, nil)
+		ring, err := m.update(ctx, profile, now, true, func(ring record.Keyring) ([]record.ManagedKey, error) {
+			if ring.Version < seen[profile] {
+				return nil, fmt.Errorf("%w: profile %q is at version %d, after version %d was read (a restored backup, or a keyring deleted?); "+
+					"restart jwtd to take the store as it is now", ErrRegressed, profile, ring.Version, seen[profile])
+			}
+			return ring.Keys, nil
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -147,14 +161,18 @@ func (m *Manager) Read(ctx context.Context) (map[string]record.Keyring, error) {
 	return out, nil
 }
 
-// Rotate starts a rotation of a profile's keys now: its successor is made
-// and published at once, and signs PublishLead later, so that a rotation
-// by hand keeps the rule that verifiers have a key before it signs.
+// Rotate starts a rotation of a profile's keys now: it makes the current
+// key due, and the next Sync (of any instance, under its policy) makes its
+// successor, published at once and signing PublishLead later, so that a
+// rotation by hand keeps the rule that verifiers have a key before it
+// signs. It makes no key itself: a command run with another configuration
+// than the servers' cannot set their timing.
 func (m *Manager) Rotate(ctx context.Context, profile string, now time.Time) (record.Keyring, error) {
 	if _, ok := m.Policies[profile]; !ok {
 		return record.Keyring{}, fmt.Errorf("%w: profile %q signs with a configured key; rotate it by changing the configuration", ErrNotManaged, profile)
 	}
-	return m.update(ctx, profile, now, func(ring []record.ManagedKey) ([]record.ManagedKey, error) {
+	return m.update(ctx, profile, now, false, func(r record.Keyring) ([]record.ManagedKey, error) {
+		ring := r.Keys
 		out, ok := RotateNow(ring, now)
 		if !ok {
 			if i := slices.IndexFunc(ring, func(k record.ManagedKey) bool { return k.State == record.KeyNext }); i >= 0 {
@@ -197,8 +215,8 @@ func (m *Manager) Reseal(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for _, r := range rings {
 		n := 0
-		_, err := m.update(ctx, r.Profile, now, func(ring []record.ManagedKey) ([]record.ManagedKey, error) {
-			out := slices.Clone(ring)
+		_, err := m.update(ctx, r.Profile, now, false, func(ring record.Keyring) ([]record.ManagedKey, error) {
+			out := slices.Clone(ring.Keys)
 			n = 0
 			for i, k := range out {
 				if m.Sealer.SealedUnderFirst(k.Private) {
@@ -223,23 +241,28 @@ func (m *Manager) Reseal(ctx context.Context, now time.Time) (int, error) {
 	return total, nil
 }
 
-// update reads a profile's keyring, applies change (if any) and, for a
-// profile with a policy, Advance, and writes it back by compare-and-swap
+// update reads a profile's keyring, applies change, and with advance (for
+// a profile with a policy) Advance, and writes it back by compare-and-swap
 // when anything changed, reading again when another instance wrote first.
-func (m *Manager) update(ctx context.Context, profile string, now time.Time, change func([]record.ManagedKey) ([]record.ManagedKey, error)) (record.Keyring, error) {
+// It writes nothing unless every stored key opens: an instance given a
+// wrong master key must not add keys the others cannot open.
+func (m *Manager) update(ctx context.Context, profile string, now time.Time, advance bool, change func(record.Keyring) ([]record.ManagedKey, error)) (record.Keyring, error) {
 	p, managed := m.Policies[profile]
 	for range syncAttempts {
 		ring, err := m.Store.Keyring(ctx, profile)
 		if err != nil {
 			return ring, err
 		}
-		keys := ring.Keys
-		if change != nil {
-			if keys, err = change(keys); err != nil {
-				return ring, err
+		for _, k := range ring.Keys {
+			if _, err := m.Sealer.Open(k.Kid, k.Private); err != nil {
+				return ring, fmt.Errorf("the keys of profile %q: %w", profile, err)
 			}
 		}
-		if managed {
+		keys, err := change(ring)
+		if err != nil {
+			return ring, err
+		}
+		if advance && managed {
 			if keys, _, err = Advance(keys, p, now, SealedKeys(m.Sealer, p.Text)); err != nil {
 				return ring, err
 			}

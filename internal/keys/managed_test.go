@@ -68,7 +68,7 @@ func testManagedKeys(t *testing.T, store record.Store) {
 	kids := make([]string, 4)
 	for i := range kids {
 		wg.Go(func() {
-			rings, err := manager(sealer).Sync(ctx, t0)
+			rings, err := manager(sealer).Sync(ctx, t0, nil)
 			if err != nil {
 				t.Error(err)
 				return
@@ -87,7 +87,7 @@ func testManagedKeys(t *testing.T, store record.Store) {
 	}
 
 	// A rotation: the next key is published, not signing, then signs.
-	rings, err := m.Sync(ctx, t0.Add(55*time.Minute))
+	rings, err := m.Sync(ctx, t0.Add(55*time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func testManagedKeys(t *testing.T, store record.Store) {
 		t.Errorf("rotating while a rotation is under way: %v", err)
 	}
 	// Published at 55 min, it signs PublishLead later: at 65 min.
-	rings, err = m.Sync(ctx, t0.Add(66*time.Minute))
+	rings, err = m.Sync(ctx, t0.Add(66*time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,29 +121,50 @@ func testManagedKeys(t *testing.T, store record.Store) {
 	if len(secret.Secret()) != 128 || strings.Trim(string(secret.Secret()), "0123456789abcdef") != "" {
 		t.Errorf("the castlabs secret is not 128 hex digits: %q", secret.Secret())
 	}
-	if later, err := m.Sync(ctx, t0.Add(10000*time.Hour)); err != nil || len(later["castlabs"].Keys) != 1 {
+	if later, err := m.Sync(ctx, t0.Add(10000*time.Hour), nil); err != nil || len(later["castlabs"].Keys) != 1 {
 		t.Errorf("a secret that never rotates rotated: %+v, %v", later["castlabs"], err)
 	}
+	// Rotate only makes the current key due; the next sync makes its
+	// successor under the policy.
 	ring, err := m.Rotate(ctx, "castlabs", t0.Add(10001*time.Hour))
-	if err != nil || len(ring.Keys) != 2 || ring.Keys[1].State != record.KeyNext || !ring.Keys[1].Activates.Equal(t0.Add(10001*time.Hour+time.Minute)) {
+	if err != nil || len(ring.Keys) != 1 || !ring.Keys[0].Retires.Equal(t0.Add(10001*time.Hour)) {
 		t.Fatalf("rotating the secret by hand: %+v, %v", ring, err)
+	}
+	rings, err = m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), nil)
+	if ring := rings["castlabs"]; err != nil || len(ring.Keys) != 2 || ring.Keys[1].State != record.KeyNext ||
+		!ring.Keys[1].Activates.Equal(t0.Add(10001*time.Hour+time.Second+time.Minute)) || !ring.Keys[0].Retires.Equal(ring.Keys[1].Activates) {
+		t.Fatalf("the sync after a rotation by hand: %+v, %v", ring, err)
+	}
+	seen := map[string]int64{"castlabs": rings["castlabs"].Version + 1, "default": rings["default"].Version}
+	if _, err := m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), seen); !errors.Is(err, ErrRegressed) {
+		t.Errorf("a keyring older than one seen: %v", err)
 	}
 	if _, err := m.Rotate(ctx, "nope", t0); !errors.Is(err, ErrNotManaged) {
 		t.Errorf("rotating a profile that is not managed: %v", err)
 	}
 
-	// Only the master key opens them...
+	// Only the master key opens them, and an instance with another one
+	// writes nothing, even when a rotation is due.
 	newMaster := masterKey(t)
 	other, _ := NewSealer(newMaster)
 	if _, _, err := OpenRing(rings["default"], other); !errors.Is(err, ErrSealed) {
 		t.Errorf("opened under another master key: %v", err)
 	}
+	before, _ := store.Keyring(ctx, "default")
+	if _, err := manager(other).Sync(ctx, t0.Add(2000*time.Hour), nil); !errors.Is(err, ErrSealed) {
+		t.Errorf("a sync under another master key: %v", err)
+	}
+	if after, _ := store.Keyring(ctx, "default"); after.Version != before.Version {
+		t.Errorf("a sync under another master key wrote version %d", after.Version)
+	}
 	// ...until a reseal under a new first master key, after which the old
 	// one can go.
 	both, _ := NewSealer(newMaster, masterKey(t), oldMaster)
 	n, err := manager(both).Reseal(ctx, t0.Add(66*time.Minute))
-	if err != nil || n != 4 {
-		t.Fatalf("reseal: %d resealed, %v; want 4", n, err)
+	// default: retired, current and next (the sync at 10001 h rotated it
+	// twice); castlabs: current and next.
+	if err != nil || n != 5 {
+		t.Fatalf("reseal: %d resealed, %v; want 5", n, err)
 	}
 	if n, err := manager(both).Reseal(ctx, t0.Add(66*time.Minute)); err != nil || n != 0 {
 		t.Errorf("a second reseal resealed %d, %v", n, err)
@@ -173,7 +194,7 @@ func testManagedKeys(t *testing.T, store record.Store) {
 	if ok, err := m.Adopt(ctx, "appverify", kept, t0); ok || err != nil {
 		t.Errorf("adopting into a keyring that has keys: %v, %v", ok, err)
 	}
-	rings, err = m.Sync(ctx, t0.Add(time.Hour))
+	rings, err = m.Sync(ctx, t0.Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

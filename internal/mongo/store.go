@@ -508,6 +508,18 @@ func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, err
 	case err != nil:
 		return 0, translate(err)
 	}
+	// The insert wins only if no later version exists: older versions are
+	// deleted below, so a writer that read a version long gone could
+	// insert under an _id freed that way. The latest version is never
+	// deleted, so a later one is there to be seen; then this write lost.
+	n, err := s.keyrings.CountDocuments(ctx, bson.D{{Key: "profile", Value: ring.Profile}, {Key: "version", Value: bson.D{{Key: "$gt", Value: next}}}})
+	switch {
+	case err != nil:
+		return 0, translate(err) // whether this write stands is unknown: the next read says
+	case n > 0:
+		_, _ = s.keyrings.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}})
+		return 0, record.ErrConflict
+	}
 	// The versions before are history; a failure here leaves them for the
 	// next write to remove.
 	_, _ = s.keyrings.DeleteMany(ctx, bson.D{{Key: "profile", Value: ring.Profile}, {Key: "version", Value: bson.D{{Key: "$lt", Value: next}}}})

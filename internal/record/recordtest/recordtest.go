@@ -502,6 +502,19 @@ func testKeyrings(t *testing.T, s record.Store) {
 	if r, _ := s.Keyring(ctx, "default"); r.Version != 2 || r.Keys[0].State != record.KeyCurrent {
 		t.Errorf("after the race: %+v", r)
 	}
+	// A writer that read a version long superseded loses, however the
+	// store keeps its history.
+	v3 := got
+	v3.Version = 2
+	if _, err := s.PutKeyring(ctx, v3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutKeyring(ctx, got); !errors.Is(err, record.ErrConflict) {
+		t.Errorf("a write from version 1 after version 3: %v, want ErrConflict", err)
+	}
+	if r, _ := s.Keyring(ctx, "default"); r.Version != 3 {
+		t.Errorf("after a stale write: version %d, want 3", r.Version)
+	}
 	if _, err := s.PutKeyring(ctx, record.Keyring{Profile: "castlabs", Keys: []record.ManagedKey{{Kid: "c1", Alg: "HS512", State: record.KeyCurrent, Created: base}}}); err != nil {
 		t.Fatal(err)
 	}
