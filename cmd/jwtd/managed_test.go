@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -317,12 +318,25 @@ func TestManagedKeysRestartAndMasterKeys(t *testing.T) {
 			if b.storeURL == "" { // the SQLite file is in the first data directory
 				args2 = args
 			}
-			_, base2, _, _ := startProcessEnv(t, []string{"JWTD_MASTER_KEY=" + newMaster}, args2...)
+			cmd2, base2, logs2, _ := startProcessEnv(t, []string{"JWTD_MASTER_KEY=" + newMaster}, args2...)
 			if status(base2+"/readyz") != 200 {
 				t.Errorf("an instance on the new master key is not ready")
 			}
 			if code, out := introspect(t, base2, oldToken); !strings.Contains(out, `"active":true`) {
 				t.Errorf("after the reseal, a token of the retired key: %d %s", code, out)
+			}
+			// The instance left on the old master key, unready, still signs
+			// with the keys it holds, which the others verify.
+			if _, tok := mintDefault(t, base); !strings.Contains(fmt.Sprint(introspect(t, base2, tok)), `"active":true`) {
+				t.Errorf("a token from the instance that cannot sync does not verify on the others")
+			}
+			// SIGHUP with managed keys: a new rotation period applies, the
+			// keys stay.
+			writeFile(t, dir, "jwtd.yaml", strings.Replace(mustRead(t, cfg), "rotate_every: 720h", "rotate_every: 48h", 1))
+			_ = cmd2.Process.Signal(syscall.SIGHUP)
+			waitLog(t, logs2, "reloaded keys, profiles and API keys")
+			if kid, _ := mintDefault(t, base2); kid != next.Kid {
+				t.Errorf("after a reload, the default profile signs with %q, want %q", kid, next.Kid)
 			}
 		})
 	}
@@ -438,5 +452,63 @@ func TestManagedSettingsRefused(t *testing.T) {
 	if _, _, err := runCLI(t, map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data"), "JWTD_MASTER_KEY": "short"}, "", "serve", "--listen", "127.0.0.1:0"); err == nil ||
 		!strings.Contains(err.Error(), "JWTD_MASTER_KEY: master key 1 is not 32 bytes") {
 		t.Errorf("a master key of the wrong size: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// In one process (so that -race sees it): syncs every 100 ms, rotations
+// by hand, the JWKS, key listings and minting all at once, for three
+// seconds; every token minted introspects active.
+func TestManagedKeysUnderConcurrentUse(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "jwtd.yaml", fmt.Sprintf(`leeway: 0s
+key_store: {sync_interval: 100ms, jwks_max_age: 0s}
+profiles:
+  default: {managed: {alg: ES256, rotate_every: 1s}, ttl: 5s}
+ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
+api_keys:
+  - {name: test, sha256: %q, scopes: [admin, issue, introspect]}
+`, apikey.Hash(testAdminKey)))
+	base, _ := startServe(t, map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data")}, "--config", cfg)
+	deadline := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	kids := map[string]bool{}
+	for worker := range 4 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				switch worker {
+				case 0:
+					if code, out := httpDo(t, "POST", base+"/v1/keys/rotate", testAdminKey, "application/json", `{"profile":"castlabs"}`); code != 202 && code != 409 {
+						t.Errorf("rotate: %d %s", code, out)
+					}
+				case 1:
+					if code, out := httpDo(t, "GET", base+"/.well-known/jwks.json", "", "", ""); code != 200 || !strings.Contains(out, `"ES256"`) {
+						t.Errorf("jwks: %d %s", code, out)
+					}
+					keyList(t, base)
+				default:
+					kid, tok := mintDefault(t, base)
+					if code, out := introspect(t, base, tok); !strings.Contains(out, `"active":true`) {
+						t.Errorf("a token of %s: %d %s", kid, code, out)
+					}
+					mu.Lock()
+					kids[kid] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(kids) < 2 {
+		t.Errorf("tokens were signed by %d keys in three seconds of 1-second rotations", len(kids))
 	}
 }
