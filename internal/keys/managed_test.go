@@ -234,3 +234,28 @@ func checkRawRows(t *testing.T, s *sqlite.Store, secret []byte) {
 		t.Errorf("%d keyrings stored, want 2", n)
 	}
 }
+
+// BenchmarkSync is one sync of three managed profiles with nothing to
+// change: what every instance does every key_store.sync_interval.
+func BenchmarkSync(b *testing.B) {
+	s, err := sqlite.Open(filepath.Join(b.TempDir(), "jwtd.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	k := make([]byte, MasterKeySize)
+	sealer, _ := NewSealer(k)
+	p := Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: time.Minute, Keep: time.Minute}
+	m := &Manager{Store: s, Sealer: sealer, Policies: map[string]Policy{"default": p,
+		"appverify": {Alg: "HS256", PublishLead: time.Minute, Keep: time.Minute}, "castlabs": {Alg: "HS512", Text: true, PublishLead: time.Minute, Keep: time.Minute}}}
+	now := time.Now()
+	if _, err := m.Sync(context.Background(), now, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Sync(context.Background(), now, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
