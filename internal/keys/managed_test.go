@@ -7,10 +7,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
+	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/jwtd/jwtd/internal/mongo"
 	"github.com/jwtd/jwtd/internal/record"
@@ -22,33 +28,34 @@ import (
 // once agree on one current key; a rotation publishes the next key before
 // it signs; the keys open with the master key and only with it.
 func TestManagedKeys(t *testing.T) {
-	for name, open := range map[string]func(t *testing.T) record.Store{
-		"sqlite": func(t *testing.T) record.Store {
+	for name, open := range map[string]func(t *testing.T) (record.Store, func() [][]byte){
+		"sqlite": func(t *testing.T) (record.Store, func() [][]byte) {
 			s, err := sqlite.Open(filepath.Join(t.TempDir(), "jwtd.db"), sqlite.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			return s
+			return s, func() [][]byte { return sqliteRows(t, s.Path()) }
 		},
-		"mongodb": func(t *testing.T) record.Store {
-			url := testservice.MongoURL(t)
+		"mongodb": func(t *testing.T) (record.Store, func() [][]byte) {
+			url := strings.TrimSuffix(testservice.MongoURL(t), "/") + "/jwtdkeys_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			s, err := mongo.Open(ctx, strings.TrimSuffix(url, "/")+"/jwtdkeys_"+strings.ReplaceAll(t.Name(), "/", "_"), mongo.Options{})
+			s, err := mongo.Open(ctx, url, mongo.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			return s
+			return s, func() [][]byte { return mongoDocs(t, url) }
 		},
 	} {
-		t.Run(name, func(t *testing.T) { testManagedKeys(t, open(t)) })
+		t.Run(name, func(t *testing.T) { testManagedKeys(t, open) })
 	}
 }
 
-func testManagedKeys(t *testing.T, store record.Store) {
+func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func() [][]byte)) {
 	ctx := context.Background()
+	store, raw := open(t)
 	oldMaster := masterKey(t)
 	sealer, _ := NewSealer(oldMaster)
 	policy := Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: 10 * time.Minute, Keep: 20 * time.Minute}
@@ -181,9 +188,7 @@ func testManagedKeys(t *testing.T, store record.Store) {
 			t.Errorf("after the reseal, the old master key still opens %q: %v", ring.Profile, err)
 		}
 	}
-	if s, ok := store.(*sqlite.Store); ok {
-		checkRawRows(t, s, secret.Secret())
-	}
+	checkRaw(t, raw(), secret.Secret())
 
 	// A key kept by an earlier jwtd is adopted into an empty keyring only.
 	kept, _ := New("default-generated", "HS256", []byte(strings.Repeat("k", 32)))
@@ -203,11 +208,26 @@ func testManagedKeys(t *testing.T, store record.Store) {
 	}
 }
 
-// checkRawRows reads the keyrings table as stored: no PEM, no secret in
+// checkRaw looks through the keyrings as stored: no PEM, no secret in
 // any encoding.
-func checkRawRows(t *testing.T, s *sqlite.Store, secret []byte) {
+func checkRaw(t *testing.T, docs [][]byte, secret []byte) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+s.Path()+"?mode=ro")
+	if len(docs) != 2 {
+		t.Errorf("%d keyrings stored, want 2", len(docs))
+	}
+	for _, raw := range docs {
+		for _, clear := range [][]byte{[]byte("PRIVATE"), []byte("BEGIN"), secret, []byte(base64.StdEncoding.EncodeToString(secret)), []byte(base64.RawURLEncoding.EncodeToString(secret))} {
+			if bytes.Contains(raw, clear) {
+				t.Errorf("a stored keyring holds %.20q in the clear", clear)
+			}
+		}
+	}
+}
+
+// sqliteRows reads the keyrings table of the SQLite file as stored.
+func sqliteRows(t *testing.T, path string) [][]byte {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,22 +237,40 @@ func checkRawRows(t *testing.T, s *sqlite.Store, secret []byte) {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	n := 0
+	var out [][]byte
 	for rows.Next() {
 		var raw []byte
 		if err := rows.Scan(&raw); err != nil {
 			t.Fatal(err)
 		}
-		n++
-		for _, clear := range [][]byte{[]byte("PRIVATE"), []byte("BEGIN"), secret, []byte(base64.StdEncoding.EncodeToString(secret)), []byte(base64.RawURLEncoding.EncodeToString(secret))} {
-			if bytes.Contains(raw, clear) {
-				t.Errorf("a stored keyring holds %.20q in the clear", clear)
-			}
-		}
+		out = append(out, raw)
 	}
-	if n != 2 {
-		t.Errorf("%d keyrings stored, want 2", n)
+	return out
+}
+
+// mongoDocs reads the keyrings collection as stored, each document as its
+// BSON bytes.
+func mongoDocs(t *testing.T, url string) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := mongodrv.Connect(mongoopts.Client().ApplyURI(url))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer client.Disconnect(ctx)
+	cur, err := client.Database(strings.TrimPrefix(url[strings.LastIndex(url, "/"):], "/")).Collection("keyrings").Find(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for cur.Next(ctx) {
+		out = append(out, slices.Clone([]byte(cur.Current)))
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // BenchmarkSync is one sync of three managed profiles with nothing to
