@@ -13,6 +13,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/spf13/pflag"
+
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -118,19 +120,11 @@ func cmdKeysShow(ctx context.Context, args []string, e env) error {
 	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
-	if *name == "" {
-		return usageError(fs, "--profile is required")
-	}
-	c, err := loadForCLI(ctx, fs, e)
+	c, p, err := loadProfile(ctx, fs, e, *name)
 	if err != nil {
 		return err
 	}
 	c.store.Close()
-	svc := c.svc
-	p, ok := svc.Profile(*name)
-	if !ok {
-		return fmt.Errorf("no profile %q; the profiles are %s", *name, strings.Join(profileNames(svc), ", "))
-	}
 	k := p.Key
 	if *next {
 		i := slices.IndexFunc(p.VerifyKeys, (*keys.Key).PublishOnly)
@@ -213,23 +207,17 @@ func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	if help, err := parseFlagsNoArgs(fs, args); help || err != nil {
 		return err
 	}
-	if *name == "" {
-		return usageError(fs, "--profile is required")
-	}
-	c, err := loadForCLI(ctx, fs, e)
+	c, p, err := loadProfile(ctx, fs, e, *name)
 	if err != nil {
 		return err
 	}
 	defer c.store.Close()
-	if _, ok := c.svc.Profile(*name); !ok {
-		return fmt.Errorf("no profile %q; the profiles are %s", *name, strings.Join(profileNames(c.svc), ", "))
-	}
 	if _, err := c.manager.Rotate(ctx, *name, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "profile %s: rotation started. The servers make the next key at their next sync (within %s), publish it at once, "+
 		"and it signs once verifiers caching the JWKS can have it: jwtd keys list shows when.\n", *name, c.cfg.KeyStore.SyncInterval)
-	if p, _ := c.svc.Profile(*name); p.Key.Symmetric() {
+	if p.Key.Symmetric() {
 		fmt.Fprintf(e.stdout, "Its key is a secret: give it to the profile's clients before it signs (jwtd keys show --profile %s --next).\n", *name)
 	}
 	return nil
@@ -256,6 +244,24 @@ func cmdKeysReseal(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "resealed %d keys under the first master key; once every instance has it first, the others can be dropped.\n", n)
 	return nil
+}
+
+// loadProfile is loadForCLI for a command about one profile (--profile,
+// required); the caller closes c.store.
+func loadProfile(ctx context.Context, fs *pflag.FlagSet, e env, name string) (*cliKeys, *token.Profile, error) {
+	if name == "" {
+		return nil, nil, usageError(fs, "--profile is required")
+	}
+	c, err := loadForCLI(ctx, fs, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, ok := c.svc.Profile(name)
+	if !ok {
+		c.store.Close()
+		return nil, nil, fmt.Errorf("no profile %q; the profiles are %s", name, strings.Join(profileNames(c.svc), ", "))
+	}
+	return c, p, nil
 }
 
 func profileNames(svc *token.Service) []string {

@@ -76,7 +76,6 @@ api_keys:
 // fetches the JWKS from any instance, caches it for the max-age the
 // answer gives, and never fetches early, not even for an unknown kid.
 type cachingVerifier struct {
-	t       *testing.T
 	set     jose.JSONWebKeySet
 	expires time.Time
 }
@@ -147,7 +146,7 @@ func TestManagedKeysAcrossInstances(t *testing.T) {
 				on             int
 			}
 			var pending []minted
-			verifier := &cachingVerifier{t: t}
+			verifier := &cachingVerifier{}
 			kids := map[string]bool{}
 			failures, checks := 0, 0
 			check := func(m minted, again bool) {

@@ -84,11 +84,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	running.apiKeys.Store(apiKeys)
-	if admin := filepath.Join(cfg.DataDir, "admin-api-key.json"); len(cfg.APIKeys) > 0 {
-		if _, err := os.Stat(admin); err == nil {
-			logger.Info("api_keys are configured, so the admin key generated on first start is not accepted", "file", admin)
-		}
-	}
+	noteUnusedAdminKey(cfg, logger)
 	phones, err := phone.NewNormalizer(cfg.Phone.DefaultRegion, 0)
 	if err != nil {
 		return err
@@ -248,16 +244,22 @@ func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, 
 			return err
 		}
 		running.apiKeys.Store(apiKeys)
-		if admin := filepath.Join(cfg.DataDir, "admin-api-key.json"); len(cfg.APIKeys) > 0 {
-			if _, err := os.Stat(admin); err == nil {
-				logger.Info("api_keys are configured, so the admin key generated on first start is not accepted", "file", admin)
-			}
-		}
+		noteUnusedAdminKey(cfg, logger)
 		logger.Info("reloaded keys, profiles and API keys", "keys", len(next.Keys().All()), "api_keys", apiKeys.Len())
 		return nil
 	}()
 	if err != nil {
 		logger.Error("reload refused; keeping the running keys, profiles and API keys", "err", err)
+	}
+}
+
+// noteUnusedAdminKey says when configured api_keys set aside the admin
+// key generated on an earlier first start.
+func noteUnusedAdminKey(cfg *config.Config, logger *slog.Logger) {
+	if admin := filepath.Join(cfg.DataDir, "admin-api-key.json"); len(cfg.APIKeys) > 0 {
+		if _, err := os.Stat(admin); err == nil {
+			logger.Info("api_keys are configured, so the admin key generated on first start is not accepted", "file", admin)
+		}
 	}
 }
 

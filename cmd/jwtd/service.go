@@ -230,7 +230,6 @@ func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now tim
 type cliKeys struct {
 	cfg     *config.Config
 	store   record.Store
-	plan    keyPlan
 	manager *keys.Manager
 	svc     *token.Service
 }
@@ -256,7 +255,7 @@ func loadForCLI(ctx context.Context, fs *pflag.FlagSet, e env) (*cliKeys, error)
 	if err != nil {
 		return nil, err
 	}
-	c := &cliKeys{cfg: cfg, store: store, plan: plan, manager: &keys.Manager{Store: store, Sealer: sealer, Policies: plan.policies}}
+	c := &cliKeys{cfg: cfg, store: store, manager: &keys.Manager{Store: store, Sealer: sealer, Policies: plan.policies}}
 	rings, err := c.manager.Read(ctx)
 	if err == nil {
 		c.svc, err = plan.build(cfg, rings, sealer)
