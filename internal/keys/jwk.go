@@ -94,6 +94,10 @@ func ParseJWKSet(data []byte) (*Set, error) {
 //     DER in base64, base64url or hex, or an OpenSSH authorized_keys line;
 //   - anything else is an HMAC secret: its UTF-8 bytes, for HS only.
 //
+// A private key, in any of those encodings (a JWK with d, p or q, a PEM or
+// DER private key), is refused with ErrPrivateKey: whoever pasted it should
+// be told it is to be kept, not be served.
+//
 // What parses as a public key is never an HMAC secret, and a key that does
 // not fit alg is an error: that is what defeats key confusion (an HS token
 // "signed" with a public key's published bytes).
@@ -103,6 +107,9 @@ func ForVerify(key []byte, alg string) (*Key, error) {
 	}
 	text := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(key), []byte("\ufeff")))
 	if bytes.HasPrefix(text, []byte("{")) {
+		if jwkHasPrivate(text) {
+			return nil, privateKeyError(alg)
+		}
 		k, err := ParseJWK(text, alg)
 		if err != nil {
 			return nil, err
@@ -114,6 +121,8 @@ func ForVerify(key []byte, alg string) (*Key, error) {
 	}
 	pub, isPublic, err := parseAnyPublic(text)
 	switch {
+	case errors.Is(err, ErrPrivateKey):
+		return nil, privateKeyError(alg)
 	case IsHMAC(alg) && isPublic:
 		return nil, fmt.Errorf("%w: %s needs a shared secret, and a public key was given", ErrUnsafeKey, alg)
 	case IsHMAC(alg):
@@ -132,6 +141,9 @@ func ForVerify(key []byte, alg string) (*Key, error) {
 // err, why it cannot be used.
 func parseAnyPublic(text []byte) (pub any, isPublic bool, err error) {
 	if bytes.Contains(text, []byte("-----BEGIN")) {
+		if _, perr := ParsePrivatePEM(text); perr == nil || bytes.Contains(text, []byte("PRIVATE KEY-----")) {
+			return nil, true, ErrPrivateKey
+		}
 		pub, err := ParsePublicPEM(text)
 		return pub, true, err
 	}
@@ -173,6 +185,47 @@ func parseAnyPublic(text []byte) (pub any, isPublic bool, err error) {
 		if c, err := x509.ParseCertificate(der); err == nil {
 			return c.PublicKey, true, nil
 		}
+		if isPrivateDER(der) {
+			return nil, true, ErrPrivateKey
+		}
 	}
 	return nil, false, nil
+}
+
+// ErrPrivateKey is a caller's key that is a private key: refused, since
+// verifying needs only the public key (or, for HS, the shared secret).
+var ErrPrivateKey = fmt.Errorf("%w: a private key was given", ErrUnsafeKey)
+
+func privateKeyError(alg string) error {
+	if IsHMAC(alg) {
+		return fmt.Errorf("%w; %s verifies with the shared secret: send that, and keep private keys to yourself", ErrPrivateKey, alg)
+	}
+	return fmt.Errorf("%w; verifying needs only the public key (PEM \"PUBLIC KEY\", or a JWK without d, p, q): send that, and keep the private key to yourself", ErrPrivateKey)
+}
+
+// jwkHasPrivate reports whether a JWK carries private members (RFC 7518
+// §6.2.2, §6.3.2, §6.2.1 for OKP): "d", "p" or "q". An "oct" key's "k"
+// is a shared secret, which HS verification needs.
+func jwkHasPrivate(data []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return false // ParseJWK says what is wrong
+	}
+	for _, name := range []string{"d", "p", "q", "dp", "dq", "qi"} {
+		if _, ok := m[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func isPrivateDER(der []byte) bool {
+	if _, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return true
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return true
+	}
+	_, err := x509.ParseECPrivateKey(der)
+	return err == nil
 }
