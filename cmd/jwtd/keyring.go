@@ -15,7 +15,6 @@ import (
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/jwtd/jwtd/internal/metrics"
-	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -28,7 +27,8 @@ type signingKeys struct {
 	cfg     *config.Config
 	plan    keyPlan
 	manager *keys.Manager
-	rings   map[string]record.Keyring
+	rings   map[string]keys.Keyring
+	known   []keys.KnownKey  // the key history, as last read
 	retire  keys.Retirements // for configured keys; managed ones keep their rules in the store
 	running *live
 	logger  *slog.Logger
@@ -44,7 +44,7 @@ type signingKeys struct {
 // newSigningKeys opens the managed keys (making them, and the embedded
 // store's master key, on the first start), builds the token service and
 // stores it in running. A key that does not open refuses the start.
-func newSigningKeys(ctx context.Context, cfg *config.Config, e env, store record.KeyStore, running *live, logger *slog.Logger, m *metrics.Metrics) (*signingKeys, error) {
+func newSigningKeys(ctx context.Context, cfg *config.Config, e env, store keys.KeyStore, running *live, logger *slog.Logger, m *metrics.Metrics) (*signingKeys, error) {
 	k := &signingKeys{running: running, logger: logger, metrics: m, every: logevery.New(time.Minute)}
 	svc, err := k.prepare(ctx, cfg, e, store)
 	if err != nil {
@@ -54,7 +54,7 @@ func newSigningKeys(ctx context.Context, cfg *config.Config, e env, store record
 	for _, name := range sortedNames(k.rings) {
 		byState := countStates(k.rings[name])
 		m.Keys(name, byState)
-		current := k.rings[name].Keys[slices.IndexFunc(k.rings[name].Keys, func(mk record.ManagedKey) bool { return mk.State == record.KeyCurrent })]
+		current := k.rings[name].Keys[slices.IndexFunc(k.rings[name].Keys, func(mk keys.ManagedKey) bool { return mk.State == keys.KeyCurrent })]
 		logger.Info("managed keys", "profile", name, "alg", current.Alg, "current", current.Kid,
 			"retires", timeOrNever(current.Retires), "next", byState["next"], "retired", byState["retired"])
 	}
@@ -63,7 +63,7 @@ func newSigningKeys(ctx context.Context, cfg *config.Config, e env, store record
 
 // prepare plans the keys of cfg, syncs the managed ones and builds the
 // token service from them, changing nothing in k until all of it worked.
-func (k *signingKeys) prepare(ctx context.Context, cfg *config.Config, e env, store record.KeyStore) (*token.Service, error) {
+func (k *signingKeys) prepare(ctx context.Context, cfg *config.Config, e env, store keys.KeyStore) (*token.Service, error) {
 	plan, err := planKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -82,9 +82,16 @@ func (k *signingKeys) prepare(ctx context.Context, cfg *config.Config, e env, st
 		k.logger.Info("moved a key an earlier jwtd kept in the data directory into the key store; the file is no longer read", "file", path)
 	}
 	rings, err := manager.Sync(ctx, now, k.seen())
+	var known []keys.KnownKey
+	if err == nil {
+		known, err = store.KnownKeys(ctx)
+	}
 	var svc *token.Service
 	if err == nil {
-		svc, err = plan.build(cfg, rings, sealer)
+		svc, err = plan.build(cfg, rings, sealer, known)
+	}
+	if err == nil {
+		known, err = remember(ctx, store, svc, known)
 	}
 	switch {
 	case errors.Is(err, keys.ErrSealed):
@@ -93,7 +100,7 @@ func (k *signingKeys) prepare(ctx context.Context, cfg *config.Config, e env, st
 	case err != nil:
 		return nil, fmt.Errorf("the managed keys: %w", err)
 	}
-	k.cfg, k.plan, k.manager, k.rings = cfg, plan, manager, rings
+	k.cfg, k.plan, k.manager, k.rings, k.known = cfg, plan, manager, rings, known
 	k.maxAge.Store(int64(cfg.KeyStore.JWKSMaxAge))
 	return svc, nil
 }
@@ -147,19 +154,51 @@ func (k *signingKeys) syncLocked(ctx context.Context) error {
 	if !k.changed(rings) {
 		return nil
 	}
-	return k.use(rings)
-}
-
-// use makes rings the running keys.
-func (k *signingKeys) use(rings map[string]record.Keyring) error {
-	svc, err := k.plan.build(k.cfg, rings, k.manager.Sealer)
+	known, err := k.manager.Store.KnownKeys(ctx)
 	if err != nil {
 		return err
 	}
+	svc, err := k.use(rings, known)
+	if err != nil {
+		return err
+	}
+	k.known, err = remember(ctx, k.manager.Store, svc, known)
+	return err
+}
+
+// use makes rings the running keys, with known as the key history.
+func (k *signingKeys) use(rings map[string]keys.Keyring, known []keys.KnownKey) (*token.Service, error) {
+	svc, err := k.plan.build(k.cfg, rings, k.manager.Sealer, known)
+	if err != nil {
+		return nil, err
+	}
 	k.running.tokens.Store(svc)
 	k.report(k.rings, rings)
-	k.rings = rings
-	return nil
+	k.rings, k.known = rings, known
+	return svc, nil
+}
+
+// remember adds the keys of svc that the key history lacks to it, and
+// returns the history with them: a key is in the history from the first
+// time an instance publishes it, long before any instance deletes it.
+func remember(ctx context.Context, store keys.KeyStore, svc *token.Service, known []keys.KnownKey) ([]keys.KnownKey, error) {
+	have := make(map[string]bool, len(known))
+	for _, k := range known {
+		have[k.Fingerprint] = true
+	}
+	var missing []keys.KnownKey
+	for _, k := range svc.KnownKeys() {
+		if !have[k.Fingerprint] {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) == 0 {
+		return known, nil
+	}
+	if err := store.RememberKeys(ctx, missing); err != nil {
+		return known, fmt.Errorf("adding keys to the key history: %w", err)
+	}
+	return append(known, missing...), nil
 }
 
 var errNoNewKeys = errors.New("no new key while the store cannot be synced")
@@ -171,8 +210,8 @@ func (k *signingKeys) advanceLocally(now time.Time) {
 	rings := maps.Clone(k.rings)
 	changed := false
 	for name, r := range rings {
-		next, ch, err := keys.Advance(r.Keys, k.plan.policies[name], now, func(string) (record.ManagedKey, error) {
-			return record.ManagedKey{}, errNoNewKeys
+		next, ch, err := keys.Advance(r.Keys, k.plan.policies[name], now, func(string) (keys.ManagedKey, error) {
+			return keys.ManagedKey{}, errNoNewKeys
 		})
 		if err == nil && ch {
 			r.Keys = next
@@ -183,13 +222,13 @@ func (k *signingKeys) advanceLocally(now time.Time) {
 	if !changed {
 		return
 	}
-	if err := k.use(rings); err != nil {
+	if _, err := k.use(rings, k.known); err != nil {
 		k.logger.Error("managed keys: advancing the keys last read", "err", err)
 	}
 }
 
 // changed reports whether any keyring's version differs from the running ones.
-func (k *signingKeys) changed(rings map[string]record.Keyring) bool {
+func (k *signingKeys) changed(rings map[string]keys.Keyring) bool {
 	for name, r := range rings {
 		if k.rings[name].Version != r.Version {
 			return true
@@ -199,9 +238,9 @@ func (k *signingKeys) changed(rings map[string]record.Keyring) bool {
 }
 
 // report logs and counts every state change between two sets of keyrings.
-func (k *signingKeys) report(before, after map[string]record.Keyring) {
+func (k *signingKeys) report(before, after map[string]keys.Keyring) {
 	for _, name := range sortedNames(after) {
-		was := map[string]record.KeyState{}
+		was := map[string]keys.KeyState{}
 		for _, mk := range before[name].Keys {
 			was[mk.Kid] = mk.State
 		}
@@ -211,12 +250,12 @@ func (k *signingKeys) report(before, after map[string]record.Keyring) {
 			if seen && state == mk.State {
 				continue
 			}
-			change := map[record.KeyState]string{record.KeyNext: "published", record.KeyCurrent: "activated", record.KeyRetired: "retired"}[mk.State]
+			change := map[keys.KeyState]string{keys.KeyNext: "published", keys.KeyCurrent: "activated", keys.KeyRetired: "retired"}[mk.State]
 			k.metrics.KeyChanged(name, change)
 			switch mk.State {
-			case record.KeyNext:
+			case keys.KeyNext:
 				k.logger.Info("managed key published; it signs from its activation", "profile", name, "kid", mk.Kid, "alg", mk.Alg, "activates", mk.Activates)
-			case record.KeyCurrent:
+			case keys.KeyCurrent:
 				k.logger.Info("managed key activated; it signs now", "profile", name, "kid", mk.Kid, "alg", mk.Alg, "retires", timeOrNever(mk.Retires))
 			default:
 				k.logger.Info("managed key retired; it verifies until it is deleted", "profile", name, "kid", mk.Kid, "deletes", mk.Deletes)
@@ -236,7 +275,7 @@ func (k *signingKeys) report(before, after map[string]record.Keyring) {
 func (k *signingKeys) reload(ctx context.Context, cfg *config.Config, e env) (*token.Service, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	savedCfg, savedPlan, savedManager, savedRings := k.cfg, k.plan, k.manager, k.rings
+	savedCfg, savedPlan, savedManager, savedRings, savedKnown := k.cfg, k.plan, k.manager, k.rings, k.known
 	next, err := k.prepare(ctx, cfg, e, k.manager.Store)
 	if err == nil {
 		cur := k.running.tokens.Load()
@@ -244,7 +283,7 @@ func (k *signingKeys) reload(ctx context.Context, cfg *config.Config, e env) (*t
 			keys.Use{Keys: next.Keys(), Signing: next.SigningTTLs()}, cur.Leeway(), time.Now())
 	}
 	if err != nil {
-		k.cfg, k.plan, k.manager, k.rings = savedCfg, savedPlan, savedManager, savedRings
+		k.cfg, k.plan, k.manager, k.rings, k.known = savedCfg, savedPlan, savedManager, savedRings, savedKnown
 		return nil, err
 	}
 	k.report(savedRings, k.rings)
@@ -333,7 +372,7 @@ func listKeys(ctx context.Context, m *keys.Manager, svc *token.Service) ([]keys.
 	return out, nil
 }
 
-func countStates(r record.Keyring) map[string]int {
+func countStates(r keys.Keyring) map[string]int {
 	out := map[string]int{}
 	for _, mk := range r.Keys {
 		out[string(mk.State)]++

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/keys"
-	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -54,18 +53,18 @@ func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, tt
 		return leeway / 2
 	}
 	n := 0
-	newKey := func(alg string) (record.ManagedKey, error) {
+	newKey := func(alg string) (keys.ManagedKey, error) {
 		n++
-		return record.ManagedKey{Kid: fmt.Sprint("k", n), Alg: alg}, nil
+		return keys.ManagedKey{Kid: fmt.Sprint("k", n), Alg: alg}, nil
 	}
 	type clock struct {
 		offset time.Duration
 		next   time.Duration // its next sync (instance) or JWKS fetch (verifier)
-		view   []record.ManagedKey
+		view   []keys.ManagedKey
 		ready  bool // an instance whose last sync succeeded: one that failed is drained by /readyz
 	}
 	start := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
-	var store []record.ManagedKey
+	var store []keys.ManagedKey
 	instances, verifiers := make([]*clock, 3), make([]*clock, 6)
 	for i := range instances {
 		instances[i] = &clock{offset: skew()} // each syncs before it serves
@@ -74,8 +73,8 @@ func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, tt
 		verifiers[i] = &clock{offset: skew(), next: time.Duration(rng.Int64N(int64(maxAge)))}
 	}
 	expires := map[string]time.Time{} // kid → the latest exp it signed, on its signer's clock
-	has := func(ring []record.ManagedKey, kid string) bool {
-		return slices.ContainsFunc(ring, func(k record.ManagedKey) bool { return k.Kid == kid })
+	has := func(ring []keys.ManagedKey, kid string) bool {
+		return slices.ContainsFunc(ring, func(k keys.ManagedKey) bool { return k.Kid == kid })
 	}
 	for now := time.Duration(0); now < 2*time.Hour; now += time.Second {
 		for _, in := range instances {
@@ -116,7 +115,7 @@ func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, tt
 			}
 		}
 		for _, in := range ready {
-			if cur := slices.IndexFunc(in.view, func(k record.ManagedKey) bool { return k.State == record.KeyCurrent }); cur >= 0 {
+			if cur := slices.IndexFunc(in.view, func(k keys.ManagedKey) bool { return k.State == keys.KeyCurrent }); cur >= 0 {
 				if exp := start.Add(now + in.offset + ttl); exp.After(expires[in.view[cur].Kid]) {
 					expires[in.view[cur].Kid] = exp
 				}

@@ -23,6 +23,7 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/httpapi"
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/mint"
@@ -78,7 +79,6 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	svc := running.tokens.Load()
 	apiKeys, err := loadAPIKeys(cfg, e)
 	if err != nil {
 		return err
@@ -112,25 +112,6 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			logger.Info("purged expired records", "count", n)
 		}
 	})
-	// Kept while a revoked token may still verify: its expiry, the largest
-	// leeway, and for castlabs tokens (no exp) their lifetime from iat.
-	revocations := record.NewRevocationList(store, time.Now, svc.LongestNoExpTTL()+token.MaxLeeway)
-	if err := revocations.Refresh(ctx); err != nil {
-		return fmt.Errorf("reading the revocations: %w", err)
-	}
-	failing := false // logged when refreshes start failing, and when they recover
-	go repeat(purgeCtx, revocationRefresh, func(ctx context.Context) {
-		err := revocations.Refresh(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			failing = true
-			logger.Error("revocations not refreshed; /verifyToken answers from the last list read until the store answers", "err", err)
-		case err == nil && failing:
-			failing = false
-			logger.Info("revocations refreshed again", "revoked_live_tokens", revocations.Len())
-		}
-	})
-
 	// Decided before serving: http.Server fills in TLSConfig itself once
 	// it serves, so it is not read afterwards.
 	useTLS := cfg.TLS.CertFile != ""
@@ -159,7 +140,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
 			httpapi.Deps{
-				Logger: logger, Tokens: running.tokens.Load, Store: store, Revocations: revocations,
+				Logger: logger, Tokens: running.tokens.Load, Store: store,
 				APIKeys: running.apiKeys.Load, Phones: phones,
 				Minter: &mint.Minter{
 					Tokens: running.tokens.Load, Store: store, Phones: phones, Metrics: m,
@@ -303,7 +284,14 @@ func commitObserver(logger *slog.Logger, m *metrics.Metrics) record.Observer {
 }
 
 // openStore opens the record store the URL's scheme names.
-func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, observe record.Observer) (record.Store, error) {
+// storage is what jwtd keeps in its store: records, and the managed keys'
+// keyrings and history.
+type storage interface {
+	record.Store
+	keys.KeyStore
+}
+
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, observe record.Observer) (storage, error) {
 	url := cfg.StoreURL()
 	group := record.GroupOptions{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger,
 		MaxWaiting: cfg.Store.MaxWaiting, Timeout: cfg.Store.Timeout, Observe: observe}
@@ -364,11 +352,6 @@ func maxConnections(configured int) int {
 	}
 	return max(files-reserve, least)
 }
-
-// revocationRefresh is how often the in-memory revocation list is read
-// from the store: how long /verifyToken on one instance may miss a
-// revocation made through another.
-const revocationRefresh = 2 * time.Second
 
 // repeat runs fn now and then every interval, until ctx ends.
 func repeat(ctx context.Context, every time.Duration, fn func(context.Context)) {

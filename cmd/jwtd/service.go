@@ -15,7 +15,6 @@ import (
 
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/keys"
-	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token"
 	"github.com/spf13/pflag"
 )
@@ -105,7 +104,10 @@ func planKeys(cfg *config.Config) (keyPlan, error) {
 // build makes the token service from the configured keys and the managed
 // keyrings: a managed profile signs with its keyring's current key and
 // verifies with all of its keys.
-func (plan keyPlan) build(cfg *config.Config, rings map[string]record.Keyring, sealer *keys.Sealer) (*token.Service, error) {
+//
+// known is the key history, which holds the tokens of keys that left the
+// set to jwtd's rules.
+func (plan keyPlan) build(cfg *config.Config, rings map[string]keys.Keyring, sealer *keys.Sealer, known []keys.KnownKey) (*token.Service, error) {
 	list := make([]*keys.Key, 0, len(cfg.Keys)+3)
 	for _, spec := range cfg.Keys {
 		k, err := keys.Load(spec, cfg.Dir(), cfg.KeyFiles())
@@ -134,7 +136,7 @@ func (plan keyPlan) build(cfg *config.Config, rings map[string]record.Keyring, s
 	if err != nil {
 		return nil, err
 	}
-	return token.NewService(set, profiles, token.Options{Leeway: cfg.Leeway})
+	return token.NewService(set, profiles, token.Options{Leeway: cfg.Leeway, Known: known})
 }
 
 // masterKeyFile is where the embedded store's master key is made.
@@ -207,7 +209,7 @@ func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now tim
 			return adopted, err
 		}
 		if ring.Version != 0 {
-			if !slices.ContainsFunc(ring.Keys, func(mk record.ManagedKey) bool { return mk.Kid == k.Kid() }) {
+			if !slices.ContainsFunc(ring.Keys, func(mk keys.ManagedKey) bool { return mk.Kid == k.Kid() }) {
 				logger.Warn("a key an earlier jwtd kept in the data directory is not the key store's (another instance's was moved there first): "+
 					"tokens it signed no longer verify, and clients holding it need the store's (jwtd keys show)", "profile", name, "file", kept.Path())
 			}
@@ -229,7 +231,7 @@ func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now tim
 // manager and the token service, built from the keys serve made.
 type cliKeys struct {
 	cfg     *config.Config
-	store   record.Store
+	store   storage
 	manager *keys.Manager
 	svc     *token.Service
 }
@@ -257,8 +259,12 @@ func loadForCLI(ctx context.Context, fs *pflag.FlagSet, e env) (*cliKeys, error)
 	}
 	c := &cliKeys{cfg: cfg, store: store, manager: &keys.Manager{Store: store, Sealer: sealer, Policies: plan.policies}}
 	rings, err := c.manager.Read(ctx)
+	var known []keys.KnownKey
 	if err == nil {
-		c.svc, err = plan.build(cfg, rings, sealer)
+		known, err = store.KnownKeys(ctx)
+	}
+	if err == nil {
+		c.svc, err = plan.build(cfg, rings, sealer, known)
 	}
 	if err != nil {
 		store.Close()

@@ -62,6 +62,9 @@ func errorFor(err error) (e *apiError, fault bool) {
 		return badRequest("Invalid outcome", err.Error()), false
 	case errors.Is(err, record.ErrTooManyOutcomes):
 		return &apiError{Status: http.StatusConflict, Title: "Too many outcomes", Detail: err.Error()}, false
+	case errors.Is(err, record.ErrXIDClosed):
+		return &apiError{Status: http.StatusConflict, Title: "Transaction revoked",
+			Detail: "this XID's transaction was revoked, and a revoked transaction takes no new tokens; start a new transaction with a new XID"}, false
 	case errors.Is(err, record.ErrXIDConflict):
 		return &apiError{Status: http.StatusConflict, Title: "The XID belongs to another phone number",
 			Detail: "a transaction belongs to the phone number it was first issued for; use a new XID"}, false

@@ -159,34 +159,32 @@ var errUnknownXID = &apiError{Status: http.StatusNotFound, Title: "Unknown XID",
 
 // handleTransaction is Get Status: GET /v1/tokens/{xid}.
 func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) error {
-	xid := r.PathValue("xid")
-	if !record.ValidXID(xid) {
-		return record.ErrInvalidXID
-	}
-	recs, err := s.Store.ByXID(r.Context(), xid)
-	if err != nil {
-		return err
-	}
-	if len(recs) == 0 {
+	t, err := record.ReadTransaction(r.Context(), s.Store, r.PathValue("xid"))
+	switch {
+	case errors.Is(err, record.ErrNotFound):
 		return errUnknownXID
-	}
-	outcomes, err := s.Store.Outcomes(r.Context(), xid)
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	out := struct {
 		XID string `json:"xid"`
+		// Closed is when a revocation of the whole transaction closed it:
+		// it takes no new token. Absent while it is open.
+		Closed *time.Time `json:"closed,omitempty"`
 		// Summary is where the transaction stands: its latest outcome's
 		// status and time; absent until one is reported.
 		Summary  *summaryJSON  `json:"summary,omitempty"`
 		Outcomes []outcomeJSON `json:"outcomes"`
 		Records  []recordJSON  `json:"records"`
-	}{XID: xid, Outcomes: make([]outcomeJSON, len(outcomes)), Records: s.recordsJSON(recs)}
-	for i, o := range outcomes {
+	}{XID: t.XID, Outcomes: make([]outcomeJSON, len(t.Outcomes)), Records: s.recordsJSON(t.Records)}
+	if !t.Closed.IsZero() {
+		out.Closed = &t.Closed
+	}
+	for i, o := range t.Outcomes {
 		out.Outcomes[i] = toOutcomeJSON(o)
 	}
-	if len(outcomes) > 0 {
-		out.Summary = &summaryJSON{string(outcomes[0].Status), outcomes[0].UpdatedOn}
+	if len(t.Outcomes) > 0 {
+		out.Summary = &summaryJSON{string(t.Outcomes[0].Status), t.Outcomes[0].UpdatedOn}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -242,13 +240,6 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
-	}
-	if n > 0 && s.Revocations != nil {
-		// /verifyToken on this instance answers "revoked" from now on;
-		// other instances within their refresh interval.
-		if err := s.Revocations.Refresh(r.Context()); err != nil {
-			s.Logger.Warn("revocation list not refreshed after a revocation", "err", err)
-		}
 	}
 	if n == 0 {
 		// Unknown, or revoked already: say which.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/ratelimit"
+	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/strictjson"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -129,14 +131,10 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 	if key == nil {
 		key = []byte(keyText)
 	}
-	var revoked token.Revocations // a nil *RevocationList is not a nil interface
-	if s.Revocations != nil {
-		revoked = s.Revocations
-	}
-	checked, err := s.Tokens().VerifyWithKey(tok, key, revoked)
+	checked, err := s.Tokens().VerifyWithKey(r.Context(), tok, key, record.Lookup(s.Store))
 	switch {
-	case errors.Is(err, token.ErrBusy):
-		return err
+	case errors.Is(err, token.ErrBusy), errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return err // no verdict: the caller may ask again
 	case err != nil:
 		return badRequest("Malformed token", "Malformed token: "+err.Error())
 	}

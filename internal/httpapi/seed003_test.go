@@ -94,17 +94,9 @@ func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *rat
 	}
 	tokens := func() *token.Service { return svc }
 	apiKeys := testAPIKeys(t)
-	var revocations *record.RevocationList
-	if store != nil {
-		revocations = record.NewRevocationList(store, nil, svc.LongestNoExpTTL()+token.MaxLeeway)
-		if err := revocations.Refresh(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
 	return Deps{
-		Revocations: revocations,
-		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Tokens:      tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Tokens: tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
 		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes},
 		Keys:   fakeKeys{},
 	}
@@ -179,17 +171,32 @@ func verifyBody(tok, key string) string {
 // The seed document's token and key give exactly its expected response,
 // byte for byte once compacted, key order kept, while the token is young
 // enough: signed with the castlabs profile's key, it is one of jwtd's own,
-// and lives the profile's ttl (an hour here) from its iat.
+// and lives the profile's ttl (an hour here) from its iat, when jwtd
+// recorded it; a token of jwtd's key that jwtd never recorded is not good.
 func TestVerifyTokenSeedExample(t *testing.T) {
 	ex := seedexample.Load(t)
-	var claims struct{ Iat int64 }
+	var claims struct {
+		Iat int64
+		JTI string
+	}
 	if err := json.Unmarshal(ex.Expected, &struct{ Claims any }{&claims}); err != nil || claims.Iat == 0 {
 		t.Fatalf("example claims: %v", err)
 	}
 	issued := time.Unix(claims.Iat, 0)
-	h, _, _ := testServerAt(t, func() time.Time { return issued.Add(time.Minute) })
-	later, _, _ := testServerAt(t, func() time.Time { return issued.Add(time.Hour + time.Minute) })
-	w := do(t, later, "POST", "/verifyToken", "application/json", verifyBody(ex.Token, ex.Key))
+	h, _, store := testServerAt(t, func() time.Time { return issued.Add(time.Minute) })
+	w := do(t, h, "POST", "/verifyToken", "application/json", verifyBody(ex.Token, ex.Key))
+	if !strings.Contains(w.Body.String(), `"Signature Verification":false,"Error":"unrecorded`) {
+		t.Errorf("never recorded: %s", w.Body)
+	}
+	later, _, laterStore := testServerAt(t, func() time.Time { return issued.Add(time.Hour + time.Minute) })
+	for _, s := range []*sqlite.Store{store, laterStore} {
+		rec := &record.Record{JTI: claims.JTI, Profile: "castlabs", Kid: "cl1", Alg: "HS512", Issued: issued,
+			Expires: issued.Add(time.Hour), TokenSHA256: token.HashToken(ex.Token)}
+		if err := s.Insert(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = do(t, later, "POST", "/verifyToken", "application/json", verifyBody(ex.Token, ex.Key))
 	if !strings.Contains(w.Body.String(), `"Signature Verification":false,"Error":"expired`) {
 		t.Errorf("an hour and a minute after its iat: %s", w.Body)
 	}

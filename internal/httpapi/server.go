@@ -36,9 +36,6 @@ type Deps struct {
 	Minter *mint.Minter
 	// Store answers the admin routes and introspection's record checks.
 	Store record.Store
-	// Revocations answers /verifyToken's revocation checks from memory;
-	// nil checks none. A revocation through this server refreshes it.
-	Revocations *record.RevocationList
 	// APIKeys returns the current API keys; called once per request to an
 	// authenticated route, so a reload swaps them.
 	APIKeys func() *apikey.Set

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/jwtd/jwtd/internal/record"
 )
 
 // Policy is how the keys of a managed profile live, so that no verifier can
@@ -45,7 +43,7 @@ func (p Policy) Check() error {
 
 // MakeKey makes a new key for a keyring: its kid, alg and sealed private
 // material, in state next; Advance sets its times.
-type MakeKey func(alg string) (record.ManagedKey, error)
+type MakeKey func(alg string) (ManagedKey, error)
 
 // Advance brings a profile's managed keys to now under the policy, and
 // reports whether anything changed (so that the caller writes the keyring,
@@ -60,13 +58,13 @@ type MakeKey func(alg string) (record.ManagedKey, error)
 //   - With a current key due to retire within PublishLead and no next key,
 //     a next key is made, to sign when the current one retires, and never
 //     less than PublishLead from now.
-func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey) ([]record.ManagedKey, bool, error) {
+func Advance(ring []ManagedKey, p Policy, now time.Time, generate MakeKey) ([]ManagedKey, bool, error) {
 	out := slices.Clone(ring)
 	changed := false
 
 	// Deletions.
-	out = slices.DeleteFunc(out, func(k record.ManagedKey) bool {
-		gone := k.State == record.KeyRetired && !k.Deletes.After(now)
+	out = slices.DeleteFunc(out, func(k ManagedKey) bool {
+		gone := k.State == KeyRetired && !k.Deletes.After(now)
 		changed = changed || gone
 		return gone
 	})
@@ -74,30 +72,30 @@ func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey
 	// Activation: the latest next key whose time has come.
 	activate := -1
 	for i, k := range out {
-		if k.State == record.KeyNext && !k.Activates.After(now) && (activate < 0 || k.Activates.After(out[activate].Activates)) {
+		if k.State == KeyNext && !k.Activates.After(now) && (activate < 0 || k.Activates.After(out[activate].Activates)) {
 			activate = i
 		}
 	}
 	if activate >= 0 {
 		for i := range out {
-			if out[i].State == record.KeyCurrent || out[i].State == record.KeyNext && i != activate && !out[i].Activates.After(now) {
-				out[i].State, out[i].Retires, out[i].Deletes = record.KeyRetired, now, now.Add(p.Keep)
+			if out[i].State == KeyCurrent || out[i].State == KeyNext && i != activate && !out[i].Activates.After(now) {
+				out[i].State, out[i].Retires, out[i].Deletes = KeyRetired, now, now.Add(p.Keep)
 			}
 		}
-		out[activate].State = record.KeyCurrent
+		out[activate].State = KeyCurrent
 		out[activate].Retires = p.retires(out[activate].Activates)
 		changed = true
 	}
 
-	current := slices.IndexFunc(out, func(k record.ManagedKey) bool { return k.State == record.KeyCurrent })
-	hasNext := slices.ContainsFunc(out, func(k record.ManagedKey) bool { return k.State == record.KeyNext })
+	current := slices.IndexFunc(out, func(k ManagedKey) bool { return k.State == KeyCurrent })
+	hasNext := slices.ContainsFunc(out, func(k ManagedKey) bool { return k.State == KeyNext })
 	switch {
 	case current < 0 && !hasNext:
 		k, err := generate(p.Alg)
 		if err != nil {
 			return ring, false, err
 		}
-		k.State, k.Created, k.Activates, k.Retires = record.KeyCurrent, now, now, p.retires(now)
+		k.State, k.Created, k.Activates, k.Retires = KeyCurrent, now, now, p.retires(now)
 		out = append(out, k)
 		changed = true
 	case current >= 0 && !hasNext && !out[current].Retires.IsZero() && !out[current].Retires.After(now.Add(p.PublishLead)):
@@ -105,7 +103,7 @@ func Advance(ring []record.ManagedKey, p Policy, now time.Time, generate MakeKey
 		if err != nil {
 			return ring, false, err
 		}
-		k.State, k.Created = record.KeyNext, now
+		k.State, k.Created = KeyNext, now
 		k.Activates = out[current].Retires
 		if earliest := now.Add(p.PublishLead); k.Activates.Before(earliest) {
 			// Published late (a rotation by hand, an instance that was
@@ -132,13 +130,13 @@ func (p Policy) retires(activates time.Time) time.Time {
 // Advance publishes its successor, which signs PublishLead later: a
 // rotation started by hand keeps the rule that verifiers have a key
 // before it signs.
-func RotateNow(ring []record.ManagedKey, now time.Time) ([]record.ManagedKey, bool) {
+func RotateNow(ring []ManagedKey, now time.Time) ([]ManagedKey, bool) {
 	out := slices.Clone(ring)
-	if slices.ContainsFunc(out, func(k record.ManagedKey) bool { return k.State == record.KeyNext }) {
+	if slices.ContainsFunc(out, func(k ManagedKey) bool { return k.State == KeyNext }) {
 		return out, false // a rotation is under way already
 	}
 	for i := range out {
-		if out[i].State == record.KeyCurrent && (out[i].Retires.IsZero() || out[i].Retires.After(now)) {
+		if out[i].State == KeyCurrent && (out[i].Retires.IsZero() || out[i].Retires.After(now)) {
 			out[i].Retires = now
 			return out, true
 		}

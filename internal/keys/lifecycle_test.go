@@ -5,22 +5,20 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/jwtd/jwtd/internal/record"
 )
 
 func generator() (MakeKey, *int) {
 	n := 0
-	return func(alg string) (record.ManagedKey, error) {
+	return func(alg string) (ManagedKey, error) {
 		n++
-		return record.ManagedKey{Kid: fmt.Sprintf("k%d", n), Alg: alg, Private: []byte("sealed")}, nil
+		return ManagedKey{Kid: fmt.Sprintf("k%d", n), Alg: alg, Private: []byte("sealed")}, nil
 	}, &n
 }
 
 var testPolicy = Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: 10 * time.Minute, Keep: 20 * time.Minute}
 
-func state(ring []record.ManagedKey) map[string]record.KeyState {
-	out := map[string]record.KeyState{}
+func state(ring []ManagedKey) map[string]KeyState {
+	out := map[string]KeyState{}
 	for _, k := range ring {
 		out[k.Kid] = k.State
 	}
@@ -34,25 +32,25 @@ func TestAdvanceSteps(t *testing.T) {
 	gen, made := generator()
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	ring, changed, err := Advance(nil, testPolicy, t0, gen)
-	if err != nil || !changed || len(ring) != 1 || ring[0].State != record.KeyCurrent || !ring[0].Retires.Equal(t0.Add(time.Hour)) {
+	if err != nil || !changed || len(ring) != 1 || ring[0].State != KeyCurrent || !ring[0].Retires.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("first start: %+v %v %v", ring, changed, err)
 	}
 	if _, changed, _ := Advance(ring, testPolicy, t0.Add(49*time.Minute), gen); changed {
 		t.Error("changed before the successor is due")
 	}
 	ring, changed, _ = Advance(ring, testPolicy, t0.Add(50*time.Minute), gen)
-	if !changed || len(ring) != 2 || ring[1].State != record.KeyNext || !ring[1].Activates.Equal(t0.Add(time.Hour)) {
+	if !changed || len(ring) != 2 || ring[1].State != KeyNext || !ring[1].Activates.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("successor: %+v", ring)
 	}
 	if _, changed, _ := Advance(ring, testPolicy, t0.Add(59*time.Minute), gen); changed {
 		t.Error("changed before the successor's activation")
 	}
 	ring, _, _ = Advance(ring, testPolicy, t0.Add(61*time.Minute), gen)
-	if s := state(ring); s["k1"] != record.KeyRetired || s["k2"] != record.KeyCurrent || !ring[0].Deletes.Equal(t0.Add(81*time.Minute)) {
+	if s := state(ring); s["k1"] != KeyRetired || s["k2"] != KeyCurrent || !ring[0].Deletes.Equal(t0.Add(81*time.Minute)) {
 		t.Fatalf("activation: %+v", ring)
 	}
 	ring, _, _ = Advance(ring, testPolicy, t0.Add(81*time.Minute), gen)
-	if s := state(ring); len(s) != 1 || s["k2"] != record.KeyCurrent || *made != 2 {
+	if s := state(ring); len(s) != 1 || s["k2"] != KeyCurrent || *made != 2 {
 		t.Fatalf("deletion: %+v", ring)
 	}
 }
@@ -70,7 +68,7 @@ func TestRotateNow(t *testing.T) {
 		t.Fatal("RotateNow refused")
 	}
 	ring, _, _ = Advance(ring, testPolicy, now, gen)
-	if len(ring) != 2 || ring[1].State != record.KeyNext || !ring[1].Activates.Equal(now.Add(testPolicy.PublishLead)) {
+	if len(ring) != 2 || ring[1].State != KeyNext || !ring[1].Activates.Equal(now.Add(testPolicy.PublishLead)) {
 		t.Fatalf("%+v", ring)
 	}
 	if _, ok := RotateNow(ring, now); ok {
@@ -91,7 +89,7 @@ func TestAdvanceInvariants(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	type life struct{ seen, current, stopped, gone time.Time }
 	lives := map[string]*life{}
-	var ring []record.ManagedKey
+	var ring []ManagedKey
 	for step := 0; step < 5000; step++ {
 		now = now.Add(time.Duration(rng.Int64N(int64(testPolicy.PublishLead / 3))))
 		if rng.IntN(200) == 0 {
@@ -112,12 +110,12 @@ func TestAdvanceInvariants(t *testing.T) {
 				lives[k.Kid] = l
 			}
 			switch k.State {
-			case record.KeyCurrent:
+			case KeyCurrent:
 				currents++
 				if l.current.IsZero() {
 					l.current = now
 				}
-			case record.KeyRetired:
+			case KeyRetired:
 				if l.stopped.IsZero() {
 					l.stopped = now
 				}

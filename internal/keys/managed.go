@@ -10,8 +10,6 @@ import (
 	"slices"
 	"sort"
 	"time"
-
-	"github.com/jwtd/jwtd/internal/record"
 )
 
 // SealedKeys makes new managed keys sealed under s: an asymmetric key as
@@ -20,10 +18,10 @@ import (
 // that send it as a string. The plaintext never leaves this function but
 // sealed.
 func SealedKeys(s *Sealer, text bool) MakeKey {
-	return func(alg string) (record.ManagedKey, error) {
+	return func(alg string) (ManagedKey, error) {
 		material, err := Generate(alg)
 		if err != nil {
-			return record.ManagedKey{}, err
+			return ManagedKey{}, err
 		}
 		kid := ""
 		if secret, ok := material.([]byte); ok {
@@ -36,11 +34,11 @@ func SealedKeys(s *Sealer, text bool) MakeKey {
 		}
 		k, err := New(kid, alg, material)
 		if err != nil {
-			return record.ManagedKey{}, err
+			return ManagedKey{}, err
 		}
 		if kid == "" {
 			if k.kid, err = Thumbprint(k.Public()); err != nil {
-				return record.ManagedKey{}, err
+				return ManagedKey{}, err
 			}
 		}
 		return seal(s, k)
@@ -48,26 +46,26 @@ func SealedKeys(s *Sealer, text bool) MakeKey {
 }
 
 // seal makes a key a managed one, its private material sealed under s.
-func seal(s *Sealer, k *Key) (record.ManagedKey, error) {
+func seal(s *Sealer, k *Key) (ManagedKey, error) {
 	plain := k.Secret()
 	if plain == nil {
 		var err error
 		if plain, err = MarshalPrivatePEM(k.private); err != nil {
-			return record.ManagedKey{}, fmt.Errorf("key %q: %w", k.kid, err)
+			return ManagedKey{}, fmt.Errorf("key %q: %w", k.kid, err)
 		}
 	}
 	sealed, err := s.Seal(k.kid, plain)
 	if err != nil {
-		return record.ManagedKey{}, err
+		return ManagedKey{}, err
 	}
-	return record.ManagedKey{Kid: k.kid, Alg: k.alg, Private: sealed}, nil
+	return ManagedKey{Kid: k.kid, Alg: k.alg, Private: sealed}, nil
 }
 
 // OpenRing opens a keyring's keys: the current one, which signs, and every
 // one (next, current, retired), which verify and are published. A key that
 // does not open (a wrong master key, an altered row) is an error: an
 // instance that cannot open its keys must not serve.
-func OpenRing(ring record.Keyring, s *Sealer) (current *Key, all []*Key, err error) {
+func OpenRing(ring Keyring, s *Sealer) (current *Key, all []*Key, err error) {
 	for _, mk := range ring.Keys {
 		plain, err := s.Open(mk.Kid, mk.Private)
 		if err != nil {
@@ -83,9 +81,9 @@ func OpenRing(ring record.Keyring, s *Sealer) (current *Key, all []*Key, err err
 		if err != nil {
 			return nil, nil, fmt.Errorf("managed key %q: %w", mk.Kid, err)
 		}
-		k.publishOnly = mk.State == record.KeyNext
+		k.publishOnly = mk.State == KeyNext
 		all = append(all, k)
-		if mk.State == record.KeyCurrent {
+		if mk.State == KeyCurrent {
 			current = k
 		}
 	}
@@ -106,7 +104,7 @@ var (
 // store has one; any of them may advance a keyring at any time, and a
 // compare-and-swap on the keyring's version decides whose change stands.
 type Manager struct {
-	Store    record.KeyStore
+	Store    KeyStore
 	Sealer   *Sealer
 	Policies map[string]Policy // by profile
 }
@@ -125,10 +123,10 @@ var ErrRegressed = errors.New("the keyring went back to an older version")
 // seen holds the versions this instance last read (nil at start): a
 // keyring older than that is ErrRegressed, and is neither advanced nor
 // written.
-func (m *Manager) Sync(ctx context.Context, now time.Time, seen map[string]int64) (map[string]record.Keyring, error) {
-	out := make(map[string]record.Keyring, len(m.Policies))
+func (m *Manager) Sync(ctx context.Context, now time.Time, seen map[string]int64) (map[string]Keyring, error) {
+	out := make(map[string]Keyring, len(m.Policies))
 	for _, profile := range m.profiles() {
-		ring, err := m.update(ctx, profile, now, true, func(ring record.Keyring) ([]record.ManagedKey, error) {
+		ring, err := m.update(ctx, profile, now, true, func(ring Keyring) ([]ManagedKey, error) {
 			if ring.Version < seen[profile] {
 				return nil, fmt.Errorf("%w: profile %q is at version %d, after version %d was read (a restored backup, or a keyring deleted?); "+
 					"restart jwtd to take the store as it is now", ErrRegressed, profile, ring.Version, seen[profile])
@@ -146,8 +144,8 @@ func (m *Manager) Sync(ctx context.Context, now time.Time, seen map[string]int64
 // Read returns every managed profile's keyring as stored, changing
 // nothing: what a command other than serve uses. A profile without one is
 // an error, since only serve makes keys.
-func (m *Manager) Read(ctx context.Context) (map[string]record.Keyring, error) {
-	out := make(map[string]record.Keyring, len(m.Policies))
+func (m *Manager) Read(ctx context.Context) (map[string]Keyring, error) {
+	out := make(map[string]Keyring, len(m.Policies))
 	for _, profile := range m.profiles() {
 		ring, err := m.Store.Keyring(ctx, profile)
 		if err != nil {
@@ -167,15 +165,15 @@ func (m *Manager) Read(ctx context.Context) (map[string]record.Keyring, error) {
 // rotation by hand keeps the rule that verifiers have a key before it
 // signs. It makes no key itself: a command run with another configuration
 // than the servers' cannot set their timing.
-func (m *Manager) Rotate(ctx context.Context, profile string, now time.Time) (record.Keyring, error) {
+func (m *Manager) Rotate(ctx context.Context, profile string, now time.Time) (Keyring, error) {
 	if _, ok := m.Policies[profile]; !ok {
-		return record.Keyring{}, fmt.Errorf("%w: profile %q signs with a configured key; rotate it by changing the configuration", ErrNotManaged, profile)
+		return Keyring{}, fmt.Errorf("%w: profile %q signs with a configured key; rotate it by changing the configuration", ErrNotManaged, profile)
 	}
-	return m.update(ctx, profile, now, false, func(r record.Keyring) ([]record.ManagedKey, error) {
+	return m.update(ctx, profile, now, false, func(r Keyring) ([]ManagedKey, error) {
 		ring := r.Keys
 		out, ok := RotateNow(ring, now)
 		if !ok {
-			if i := slices.IndexFunc(ring, func(k record.ManagedKey) bool { return k.State == record.KeyNext }); i >= 0 {
+			if i := slices.IndexFunc(ring, func(k ManagedKey) bool { return k.State == KeyNext }); i >= 0 {
 				return nil, fmt.Errorf("%w: key %q signs from %s", ErrRotating, ring[i].Kid, ring[i].Activates.UTC().Format(time.RFC3339))
 			}
 		}
@@ -196,9 +194,9 @@ func (m *Manager) Adopt(ctx context.Context, profile string, k *Key, now time.Ti
 	if err != nil {
 		return false, err
 	}
-	mk.State, mk.Created, mk.Activates, mk.Retires = record.KeyCurrent, now, now, p.retires(now)
-	_, err = m.Store.PutKeyring(ctx, record.Keyring{Profile: profile, Keys: []record.ManagedKey{mk}})
-	if errors.Is(err, record.ErrConflict) {
+	mk.State, mk.Created, mk.Activates, mk.Retires = KeyCurrent, now, now, p.retires(now)
+	_, err = m.Store.PutKeyring(ctx, Keyring{Profile: profile, Keys: []ManagedKey{mk}})
+	if errors.Is(err, ErrConflict) {
 		return false, nil
 	}
 	return err == nil, err
@@ -215,7 +213,7 @@ func (m *Manager) Reseal(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for _, r := range rings {
 		n := 0
-		_, err := m.update(ctx, r.Profile, now, false, func(ring record.Keyring) ([]record.ManagedKey, error) {
+		_, err := m.update(ctx, r.Profile, now, false, func(ring Keyring) ([]ManagedKey, error) {
 			out := slices.Clone(ring.Keys)
 			n = 0
 			for i, k := range out {
@@ -246,7 +244,7 @@ func (m *Manager) Reseal(ctx context.Context, now time.Time) (int, error) {
 // when anything changed, reading again when another instance wrote first.
 // It writes nothing unless every stored key opens: an instance given a
 // wrong master key must not add keys the others cannot open.
-func (m *Manager) update(ctx context.Context, profile string, now time.Time, advance bool, change func(record.Keyring) ([]record.ManagedKey, error)) (record.Keyring, error) {
+func (m *Manager) update(ctx context.Context, profile string, now time.Time, advance bool, change func(Keyring) ([]ManagedKey, error)) (Keyring, error) {
 	p, managed := m.Policies[profile]
 	for range syncAttempts {
 		ring, err := m.Store.Keyring(ctx, profile)
@@ -270,20 +268,20 @@ func (m *Manager) update(ctx context.Context, profile string, now time.Time, adv
 		if slices.EqualFunc(keys, ring.Keys, sameManagedKey) {
 			return ring, nil
 		}
-		next := record.Keyring{Profile: profile, Version: ring.Version, Keys: keys}
+		next := Keyring{Profile: profile, Version: ring.Version, Keys: keys}
 		v, err := m.Store.PutKeyring(ctx, next)
 		switch {
 		case err == nil:
 			next.Version = v
 			return next, nil
-		case !errors.Is(err, record.ErrConflict):
+		case !errors.Is(err, ErrConflict):
 			return ring, err
 		}
 	}
-	return record.Keyring{}, fmt.Errorf("the keyring of %q kept changing under %d attempts to write it", profile, syncAttempts)
+	return Keyring{}, fmt.Errorf("the keyring of %q kept changing under %d attempts to write it", profile, syncAttempts)
 }
 
-func sameManagedKey(a, b record.ManagedKey) bool {
+func sameManagedKey(a, b ManagedKey) bool {
 	return a.Kid == b.Kid && a.State == b.State && a.Created.Equal(b.Created) && a.Activates.Equal(b.Activates) &&
 		a.Retires.Equal(b.Retires) && a.Deletes.Equal(b.Deletes) && string(a.Private) == string(b.Private)
 }
@@ -310,7 +308,7 @@ type Info struct {
 }
 
 // Infos describes a keyring's keys.
-func Infos(ring record.Keyring) []Info {
+func Infos(ring Keyring) []Info {
 	at := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil

@@ -1,8 +1,9 @@
-package keys
+package keys_test
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -18,8 +19,9 @@ import (
 	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/mongo"
-	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/record/recordtest"
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/testservice"
 )
@@ -28,8 +30,8 @@ import (
 // once agree on one current key; a rotation publishes the next key before
 // it signs; the keys open with the master key and only with it.
 func TestManagedKeys(t *testing.T) {
-	for name, open := range map[string]func(t *testing.T) (record.Store, func() [][]byte){
-		"sqlite": func(t *testing.T) (record.Store, func() [][]byte) {
+	for name, open := range map[string]func(t *testing.T) (recordtest.Store, func() [][]byte){
+		"sqlite": func(t *testing.T) (recordtest.Store, func() [][]byte) {
 			s, err := sqlite.Open(filepath.Join(t.TempDir(), "jwtd.db"), sqlite.Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -37,7 +39,7 @@ func TestManagedKeys(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			return s, func() [][]byte { return sqliteRows(t, s.Path()) }
 		},
-		"mongodb": func(t *testing.T) (record.Store, func() [][]byte) {
+		"mongodb": func(t *testing.T) (recordtest.Store, func() [][]byte) {
 			url := strings.TrimSuffix(testservice.MongoURL(t), "/") + "/jwtdkeys_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -53,15 +55,15 @@ func TestManagedKeys(t *testing.T) {
 	}
 }
 
-func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func() [][]byte)) {
+func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, func() [][]byte)) {
 	ctx := context.Background()
 	store, raw := open(t)
-	oldMaster := masterKey(t)
-	sealer, _ := NewSealer(oldMaster)
-	policy := Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: 10 * time.Minute, Keep: 20 * time.Minute}
-	secrets := Policy{Alg: "HS512", Text: true, PublishLead: time.Minute, Keep: time.Minute} // never rotates
-	manager := func(s *Sealer) *Manager {
-		return &Manager{Store: store, Sealer: s, Policies: map[string]Policy{"default": policy, "castlabs": secrets}}
+	oldMaster := newMasterKey()
+	sealer, _ := keys.NewSealer(oldMaster)
+	policy := keys.Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: 10 * time.Minute, Keep: 20 * time.Minute}
+	secrets := keys.Policy{Alg: "HS512", Text: true, PublishLead: time.Minute, Keep: time.Minute} // never rotates
+	manager := func(s *keys.Sealer) *keys.Manager {
+		return &keys.Manager{Store: store, Sealer: s, Policies: map[string]keys.Policy{"default": policy, "castlabs": secrets}}
 	}
 	m := manager(sealer)
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -80,7 +82,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 				t.Error(err)
 				return
 			}
-			current, _, err := OpenRing(rings["default"], sealer)
+			current, _, err := keys.OpenRing(rings["default"], sealer)
 			if err != nil {
 				t.Error(err)
 				return
@@ -98,11 +100,11 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	current, all, err := OpenRing(rings["default"], sealer)
+	current, all, err := keys.OpenRing(rings["default"], sealer)
 	if err != nil || current.Kid() != kids[0] || len(all) != 2 || !all[1].PublishOnly() {
 		t.Fatalf("with a next key: %v, %d keys, %v", current, len(all), err)
 	}
-	if _, err := m.Rotate(ctx, "default", t0.Add(56*time.Minute)); !errors.Is(err, ErrRotating) {
+	if _, err := m.Rotate(ctx, "default", t0.Add(56*time.Minute)); !errors.Is(err, keys.ErrRotating) {
 		t.Errorf("rotating while a rotation is under way: %v", err)
 	}
 	// Published at 55 min, it signs PublishLead later: at 65 min.
@@ -110,7 +112,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, all, err := OpenRing(rings["default"], sealer)
+	next, all, err := keys.OpenRing(rings["default"], sealer)
 	if err != nil || next.Kid() == kids[0] || len(all) != 2 {
 		t.Fatalf("after the rotation: %v, %d keys, %v", next, len(all), err)
 	}
@@ -121,7 +123,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 
 	// The secret never rotates by itself, is text, and rotates by hand,
 	// published before it signs.
-	secret, _, err := OpenRing(rings["castlabs"], sealer)
+	secret, _, err := keys.OpenRing(rings["castlabs"], sealer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,27 +140,27 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 		t.Fatalf("rotating the secret by hand: %+v, %v", ring, err)
 	}
 	rings, err = m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), nil)
-	if ring := rings["castlabs"]; err != nil || len(ring.Keys) != 2 || ring.Keys[1].State != record.KeyNext ||
+	if ring := rings["castlabs"]; err != nil || len(ring.Keys) != 2 || ring.Keys[1].State != keys.KeyNext ||
 		!ring.Keys[1].Activates.Equal(t0.Add(10001*time.Hour+time.Second+time.Minute)) || !ring.Keys[0].Retires.Equal(ring.Keys[1].Activates) {
 		t.Fatalf("the sync after a rotation by hand: %+v, %v", ring, err)
 	}
 	seen := map[string]int64{"castlabs": rings["castlabs"].Version + 1, "default": rings["default"].Version}
-	if _, err := m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), seen); !errors.Is(err, ErrRegressed) {
+	if _, err := m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), seen); !errors.Is(err, keys.ErrRegressed) {
 		t.Errorf("a keyring older than one seen: %v", err)
 	}
-	if _, err := m.Rotate(ctx, "nope", t0); !errors.Is(err, ErrNotManaged) {
+	if _, err := m.Rotate(ctx, "nope", t0); !errors.Is(err, keys.ErrNotManaged) {
 		t.Errorf("rotating a profile that is not managed: %v", err)
 	}
 
 	// Only the master key opens them, and an instance with another one
 	// writes nothing, even when a rotation is due.
-	newMaster := masterKey(t)
-	other, _ := NewSealer(newMaster)
-	if _, _, err := OpenRing(rings["default"], other); !errors.Is(err, ErrSealed) {
+	newMaster := newMasterKey()
+	other, _ := keys.NewSealer(newMaster)
+	if _, _, err := keys.OpenRing(rings["default"], other); !errors.Is(err, keys.ErrSealed) {
 		t.Errorf("opened under another master key: %v", err)
 	}
 	before, _ := store.Keyring(ctx, "default")
-	if _, err := manager(other).Sync(ctx, t0.Add(2000*time.Hour), nil); !errors.Is(err, ErrSealed) {
+	if _, err := manager(other).Sync(ctx, t0.Add(2000*time.Hour), nil); !errors.Is(err, keys.ErrSealed) {
 		t.Errorf("a sync under another master key: %v", err)
 	}
 	if after, _ := store.Keyring(ctx, "default"); after.Version != before.Version {
@@ -166,7 +168,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 	}
 	// ...until a reseal under a new first master key, after which the old
 	// one can go.
-	both, _ := NewSealer(newMaster, masterKey(t), oldMaster)
+	both, _ := keys.NewSealer(newMaster, newMasterKey(), oldMaster)
 	n, err := manager(both).Reseal(ctx, t0.Add(66*time.Minute))
 	// default: retired, current and next (the sync at 10001 h rotated it
 	// twice); castlabs: current and next.
@@ -181,18 +183,18 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 		t.Fatal(err)
 	}
 	for _, ring := range rings {
-		if _, _, err := OpenRing(ring, other); err != nil {
+		if _, _, err := keys.OpenRing(ring, other); err != nil {
 			t.Errorf("after the reseal, the new master key alone does not open %q: %v", ring.Profile, err)
 		}
-		if _, _, err := OpenRing(ring, sealer); !errors.Is(err, ErrSealed) {
+		if _, _, err := keys.OpenRing(ring, sealer); !errors.Is(err, keys.ErrSealed) {
 			t.Errorf("after the reseal, the old master key still opens %q: %v", ring.Profile, err)
 		}
 	}
 	checkRaw(t, raw(), secret.Secret())
 
 	// A key kept by an earlier jwtd is adopted into an empty keyring only.
-	kept, _ := New("default-generated", "HS256", []byte(strings.Repeat("k", 32)))
-	m = &Manager{Store: store, Sealer: other, Policies: map[string]Policy{"appverify": {Alg: "HS256", PublishLead: time.Minute, Keep: time.Minute}}}
+	kept, _ := keys.New("default-generated", "HS256", []byte(strings.Repeat("k", 32)))
+	m = &keys.Manager{Store: store, Sealer: other, Policies: map[string]keys.Policy{"appverify": {Alg: "HS256", PublishLead: time.Minute, Keep: time.Minute}}}
 	if ok, err := m.Adopt(ctx, "appverify", kept, t0); !ok || err != nil {
 		t.Fatalf("adopting into an empty keyring: %v, %v", ok, err)
 	}
@@ -203,7 +205,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (record.Store, func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k, _, err := OpenRing(rings["appverify"], other); err != nil || !k.Same(kept) || k.Kid() != kept.Kid() {
+	if k, _, err := keys.OpenRing(rings["appverify"], other); err != nil || !k.Same(kept) || k.Kid() != kept.Kid() {
 		t.Errorf("the adopted key does not sign: %v, %v", k, err)
 	}
 }
@@ -281,10 +283,10 @@ func BenchmarkSync(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	k := make([]byte, MasterKeySize)
-	sealer, _ := NewSealer(k)
-	p := Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: time.Minute, Keep: time.Minute}
-	m := &Manager{Store: s, Sealer: sealer, Policies: map[string]Policy{"default": p,
+	k := make([]byte, keys.MasterKeySize)
+	sealer, _ := keys.NewSealer(k)
+	p := keys.Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: time.Minute, Keep: time.Minute}
+	m := &keys.Manager{Store: s, Sealer: sealer, Policies: map[string]keys.Policy{"default": p,
 		"appverify": {Alg: "HS256", PublishLead: time.Minute, Keep: time.Minute}, "castlabs": {Alg: "HS512", Text: true, PublishLead: time.Minute, Keep: time.Minute}}}
 	now := time.Now()
 	if _, err := m.Sync(context.Background(), now, nil); err != nil {
@@ -296,4 +298,10 @@ func BenchmarkSync(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func newMasterKey() []byte {
+	k := make([]byte, keys.MasterKeySize)
+	_, _ = rand.Read(k)
+	return k
 }

@@ -119,7 +119,7 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 			JTI: out.JTI, Profile: out.Profile, Kid: out.Kid, Alg: out.Alg,
 			XID: out.XID, Phone: out.Phone, Subject: req.Subject,
 			Issued: out.MintedAt, Expires: out.ExpiresAt,
-			TokenSHA256: record.HashToken(out.Token),
+			TokenSHA256: token.HashToken(out.Token),
 		}
 		if req.ClientIP.IsValid() {
 			rec.ClientIP = req.ClientIP.String()

@@ -72,7 +72,7 @@ func TestMintRecordsBeforeReturning(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no record for a token handed out: %v", err)
 	}
-	if rec.Phone != got.Phone || rec.XID != "tx-1" || rec.TokenSHA256 != record.HashToken(got.Token) || rec.ClientIP != "" {
+	if rec.Phone != got.Phone || rec.XID != "tx-1" || rec.TokenSHA256 != token.HashToken(got.Token) || rec.ClientIP != "" {
 		t.Errorf("record %+v", rec)
 	}
 	// No XID: appverify makes one. An unrecorded profile writes nothing.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/record"
 )
 
@@ -43,9 +45,11 @@ type Store struct {
 	xids   *mongo.Collection
 	// managed keys: a document per keyring version (see keyringDoc)
 	keyrings *mongo.Collection
-	timeout  time.Duration // of a commit
-	group    *record.GroupCommitter
-	ttl      bool
+	// the key history: a document per fingerprint
+	keyHistory *mongo.Collection
+	timeout    time.Duration // of a commit
+	group      *record.GroupCommitter
+	ttl        bool
 }
 
 // token is a record as stored. Times that order or compare exactly are Unix
@@ -110,7 +114,8 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%w: mongodb: %v", record.ErrUnavailable, err)
 	}
 	db := client.Database(dbName)
-	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), keyrings: db.Collection("keyrings"), timeout: opts.Timeout}
+	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), keyrings: db.Collection("keyrings"),
+		keyHistory: db.Collection("key_history"), timeout: opts.Timeout}
 	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
@@ -182,7 +187,11 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	docs := make([]any, 0, len(batch))
 	index := make([]int, 0, len(batch)) // docs[i] is batch[index[i]]
 	for i, r := range batch {
-		if r.XID != "" && owners[r.XID] != r.Phone {
+		switch {
+		case r.XID != "" && owners[r.XID] == closedOwner:
+			results[i] = record.ErrXIDClosed
+			continue
+		case r.XID != "" && owners[r.XID] != r.Phone:
 			results[i] = record.ErrXIDConflict
 			continue
 		}
@@ -195,7 +204,7 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	_, err = s.tokens.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	var bwe mongo.BulkWriteException
 	if err == nil {
-		return results, nil
+		return results, s.refuseClosed(ctx, batch, results)
 	}
 	if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
 		duplicates := true
@@ -206,7 +215,7 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 			for _, we := range bwe.WriteErrors {
 				results[index[we.Index]] = record.ErrDuplicate
 			}
-			return results, nil
+			return results, s.refuseClosed(ctx, batch, results)
 		}
 	}
 	if !mongo.IsNetworkError(err) && !mongo.IsTimeout(err) && !errors.Is(err, context.Canceled) {
@@ -216,6 +225,51 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 		s.releaseXIDs(ctx, claimed, owners, batchID)
 	}
 	return nil, translate(err)
+}
+
+// closedOwner stands for the phone of a closed transaction's XID, which
+// takes no record: no phone is written this way.
+const closedOwner = "\x00closed"
+
+// refuseClosed refuses the records just inserted under a transaction that
+// a revocation closed meanwhile, and marks them revoked. RevokeXID closes
+// the claim before it marks the tokens, so a record is either marked by
+// it or found here: none of a closed transaction is handed out active.
+func (s *Store) refuseClosed(ctx context.Context, batch []*record.Record, results []error) error {
+	var xids []string
+	for i, r := range batch {
+		if results[i] == nil && r.XID != "" && !slices.Contains(xids, r.XID) {
+			xids = append(xids, r.XID)
+		}
+	}
+	if len(xids) == 0 {
+		return nil
+	}
+	cur, err := s.xids.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: xids}}}, {Key: "closed", Value: bson.D{{Key: "$gt", Value: int64(0)}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "closed", Value: 1}}))
+	if err != nil {
+		return translate(err)
+	}
+	var docs []struct {
+		XID    string `bson:"_id"`
+		Closed int64  `bson:"closed"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return translate(err)
+	}
+	for _, d := range docs {
+		var jtis []string
+		for i, r := range batch {
+			if results[i] == nil && r.XID == d.XID {
+				jtis = append(jtis, r.JTI)
+				results[i] = record.ErrXIDClosed
+			}
+		}
+		if _, err := s.revoke(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: jtis}}}, {Key: "revoked", Value: int64(0)}}, time.Unix(0, d.Closed)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // releaseXIDs removes the claims this batch made, unless another batch
@@ -300,12 +354,16 @@ func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record, batchID s
 			}
 		}
 		var doc struct {
-			Phone string `bson:"phone"`
+			Phone  string `bson:"phone"`
+			Closed int64  `bson:"closed"`
 		}
 		if err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}).Decode(&doc); err != nil {
 			return nil, nil, translate(err)
 		}
 		owners[xid] = doc.Phone
+		if doc.Closed != 0 {
+			owners[xid] = closedOwner
+		}
 	}
 	return owners, claimed, nil
 }
@@ -379,12 +437,36 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, at time.Time) (int, e
 	return s.revoke(ctx, bson.D{{Key: "_id", Value: jti}, {Key: "revoked", Value: int64(0)}}, at)
 }
 
-// RevokeXID marks every token of a transaction revoked.
+// RevokeXID closes a transaction, then marks every token of it revoked:
+// a commit that inserted a token meanwhile finds the claim closed
+// (refuseClosed).
 func (s *Store) RevokeXID(ctx context.Context, xid string, at time.Time) (int, error) {
 	if xid == "" {
 		return 0, nil
 	}
+	if _, err := s.xids.UpdateOne(ctx, bson.D{{Key: "_id", Value: xid}, {Key: "closed", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "closed", Value: at.UnixNano()}}}}); err != nil {
+		return 0, translate(err)
+	}
 	return s.revoke(ctx, bson.D{{Key: "xid", Value: xid}, {Key: "revoked", Value: int64(0)}}, at)
+}
+
+// ClosedAt says when a transaction was closed by its revocation; the zero
+// time while it is open.
+func (s *Store) ClosedAt(ctx context.Context, xid string) (time.Time, error) {
+	var doc struct {
+		Closed int64 `bson:"closed"`
+	}
+	err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}, options.FindOne().SetProjection(bson.D{{Key: "closed", Value: 1}})).Decode(&doc)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, translate(err)
+	case doc.Closed == 0:
+		return time.Time{}, nil
+	}
+	return time.Unix(0, doc.Closed).UTC(), nil
 }
 
 func (s *Store) revoke(ctx context.Context, filter bson.D, at time.Time) (int, error) {
@@ -451,25 +533,25 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 // which of two instances that read one version writes the next, which
 // needs no atomic read-modify-write from the server (FerretDB's updates
 // filtered on a version are not). Older versions are deleted after. The
-// keys are stored as record.ManagedKey is, under its fields' lower-cased
+// keys are stored as keys.ManagedKey is, under its fields' lower-cased
 // names.
 type keyringDoc struct {
-	ID      string              `bson:"_id"`
-	Profile string              `bson:"profile"`
-	Version int64               `bson:"version"`
-	Keys    []record.ManagedKey `bson:"keys"`
+	ID      string            `bson:"_id"`
+	Profile string            `bson:"profile"`
+	Version int64             `bson:"version"`
+	Keys    []keys.ManagedKey `bson:"keys"`
 }
 
 func keyringID(profile string, version int64) string {
 	return fmt.Sprintf("%s/%020d", profile, version)
 }
 
-func (d keyringDoc) ring() record.Keyring {
+func (d keyringDoc) ring() keys.Keyring {
 	for i := range d.Keys {
 		k := &d.Keys[i]
 		k.Created, k.Activates, k.Retires, k.Deletes = k.Created.UTC(), utcOrZero(k.Activates), utcOrZero(k.Retires), utcOrZero(k.Deletes)
 	}
-	return record.Keyring{Profile: d.Profile, Version: d.Version, Keys: d.Keys}
+	return keys.Keyring{Profile: d.Profile, Version: d.Version, Keys: d.Keys}
 }
 
 // utcOrZero gives back the zero time a BSON date cannot hold (it comes
@@ -483,28 +565,28 @@ func utcOrZero(t time.Time) time.Time {
 
 // Keyring returns a profile's keyring, its latest version; Version 0 when
 // none is stored.
-func (s *Store) Keyring(ctx context.Context, profile string) (record.Keyring, error) {
+func (s *Store) Keyring(ctx context.Context, profile string) (keys.Keyring, error) {
 	var d keyringDoc
 	err := s.keyrings.FindOne(ctx, bson.D{{Key: "profile", Value: profile}},
 		options.FindOne().SetSort(bson.D{{Key: "version", Value: -1}})).Decode(&d)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return record.Keyring{Profile: profile}, nil
+		return keys.Keyring{Profile: profile}, nil
 	case err != nil:
-		return record.Keyring{Profile: profile}, translate(err)
+		return keys.Keyring{Profile: profile}, translate(err)
 	}
 	return d.ring(), nil
 }
 
 // PutKeyring stores ring as the version after the one it was read at: an
 // insert under that version's _id, which only one writer can make.
-func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, error) {
+func (s *Store) PutKeyring(ctx context.Context, ring keys.Keyring) (int64, error) {
 	next := ring.Version + 1
 	d := keyringDoc{ID: keyringID(ring.Profile, next), Profile: ring.Profile, Version: next, Keys: ring.Keys}
 	_, err := s.keyrings.InsertOne(ctx, d)
 	switch {
 	case mongo.IsDuplicateKeyError(err):
-		return 0, record.ErrConflict
+		return 0, keys.ErrConflict
 	case err != nil:
 		return 0, translate(err)
 	}
@@ -518,7 +600,7 @@ func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, err
 		return 0, translate(err) // whether this write stands is unknown: the next read says
 	case n > 0:
 		_, _ = s.keyrings.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}})
-		return 0, record.ErrConflict
+		return 0, keys.ErrConflict
 	}
 	// The versions before are history; a failure here leaves them for the
 	// next write to remove.
@@ -527,7 +609,7 @@ func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, err
 }
 
 // Keyrings returns every profile's keyring, at its latest version.
-func (s *Store) Keyrings(ctx context.Context) ([]record.Keyring, error) {
+func (s *Store) Keyrings(ctx context.Context) ([]keys.Keyring, error) {
 	cur, err := s.keyrings.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "profile", Value: 1}, {Key: "version", Value: -1}}))
 	if err != nil {
 		return nil, translate(err)
@@ -536,7 +618,7 @@ func (s *Store) Keyrings(ctx context.Context) ([]record.Keyring, error) {
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, translate(err)
 	}
-	var out []record.Keyring
+	var out []keys.Keyring
 	for _, d := range docs {
 		if len(out) == 0 || out[len(out)-1].Profile != d.Profile {
 			out = append(out, d.ring())
@@ -608,6 +690,48 @@ func (s *Store) Outcomes(ctx context.Context, xid string) ([]record.Outcome, err
 			UpdatedOn: time.Unix(0, d.UpdatedOn).UTC(), Source: d.Source, Recorded: time.Unix(0, d.Recorded).UTC()}
 	}
 	record.SortOutcomes(out)
+	return out, nil
+}
+
+// knownKey is a key history entry as stored, by fingerprint.
+type knownKey struct {
+	Fingerprint string    `bson:"_id"`
+	Kid         string    `bson:"kid"`
+	Alg         string    `bson:"alg"`
+	Profiles    string    `bson:"profiles"`
+	Recorded    bool      `bson:"recorded"`
+	Lifetime    int64     `bson:"lifetime"`
+	Added       time.Time `bson:"added"`
+}
+
+// RememberKeys adds keys to the key history, keeping the entries it has:
+// an upsert that sets fields only when it inserts.
+func (s *Store) RememberKeys(ctx context.Context, known []keys.KnownKey) error {
+	for _, k := range known {
+		doc := knownKey{Fingerprint: k.Fingerprint, Kid: k.Kid, Alg: k.Alg, Profiles: k.Profiles, Recorded: k.Recorded, Lifetime: int64(k.Lifetime), Added: k.Added}
+		if _, err := s.keyHistory.UpdateOne(ctx, bson.D{{Key: "_id", Value: k.Fingerprint}},
+			bson.D{{Key: "$setOnInsert", Value: doc}}, options.UpdateOne().SetUpsert(true)); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return translate(err)
+		}
+	}
+	return nil
+}
+
+// KnownKeys returns the key history.
+func (s *Store) KnownKeys(ctx context.Context) ([]keys.KnownKey, error) {
+	cur, err := s.keyHistory.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "added", Value: 1}, {Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, translate(err)
+	}
+	var docs []knownKey
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err)
+	}
+	out := make([]keys.KnownKey, len(docs))
+	for i, d := range docs {
+		out[i] = keys.KnownKey{Fingerprint: d.Fingerprint, Kid: d.Kid, Alg: d.Alg, Profiles: d.Profiles, Recorded: d.Recorded,
+			Lifetime: time.Duration(d.Lifetime), Added: d.Added.UTC()}
+	}
 	return out, nil
 }
 

@@ -37,7 +37,7 @@ func open(t testing.TB, base string, opts Options) *Store {
 
 func TestConformance(t *testing.T) {
 	url := testservice.MongoURL(t)
-	recordtest.Run(t, func(t *testing.T) record.Store { return open(t, url, Options{Retention: time.Hour}) })
+	recordtest.Run(t, func(t *testing.T) recordtest.Store { return open(t, url, Options{Retention: time.Hour}) })
 }
 
 // The server goes away and comes back: a FerretDB of the test's own.

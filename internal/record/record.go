@@ -5,8 +5,6 @@ package record
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -18,6 +16,9 @@ var (
 	ErrDuplicate   = errors.New("a record with this jti exists")
 	ErrXIDConflict = errors.New("the xid belongs to another phone number")
 	ErrUnavailable = errors.New("record store unavailable")
+	// ErrXIDClosed is a new token for a transaction that was revoked as a
+	// whole: revoking an XID closes it.
+	ErrXIDClosed = errors.New("the transaction was revoked, and a revoked transaction takes no new tokens")
 	// ErrInvalidXID is a transaction ID ValidXID refuses.
 	ErrInvalidXID = errors.New("an XID is 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 )
@@ -61,12 +62,6 @@ func (r *Record) Status(now time.Time) Status {
 	return Active
 }
 
-// HashToken is the hex SHA-256 of a token, as records keep it.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
 // Revocation is a revoked token: its jti, when its record says it
 // expires, and when it was revoked.
 type Revocation struct {
@@ -89,13 +84,16 @@ type Page struct {
 // non-empty XID already belongs to records with another phone; in both cases
 // nothing is written. Lookups return records newest first (by Issued, then
 // jti); ByJTI returns ErrNotFound. Revoke marks every unrevoked record of a
-// jti or an xid and returns how many it marked. Revocations returns the
+// jti or an xid and returns how many it marked; RevokeXID also closes the
+// transaction when it has records, in the same write: from then on Insert
+// refuses its records with ErrXIDClosed, and ClosedAt says when it was
+// closed (the zero time while it is open). Revocations returns the
 // revocations made at or after since of tokens that expire after liveAt,
 // oldest first. AddOutcome appends an outcome to the transaction o.XID, and
 // returns ErrNotFound when no record has that XID; Outcomes returns a
 // transaction's outcomes newest first (by UpdatedOn, then Recorded). Purge
 // deletes records that expired before the given time, and the outcomes of
-// the transactions it leaves without records. A store that cannot be reached returns
+// the transactions it leaves without records, and their closing. A store that cannot be reached returns
 // errors wrapping ErrUnavailable; every method honours ctx.
 type Store interface {
 	Insert(ctx context.Context, r *Record) error
@@ -104,27 +102,27 @@ type Store interface {
 	ByPhone(ctx context.Context, phone string, limit int, cursor string) (Page, error)
 	RevokeJTI(ctx context.Context, jti string, at time.Time) (int, error)
 	RevokeXID(ctx context.Context, xid string, at time.Time) (int, error)
+	ClosedAt(ctx context.Context, xid string) (time.Time, error)
 	Revocations(ctx context.Context, since, liveAt time.Time) ([]Revocation, error)
 	AddOutcome(ctx context.Context, o *Outcome) error
 	Outcomes(ctx context.Context, xid string) ([]Outcome, error)
 	Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	Ping(ctx context.Context) error
 	Close() error
-	KeyStore
 }
 
-// Lookup reads the record of the token with a jti from s: whether there is
-// one, and whether it was revoked (token.RecordFunc).
-func Lookup(s Store) func(ctx context.Context, jti string) (found, revoked bool, err error) {
-	return func(ctx context.Context, jti string) (bool, bool, error) {
+// Lookup reads the record of the token with a jti from s
+// (token.RecordFunc).
+func Lookup(s Store) func(ctx context.Context, jti string) (found bool, sha256 string, revoked bool, err error) {
+	return func(ctx context.Context, jti string) (bool, string, bool, error) {
 		rec, err := s.ByJTI(ctx, jti)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return false, false, nil
+			return false, "", false, nil
 		case err != nil:
-			return false, false, err
+			return false, "", false, err
 		}
-		return true, !rec.Revoked.IsZero(), nil
+		return true, rec.TokenSHA256, !rec.Revoked.IsZero(), nil
 	}
 }
 

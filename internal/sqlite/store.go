@@ -21,6 +21,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/record"
 )
 
@@ -41,12 +42,13 @@ type Store struct {
 	// query's cost.
 	byJTIStmt, byXIDStmt *sql.Stmt   // on read
 	owners, existing     *sql.Stmt   // on write: the phones of a batch's XIDs, its jtis already stored
+	closed               *sql.Stmt   // on write: which of a batch's XIDs are closed
 	inserts              []*sql.Stmt // on write: INSERT of insertChunks[i] rows
 
 	group *record.GroupCommitter
 }
 
-// The schema, version 2. What a commit costs is mostly the B-tree pages it
+// The schema, version 3. What a commit costs is mostly the B-tree pages it
 // dirties, each written to the WAL, so: records are a rowid table, appended
 // in commit order; the jti index grows at its end too, since jwtd's jtis
 // start with the minting time; the caller's keys are in small indexes,
@@ -85,14 +87,26 @@ CREATE TABLE IF NOT EXISTS outcomes (
 CREATE INDEX IF NOT EXISTS outcomes_xid ON outcomes (xid, updated_on DESC, recorded DESC);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS keyrings (profile TEXT PRIMARY KEY, version INTEGER NOT NULL, keys BLOB NOT NULL) WITHOUT ROWID;
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS key_history (
+	fingerprint TEXT PRIMARY KEY,
+	kid         TEXT NOT NULL,
+	alg         TEXT NOT NULL,
+	profiles    TEXT NOT NULL,
+	recorded    INTEGER NOT NULL,
+	lifetime    INTEGER NOT NULL,
+	added       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT NULL) WITHOUT ROWID;
+PRAGMA user_version = 3;
 `
 
 // schemaVersion is the user_version of the schema above. Version 2 added
 // the outcomes table, the one-row probe table (Ping writes it while
 // commits fail) and the keyrings table (managed keys, sealed), which the
-// schema's CREATE ... IF NOT EXISTS makes in a version 1 file.
-const schemaVersion = 2
+// schema's CREATE ... IF NOT EXISTS makes in a version 1 file. Version 3
+// added the key history (fingerprints of every key jwtd had) and the
+// closed (revoked) transactions, made the same way.
+const schemaVersion = 3
 
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{
@@ -153,6 +167,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}{
 		{write, &s.owners, `SELECT DISTINCT xid, phone FROM tokens WHERE xid != '' AND xid IN (SELECT value FROM json_each(?))`},
 		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
+		{write, &s.closed, `SELECT xid FROM closed_xids WHERE xid IN (SELECT value FROM json_each(?))`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
 	}
@@ -236,6 +251,12 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 		if err != nil {
 			return err
 		}
+		closed := map[string]string{}
+		if len(owner) > 0 { // only a transaction with records can have been closed
+			if closed, err = s.lookup(ctx, tx, s.closed, batch, func(r *record.Record) string { return r.XID }); err != nil {
+				return err
+			}
+		}
 		rows := make([]*record.Record, 0, len(batch))
 		for i, r := range batch {
 			if _, dup := stored[r.JTI]; dup {
@@ -243,6 +264,10 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 				continue
 			}
 			if r.XID != "" {
+				if _, ok := closed[r.XID]; ok {
+					results[i] = record.ErrXIDClosed
+					continue
+				}
 				if p, ok := owner[r.XID]; ok && p != r.Phone {
 					results[i] = record.ErrXIDConflict
 					continue
@@ -376,17 +401,17 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Keyring returns a profile's keyring; Version 0 when none is stored.
-func (s *Store) Keyring(ctx context.Context, profile string) (record.Keyring, error) {
-	ring := record.Keyring{Profile: profile}
-	var keys []byte
-	err := s.read.QueryRowContext(ctx, `SELECT version, keys FROM keyrings WHERE profile = ?`, profile).Scan(&ring.Version, &keys)
+func (s *Store) Keyring(ctx context.Context, profile string) (keys.Keyring, error) {
+	ring := keys.Keyring{Profile: profile}
+	var blob []byte
+	err := s.read.QueryRowContext(ctx, `SELECT version, keys FROM keyrings WHERE profile = ?`, profile).Scan(&ring.Version, &blob)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return ring, nil
 	case err != nil:
 		return ring, unavailable(err)
 	}
-	if err := json.Unmarshal(keys, &ring.Keys); err != nil {
+	if err := json.Unmarshal(blob, &ring.Keys); err != nil {
 		return ring, fmt.Errorf("keyring of %q: %w", profile, err)
 	}
 	return ring, nil
@@ -394,41 +419,41 @@ func (s *Store) Keyring(ctx context.Context, profile string) (record.Keyring, er
 
 // PutKeyring stores ring if its version is still the stored one, in one
 // statement: of several instances that read one version, one wins.
-func (s *Store) PutKeyring(ctx context.Context, ring record.Keyring) (int64, error) {
-	keys, err := json.Marshal(ring.Keys)
+func (s *Store) PutKeyring(ctx context.Context, ring keys.Keyring) (int64, error) {
+	blob, err := json.Marshal(ring.Keys)
 	if err != nil {
 		return 0, err
 	}
 	var n int
 	if ring.Version == 0 {
-		n, err = s.exec(ctx, `INSERT INTO keyrings (profile, version, keys) VALUES (?, 1, ?) ON CONFLICT (profile) DO NOTHING`, ring.Profile, keys)
+		n, err = s.exec(ctx, `INSERT INTO keyrings (profile, version, keys) VALUES (?, 1, ?) ON CONFLICT (profile) DO NOTHING`, ring.Profile, blob)
 	} else {
-		n, err = s.exec(ctx, `UPDATE keyrings SET version = version + 1, keys = ? WHERE profile = ? AND version = ?`, keys, ring.Profile, ring.Version)
+		n, err = s.exec(ctx, `UPDATE keyrings SET version = version + 1, keys = ? WHERE profile = ? AND version = ?`, blob, ring.Profile, ring.Version)
 	}
 	switch {
 	case err != nil:
 		return 0, err
 	case n == 0:
-		return 0, record.ErrConflict
+		return 0, keys.ErrConflict
 	}
 	return ring.Version + 1, nil
 }
 
 // Keyrings returns every profile's keyring.
-func (s *Store) Keyrings(ctx context.Context) ([]record.Keyring, error) {
+func (s *Store) Keyrings(ctx context.Context) ([]keys.Keyring, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT profile, version, keys FROM keyrings ORDER BY profile`)
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	var out []record.Keyring
+	var out []keys.Keyring
 	for rows.Next() {
-		var ring record.Keyring
-		var keys []byte
-		if err := rows.Scan(&ring.Profile, &ring.Version, &keys); err != nil {
+		var ring keys.Keyring
+		var blob []byte
+		if err := rows.Scan(&ring.Profile, &ring.Version, &blob); err != nil {
 			return nil, unavailable(err)
 		}
-		if err := json.Unmarshal(keys, &ring.Keys); err != nil {
+		if err := json.Unmarshal(blob, &ring.Keys); err != nil {
 			return nil, fmt.Errorf("keyring of %q: %w", ring.Profile, err)
 		}
 		out = append(out, ring)
@@ -449,6 +474,49 @@ func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
 		return "", unavailable(err)
 	}
 	return res, nil
+}
+
+// RememberKeys adds keys to the key history, keeping the entries it has.
+func (s *Store) RememberKeys(ctx context.Context, known []keys.KnownKey) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for _, k := range known {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_history (fingerprint, kid, alg, profiles, recorded, lifetime, added)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING`,
+			k.Fingerprint, k.Kid, k.Alg, k.Profiles, k.Recorded, int64(k.Lifetime), k.Added.UnixNano()); err != nil {
+			return unavailable(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// KnownKeys returns the key history.
+func (s *Store) KnownKeys(ctx context.Context) ([]keys.KnownKey, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT fingerprint, kid, alg, profiles, recorded, lifetime, added FROM key_history ORDER BY added, fingerprint`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []keys.KnownKey
+	for rows.Next() {
+		var k keys.KnownKey
+		var lifetime, added int64
+		if err := rows.Scan(&k.Fingerprint, &k.Kid, &k.Alg, &k.Profiles, &k.Recorded, &lifetime, &added); err != nil {
+			return nil, unavailable(err)
+		}
+		k.Lifetime, k.Added = time.Duration(lifetime), time.Unix(0, added).UTC()
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
 }
 
 const columns = `jti, profile, kid, alg, xid, phone, subject, issued, expires, revoked, client_ip, token_sha256, token`
@@ -541,9 +609,42 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, at time.Time) (int, e
 	return s.exec(ctx, `UPDATE tokens SET revoked = ? WHERE jti = ? AND revoked IS NULL`, at.UnixNano(), jti)
 }
 
-// RevokeXID marks every token of a transaction revoked.
+// RevokeXID marks every token of a transaction revoked and closes the
+// transaction, in one transaction: a record committed after it finds the
+// XID closed, one committed before it is marked.
 func (s *Store) RevokeXID(ctx context.Context, xid string, at time.Time) (int, error) {
-	return s.exec(ctx, `UPDATE tokens SET revoked = ? WHERE xid = ? AND xid != '' AND revoked IS NULL`, at.UnixNano(), xid)
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = ? WHERE xid = ? AND xid != '' AND revoked IS NULL`, at.UnixNano(), xid)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO closed_xids (xid, closed) SELECT ?1, ?2
+		WHERE EXISTS (SELECT 1 FROM tokens WHERE xid = ?1 AND xid != '') ON CONFLICT (xid) DO NOTHING`, xid, at.UnixNano()); err != nil {
+		return 0, unavailable(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, unavailable(err)
+	}
+	return int(n), nil
+}
+
+// ClosedAt says when a transaction was closed by its revocation; the zero
+// time while it is open.
+func (s *Store) ClosedAt(ctx context.Context, xid string) (time.Time, error) {
+	var at int64
+	err := s.read.QueryRowContext(ctx, `SELECT closed FROM closed_xids WHERE xid = ?`, xid).Scan(&at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, unavailable(err)
+	}
+	return time.Unix(0, at).UTC(), nil
 }
 
 // Revocations returns the revocations made at or after since of tokens
@@ -665,9 +766,11 @@ func (s *Store) purgeSome(ctx context.Context, expiredBefore time.Time) (int, er
 	}
 	if len(xids) > 0 {
 		list, _ := json.Marshal(slices.Collect(maps.Keys(xids)))
-		if _, err := tx.ExecContext(ctx, `DELETE FROM outcomes WHERE xid IN (SELECT value FROM json_each(?))
-			AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.xid = outcomes.xid)`, string(list)); err != nil {
-			return 0, unavailable(err)
+		for _, table := range []string{"outcomes", "closed_xids"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE xid IN (SELECT value FROM json_each(?))
+				AND NOT EXISTS (SELECT 1 FROM tokens WHERE tokens.xid = `+table+`.xid)`, string(list)); err != nil {
+				return 0, unavailable(err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

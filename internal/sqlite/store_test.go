@@ -14,10 +14,11 @@ import (
 
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/record/recordtest"
+	"github.com/jwtd/jwtd/internal/token"
 )
 
 func TestConformance(t *testing.T) {
-	recordtest.Run(t, func(t *testing.T) record.Store {
+	recordtest.Run(t, func(t *testing.T) recordtest.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +68,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 // A file written by the first schema (jti primary key, hex token hashes, an
 // (xid, issued) index) opens, keeps its records and takes new ones.
 func TestMigrateFromVersion0(t *testing.T) {
-	hash := record.HashToken("old-token")
+	hash := token.HashToken("old-token")
 	path := oldFile(t, `
 CREATE TABLE tokens (
 	jti TEXT PRIMARY KEY, profile TEXT NOT NULL, kid TEXT NOT NULL, alg TEXT NOT NULL,
@@ -188,7 +189,7 @@ func TestLargeBatches(t *testing.T) {
 			defer wg.Done()
 			errs[i] = s.Insert(ctx, &record.Record{JTI: fmt.Sprintf("j%03d", i), Profile: "p", Kid: "k", Alg: "HS256",
 				XID: fmt.Sprintf("x%d", i%50), Phone: fmt.Sprintf("+1415555%04d", i%50), Issued: now, Expires: now.Add(time.Minute),
-				TokenSHA256: record.HashToken(fmt.Sprint(i))})
+				TokenSHA256: token.HashToken(fmt.Sprint(i))})
 		}()
 	}
 	wg.Wait()

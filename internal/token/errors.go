@@ -22,9 +22,14 @@ var (
 	ErrNotYetValid  = errors.New("not_yet_valid")
 	ErrRevoked      = errors.New("revoked")
 	ErrUnrecorded   = errors.New("unrecorded")
+	// ErrForged is a token that carries the jti of a token jwtd recorded
+	// and is not that token: re-signed claims, by a holder of the key.
+	ErrForged = errors.New("forged")
+	// ErrKeyRetired is a token of a key jwtd had and no longer has.
+	ErrKeyRetired = errors.New("key_retired")
 )
 
-var reasons = []error{ErrMalformed, ErrBadSignature, ErrUnknownKid, ErrExpired, ErrNotYetValid, ErrRevoked, ErrUnrecorded}
+var reasons = []error{ErrMalformed, ErrBadSignature, ErrUnknownKid, ErrExpired, ErrNotYetValid, ErrRevoked, ErrUnrecorded, ErrForged, ErrKeyRetired}
 
 // IsReason reports whether err says why a token is not active, rather than
 // that it could not be checked.
@@ -38,8 +43,8 @@ func IsReason(err error) bool {
 }
 
 // Reason returns the reason code of a verification error: "malformed",
-// "bad_signature", "unknown_kid", "expired", "not_yet_valid", "revoked" or
-// "unrecorded".
+// "bad_signature", "unknown_kid", "expired", "not_yet_valid", "revoked",
+// "unrecorded", "forged" or "key_retired".
 // An error that wraps none of them is reported as malformed.
 func Reason(err error) string {
 	for _, r := range reasons {

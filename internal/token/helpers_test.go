@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -96,4 +97,27 @@ func NewTestService(t testing.TB) (*Service, time.Time) { return testService(t),
 // validClaims are default-layout claims valid at testNow.
 func validClaims() string {
 	return fmt.Sprintf(`{"iss":"https://jwtd.test","iat":%d,"exp":%d,"jti":"j1"}`, testNow.Unix(), testNow.Unix()+60)
+}
+
+// records stands in for the record store in tests of the verdict's
+// logic: jti → what the record says.
+type records map[string]*struct {
+	sha256  string
+	revoked bool
+}
+
+// add records an issued token as jwtd does.
+func (r records) add(is *Issued) {
+	r[is.JTI] = &struct {
+		sha256  string
+		revoked bool
+	}{sha256: HashToken(is.Token)}
+}
+
+func (r records) lookup(_ context.Context, jti string) (bool, string, bool, error) {
+	rec, ok := r[jti]
+	if !ok {
+		return false, "", false, nil
+	}
+	return true, rec.sha256, rec.revoked, nil
 }

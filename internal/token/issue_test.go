@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha512"
 	"encoding/base64"
@@ -290,17 +291,20 @@ func TestVerifyWithKeySlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, recs := context.Background(), records{}
+	recs.add(cl)
+	recs.add(es)
 	for range cap(s.callerKeySlots) {
 		s.callerKeySlots <- struct{}{}
 	}
-	if _, err := s.VerifyWithKey(es.Token, pub, nil); !errors.Is(err, ErrBusy) {
+	if _, err := s.VerifyWithKey(ctx, es.Token, pub, recs.lookup); !errors.Is(err, ErrBusy) {
 		t.Errorf("all slots taken: %v, want ErrBusy", err)
 	}
-	if c, err := s.VerifyWithKey(cl.Token, []byte(castlabsSecret), nil); err != nil || c.Err != nil {
+	if c, err := s.VerifyWithKey(ctx, cl.Token, []byte(castlabsSecret), recs.lookup); err != nil || c.Err != nil {
 		t.Errorf("an HMAC key while the slots are taken: %v %v", err, c.Err)
 	}
 	<-s.callerKeySlots
-	if c, err := s.VerifyWithKey(es.Token, pub, nil); err != nil || c.Err != nil {
+	if c, err := s.VerifyWithKey(ctx, es.Token, pub, recs.lookup); err != nil || c.Err != nil {
 		t.Errorf("a slot free: %v %v", err, c.Err)
 	}
 	if len(s.callerKeySlots) != cap(s.callerKeySlots)-1 {

@@ -2,7 +2,6 @@ package token
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -34,6 +33,9 @@ var (
 // Options are a Service's clock, randomness and leeway. The zero value uses
 // the system clock, crypto/rand and no leeway.
 type Options struct {
+	// Known is the history of the keys jwtd has had (KnownKeys), which
+	// holds its tokens to its rules after their key left the key set.
+	Known  []keys.KnownKey
 	Now    func() time.Time
 	Rand   io.Reader
 	Leeway time.Duration
@@ -55,6 +57,8 @@ type Service struct {
 
 	recorded map[*keys.Key]bool          // keys only recording profiles sign or verify with
 	noExpTTL map[*keys.Key]time.Duration // keys of profiles whose tokens carry no exp: their lifetime
+	own      map[string]ownKey           // every key jwtd has or had, by fingerprint (keys.Fingerprint)
+	gone     map[string]bool             // kids of keys jwtd had and no longer has
 
 	callerKeySlots chan struct{} // a semaphore: see Options.CallerKeySlots
 }
@@ -74,7 +78,7 @@ func NewService(set *keys.Set, specs map[string]ProfileSpec, opts Options) (*Ser
 		opts.CallerKeySlots = 2 * runtime.GOMAXPROCS(0)
 	}
 	s := &Service{keys: set, profiles: make(map[string]*Profile, len(specs)), kidless: map[string][]*keys.Key{}, opts: opts,
-		recorded: map[*keys.Key]bool{}, noExpTTL: map[*keys.Key]time.Duration{},
+		recorded: map[*keys.Key]bool{}, noExpTTL: map[*keys.Key]time.Duration{}, own: map[string]ownKey{}, gone: map[string]bool{},
 		callerKeySlots: make(chan struct{}, opts.CallerKeySlots)}
 	names := make([]string, 0, len(specs))
 	for name := range specs {
@@ -124,6 +128,7 @@ func NewService(set *keys.Set, specs map[string]ProfileSpec, opts Options) (*Ser
 			}
 		}
 	}
+	s.learnKeys()
 	jwks, err := set.JWKS()
 	if err != nil {
 		return nil, err
@@ -377,218 +382,6 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// Verified is a token that passed every check.
-type Verified struct {
-	JWS    *JWS
-	Claims *Claims
-	Key    *keys.Key
-}
-
-// Verify applies every verification rule to a token: the JWS layer (Decode,
-// CheckHeader), the key pinned by kid (or, for a kid-less token, the
-// keys of the kid-less profiles with its alg), the signature, and the claims.
-func (s *Service) Verify(tok string) (*Verified, error) {
-	j, err := Decode(tok)
-	if err != nil {
-		return nil, err
-	}
-	if err := j.CheckHeader(); err != nil {
-		return nil, err
-	}
-	key, err := s.verifySignature(j)
-	if err != nil {
-		return nil, err
-	}
-	c, err := parseClaims(j.Payload)
-	if err != nil {
-		return nil, err
-	}
-	if c.Expires.IsZero() {
-		// exp is required, but for the tokens of jwtd's exp-less
-		// (castlabs) profiles, which live their profile's ttl from iat,
-		// as at /verifyToken.
-		ttl, ok := s.noExpTTL[key]
-		if !ok || c.IssuedAt.IsZero() {
-			return nil, badClaim("claim \"exp\" is required")
-		}
-		c.Expires = c.IssuedAt.Add(ttl)
-	}
-	if err := c.checkTimes(s.opts.Now(), s.opts.Leeway); err != nil {
-		return nil, err
-	}
-	return &Verified{JWS: j, Claims: c, Key: key}, nil
-}
-
-// RecordFunc looks up the record of the token with a jti: whether there is
-// one, and whether it was revoked. Its errors are the store's: they mean the
-// record could not be read.
-type RecordFunc func(ctx context.Context, jti string) (found, revoked bool, err error)
-
-// Introspect is Verify, then the token's record, by jti (never by token
-// string, since base64 is malleable): a token that was revoked is an error
-// wrapping ErrRevoked, and a token signed with a key only recording
-// profiles use that has no record (purged, or never recorded) one wrapping
-// ErrUnrecorded. An error that wraps no reason (see IsReason) means the
-// record could not be read, and the token must not be taken as active.
-func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc) (*Verified, error) {
-	v, err := s.Verify(tok)
-	if err != nil {
-		return nil, err
-	}
-	if v.Claims.JTI == "" {
-		if s.recorded[v.Key] {
-			return nil, fmt.Errorf("%w: the token has no jti, and its key's profiles record every token they mint", ErrUnrecorded)
-		}
-		return v, nil
-	}
-	found, revoked, err := lookup(ctx, v.Claims.JTI)
-	switch {
-	case err != nil:
-		return nil, err
-	case revoked:
-		return nil, fmt.Errorf("%w: jti %s was revoked", ErrRevoked, v.Claims.JTI)
-	case !found && s.recorded[v.Key]:
-		return nil, fmt.Errorf("%w: no record of jti %s, and its key's profiles record every token they mint", ErrUnrecorded, v.Claims.JTI)
-	}
-	return v, nil
-}
-
-// Revocations says whether the token with a jti was revoked, from memory
-// (record.RevocationList): VerifyWithKey asks it on every call.
-type Revocations interface {
-	Revoked(jti string) bool
-}
-
-// Checked is what verifying a token with a caller's key found: the token's
-// own header and claims JSON, as sent, and why it does not verify (nil when
-// it does).
-type Checked struct {
-	Header []byte
-	Claims []byte
-	Err    error
-}
-
-// VerifyWithKey verifies a token with a key the caller gives (seed 003's
-// Signing_key): an HMAC secret (its bytes), a PEM public key or a JWK, which
-// must fit the token's alg (keys.ForVerify). It applies the header policy,
-// the signature, then the time claims the token has, at the service's clock
-// and leeway: a signature over an expired token does not make it good. exp is
-// not required, since the seed's own tokens have none.
-//
-// The error is non-nil only when the token cannot be read as a JWS with a
-// claims object, so that there is nothing to show, or, as ErrBusy, when
-// every slot for asymmetric caller keys is taken; a token that reads but
-// does not verify is reported in Checked.Err.
-func (s *Service) VerifyWithKey(tok string, key []byte, revoked Revocations) (Checked, error) {
-	j, err := Decode(tok)
-	if err != nil {
-		return Checked{}, err
-	}
-	c, claimsErr := parseClaims(j.Payload)
-	var bad *claimError
-	if claimsErr != nil && !errors.As(claimsErr, &bad) {
-		return Checked{}, claimsErr // not a claims object: nothing to show
-	}
-	if keys.Supported(j.Header.Alg) && !keys.IsHMAC(j.Header.Alg) {
-		select {
-		case s.callerKeySlots <- struct{}{}:
-			defer func() { <-s.callerKeySlots }()
-		default:
-			return Checked{}, fmt.Errorf("%w: %d verifications with a caller's public key are running", ErrBusy, cap(s.callerKeySlots))
-		}
-	}
-	return Checked{Header: j.RawHeader, Claims: j.Payload, Err: s.checkWithKey(j, c, claimsErr, key, revoked)}, nil
-}
-
-// checkWithKey reports the first failure in the order a verifier meets
-// them: header, key, signature, the claims, then what jwtd knows of its own
-// tokens: the lifetime of a token without exp that one of its profiles
-// minted, and revocation.
-func (s *Service) checkWithKey(j *JWS, c *Claims, claimsErr error, key []byte, revoked Revocations) error {
-	if err := j.CheckHeader(); err != nil {
-		return err
-	}
-	k, err := keys.ForVerify(key, j.Header.Alg)
-	if err != nil {
-		return fmt.Errorf("%w: Signing_key: %v", ErrBadSignature, err)
-	}
-	if err := j.VerifyWith(k); err != nil {
-		return err
-	}
-	if claimsErr != nil {
-		return claimsErr
-	}
-	if c.Expires.IsZero() && !c.IssuedAt.IsZero() {
-		if ttl, ok := s.ownLifetime(k); ok {
-			c.Expires = c.IssuedAt.Add(ttl)
-		}
-	}
-	if err := c.checkTimes(s.opts.Now(), s.opts.Leeway); err != nil {
-		return err
-	}
-	// Revocation is asked only of jwtd's own tokens: a token signed with
-	// someone else's key says nothing about jwtd's records, and /verifyToken
-	// must not tell anyone which jtis were revoked.
-	if revoked != nil && c.JTI != "" && s.ownKey(k) && revoked.Revoked(c.JTI) {
-		return fmt.Errorf("%w: jti %s was revoked", ErrRevoked, c.JTI)
-	}
-	return nil
-}
-
-// ownKey reports whether the caller's key is one of jwtd's.
-func (s *Service) ownKey(caller *keys.Key) bool {
-	for _, k := range s.keys.All() {
-		if caller.Same(k) {
-			return true
-		}
-	}
-	return false
-}
-
-// LongestNoExpTTL is the longest lifetime of the tokens of profiles whose
-// layout carries no exp (castlabs): how long after its iat such a token of
-// jwtd's still verifies at /verifyToken, and so how long a revocation of
-// one must be remembered.
-func (s *Service) LongestNoExpTTL() time.Duration {
-	var longest time.Duration
-	for _, ttl := range s.noExpTTL {
-		longest = max(longest, ttl)
-	}
-	return longest
-}
-
-// ownLifetime is how long a token without exp lives when one of jwtd's
-// exp-less (castlabs) profiles minted it: when the key it verified with is
-// one of theirs.
-func (s *Service) ownLifetime(caller *keys.Key) (time.Duration, bool) {
-	for k, ttl := range s.noExpTTL {
-		if caller.Same(k) {
-			return ttl, true
-		}
-	}
-	return 0, false
-}
-
-func (s *Service) verifySignature(j *JWS) (*keys.Key, error) {
-	if j.Header.HasKid {
-		k, ok := s.keys.Lookup(j.Header.Kid)
-		if !ok {
-			return nil, fmt.Errorf("%w: no key has this kid", ErrUnknownKid)
-		}
-		return k, j.VerifyWith(k)
-	}
-	candidates := s.kidless[j.Header.Alg]
-	if len(candidates) == 0 {
-		return nil, fmt.Errorf("%w: the token has no kid and no kid-less profile uses %s", ErrUnknownKid, j.Header.Alg)
-	}
-	for _, k := range candidates {
-		if j.VerifyWith(k) == nil {
-			return k, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: signature does not verify", ErrBadSignature)
 }
 
 // SigningTTLs maps each signing key's kid to the longest TTL it signs for.

@@ -13,14 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/token"
 )
 
+// Store is the whole contract a store of jwtd's keeps: records
+// (record.Store) and the managed keys' keyrings and history (keys.KeyStore).
+type Store interface {
+	record.Store
+	keys.KeyStore
+}
+
 // Run runs the suite. newStore returns an empty store; the suite closes it.
-func Run(t *testing.T, newStore func(t *testing.T) record.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	tests := []struct {
 		name string
-		fn   func(*testing.T, record.Store)
+		fn   func(*testing.T, Store)
 	}{
 		{"InsertAndByJTI", testInsertAndByJTI},
 		{"DuplicateJTI", testDuplicateJTI},
@@ -34,6 +43,9 @@ func Run(t *testing.T, newStore func(t *testing.T) record.Store) {
 		{"Outcomes", testOutcomes},
 		{"OutcomesPurgedWithRecords", testOutcomesPurged},
 		{"Keyrings", testKeyrings},
+		{"KeyHistory", testKeyHistory},
+		{"ClosedTransaction", testClosedTransaction},
+		{"ClosingRace", testClosingRace},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ContextCancelled", testContextCancelled},
 		{"Closed", testClosed},
@@ -65,11 +77,11 @@ func rec(jti, xid, phone string, n int) *record.Record {
 	return &record.Record{
 		JTI: jti, Profile: "appverify", Kid: "av1", Alg: "HS256", XID: xid, Phone: phone,
 		Subject: "sub-" + jti, Issued: issued, Expires: issued.Add(90 * time.Second),
-		ClientIP: "192.0.2.1", TokenSHA256: record.HashToken("token-" + jti),
+		ClientIP: "192.0.2.1", TokenSHA256: token.HashToken("token-" + jti),
 	}
 }
 
-func insert(t *testing.T, s record.Store, r *record.Record) {
+func insert(t *testing.T, s Store, r *record.Record) {
 	t.Helper()
 	if err := s.Insert(context.Background(), r); err != nil {
 		t.Fatalf("insert %s: %v", r.JTI, err)
@@ -90,7 +102,7 @@ func jtis(recs []record.Record) []string {
 	return out
 }
 
-func testInsertAndByJTI(t *testing.T, s record.Store) {
+func testInsertAndByJTI(t *testing.T, s Store) {
 	ctx := context.Background()
 	r := rec("j1", "x1", "+14155552671", 0)
 	r.TokenText = "a.b.c"
@@ -112,7 +124,7 @@ func testInsertAndByJTI(t *testing.T, s record.Store) {
 	}
 }
 
-func testDuplicateJTI(t *testing.T, s record.Store) {
+func testDuplicateJTI(t *testing.T, s Store) {
 	ctx := context.Background()
 	insert(t, s, rec("dup", "x1", "+1", 0))
 	other := rec("dup", "x2", "+2", 5)
@@ -152,7 +164,7 @@ func testDuplicateJTI(t *testing.T, s record.Store) {
 	}
 }
 
-func testXIDConflict(t *testing.T, s record.Store) {
+func testXIDConflict(t *testing.T, s Store) {
 	ctx := context.Background()
 	insert(t, s, rec("a", "tx", "+14155552671", 0))
 	insert(t, s, rec("b", "tx", "+14155552671", 1)) // re-issue: same xid, same phone
@@ -196,7 +208,7 @@ func testXIDConflict(t *testing.T, s record.Store) {
 	}
 }
 
-func testByXID(t *testing.T, s record.Store) {
+func testByXID(t *testing.T, s Store) {
 	ctx := context.Background()
 	for i, jti := range []string{"o1", "o3", "o2"} {
 		insert(t, s, rec(jti, "tx", "+1", []int{0, 20, 10}[i]))
@@ -217,7 +229,7 @@ func testByXID(t *testing.T, s record.Store) {
 	}
 }
 
-func testByPhone(t *testing.T, s record.Store) {
+func testByPhone(t *testing.T, s Store) {
 	ctx := context.Background()
 	var want []string
 	for i := range 25 {
@@ -256,7 +268,7 @@ func testByPhone(t *testing.T, s record.Store) {
 	}
 }
 
-func testRevoke(t *testing.T, s record.Store) {
+func testRevoke(t *testing.T, s Store) {
 	ctx := context.Background()
 	insert(t, s, rec("r1", "tx", "+1", 0))
 	insert(t, s, rec("r2", "tx", "+1", 1))
@@ -286,7 +298,7 @@ func testRevoke(t *testing.T, s record.Store) {
 	}
 }
 
-func testRevocations(t *testing.T, s record.Store) {
+func testRevocations(t *testing.T, s Store) {
 	ctx := context.Background()
 	for i, jti := range []string{"v1", "v2", "v3", "v4"} {
 		insert(t, s, rec(jti, "", "", i)) // expire 90 s after base
@@ -316,7 +328,7 @@ func testRevocations(t *testing.T, s record.Store) {
 	}
 }
 
-func testStatusByExpiry(t *testing.T, s record.Store) {
+func testStatusByExpiry(t *testing.T, s Store) {
 	insert(t, s, rec("e1", "", "", 0))
 	r, err := s.ByJTI(context.Background(), "e1")
 	if err != nil {
@@ -336,7 +348,7 @@ func testStatusByExpiry(t *testing.T, s record.Store) {
 	}
 }
 
-func testPurge(t *testing.T, s record.Store) {
+func testPurge(t *testing.T, s Store) {
 	ctx := context.Background()
 	for i := range 5 {
 		insert(t, s, rec(fmt.Sprintf("old%d", i), "", "", i))
@@ -373,7 +385,7 @@ func outcome(xid string, status record.OutcomeStatus, code, n int) *record.Outco
 // and listed newest first by when they happened, whatever order they came
 // in; an XID without records takes none. An outcome is kept when every
 // token of its transaction is expired or revoked.
-func testOutcomes(t *testing.T, s record.Store) {
+func testOutcomes(t *testing.T, s Store) {
 	ctx := context.Background()
 	insert(t, s, rec("o1", "tx-out", "+14155550100", 0))
 	if _, err := s.RevokeXID(ctx, "tx-out", base.Add(time.Minute)); err != nil {
@@ -425,7 +437,7 @@ func testOutcomes(t *testing.T, s record.Store) {
 
 // The purge that takes a transaction's last record takes its outcomes; a
 // transaction with a record left keeps them.
-func testOutcomesPurged(t *testing.T, s record.Store) {
+func testOutcomesPurged(t *testing.T, s Store) {
 	ctx := context.Background()
 	insert(t, s, rec("gone", "tx-gone", "+14155550101", 0))
 	insert(t, s, rec("kept-old", "tx-kept", "+14155550102", 0))
@@ -451,20 +463,20 @@ func testOutcomesPurged(t *testing.T, s record.Store) {
 
 // Keyrings are stored whole and changed by compare-and-swap on their
 // version: of several writers that read one version, exactly one wins.
-func testKeyrings(t *testing.T, s record.Store) {
+func testKeyrings(t *testing.T, s Store) {
 	ctx := context.Background()
 	ring, err := s.Keyring(ctx, "default")
 	if err != nil || ring.Version != 0 || len(ring.Keys) != 0 {
 		t.Fatalf("a keyring never stored: %+v %v", ring, err)
 	}
-	key := record.ManagedKey{Kid: "k1", Alg: "ES256", State: record.KeyNext, Created: base,
+	key := keys.ManagedKey{Kid: "k1", Alg: "ES256", State: keys.KeyNext, Created: base,
 		Activates: base.Add(time.Hour), Private: []byte{0, 1, 2, 0xff}}
-	ring.Keys = []record.ManagedKey{key}
+	ring.Keys = []keys.ManagedKey{key}
 	v, err := s.PutKeyring(ctx, ring)
 	if err != nil || v != 1 {
 		t.Fatalf("first put: %d %v", v, err)
 	}
-	if _, err := s.PutKeyring(ctx, ring); !errors.Is(err, record.ErrConflict) {
+	if _, err := s.PutKeyring(ctx, ring); !errors.Is(err, keys.ErrConflict) {
 		t.Errorf("a second first put: %v, want ErrConflict", err)
 	}
 	got, err := s.Keyring(ctx, "default")
@@ -479,7 +491,7 @@ func testKeyrings(t *testing.T, s record.Store) {
 
 	// A rotation by several instances at once: one wins, the others are
 	// told to read again.
-	got.Keys[0].State = record.KeyCurrent
+	got.Keys[0].State = keys.KeyCurrent
 	var wg sync.WaitGroup
 	var won, lost atomic.Int32
 	for range 8 {
@@ -488,7 +500,7 @@ func testKeyrings(t *testing.T, s record.Store) {
 			switch {
 			case err == nil:
 				won.Add(1)
-			case errors.Is(err, record.ErrConflict):
+			case errors.Is(err, keys.ErrConflict):
 				lost.Add(1)
 			default:
 				t.Errorf("put: %v", err)
@@ -499,7 +511,7 @@ func testKeyrings(t *testing.T, s record.Store) {
 	if won.Load() != 1 || lost.Load() != 7 {
 		t.Errorf("%d won, %d lost; want 1 and 7", won.Load(), lost.Load())
 	}
-	if r, _ := s.Keyring(ctx, "default"); r.Version != 2 || r.Keys[0].State != record.KeyCurrent {
+	if r, _ := s.Keyring(ctx, "default"); r.Version != 2 || r.Keys[0].State != keys.KeyCurrent {
 		t.Errorf("after the race: %+v", r)
 	}
 	// A writer that read a version long superseded loses, however the
@@ -509,13 +521,13 @@ func testKeyrings(t *testing.T, s record.Store) {
 	if _, err := s.PutKeyring(ctx, v3); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutKeyring(ctx, got); !errors.Is(err, record.ErrConflict) {
+	if _, err := s.PutKeyring(ctx, got); !errors.Is(err, keys.ErrConflict) {
 		t.Errorf("a write from version 1 after version 3: %v, want ErrConflict", err)
 	}
 	if r, _ := s.Keyring(ctx, "default"); r.Version != 3 {
 		t.Errorf("after a stale write: version %d, want 3", r.Version)
 	}
-	if _, err := s.PutKeyring(ctx, record.Keyring{Profile: "castlabs", Keys: []record.ManagedKey{{Kid: "c1", Alg: "HS512", State: record.KeyCurrent, Created: base}}}); err != nil {
+	if _, err := s.PutKeyring(ctx, keys.Keyring{Profile: "castlabs", Keys: []keys.ManagedKey{{Kid: "c1", Alg: "HS512", State: keys.KeyCurrent, Created: base}}}); err != nil {
 		t.Fatal(err)
 	}
 	rings, err := s.Keyrings(ctx)
@@ -524,7 +536,7 @@ func testKeyrings(t *testing.T, s record.Store) {
 	}
 }
 
-func testConcurrentWriters(t *testing.T, s record.Store) {
+func testConcurrentWriters(t *testing.T, s Store) {
 	ctx := context.Background()
 	const writers, each = 64, 20
 	var wg sync.WaitGroup
@@ -553,7 +565,7 @@ func testConcurrentWriters(t *testing.T, s record.Store) {
 	}
 }
 
-func testContextCancelled(t *testing.T, s record.Store) {
+func testContextCancelled(t *testing.T, s Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Insert(ctx, rec("c1", "", "", 0)); !errors.Is(err, context.Canceled) {
@@ -567,7 +579,7 @@ func testContextCancelled(t *testing.T, s record.Store) {
 	}
 }
 
-func testClosed(t *testing.T, s record.Store) {
+func testClosed(t *testing.T, s Store) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -580,7 +592,7 @@ func testClosed(t *testing.T, s record.Store) {
 // back: while it is down, Insert and Ping fail with record.ErrUnavailable
 // (and hand nothing out as committed); once it is back, the store works
 // again without being reopened and nothing committed before was lost.
-func Outage(t *testing.T, s record.Store, down, up func()) {
+func Outage(t *testing.T, s Store, down, up func()) {
 	ctx := context.Background()
 	insert(t, s, rec("before", "tx-o", "+1", 0))
 	down()

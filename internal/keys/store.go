@@ -1,4 +1,4 @@
-package record
+package keys
 
 import (
 	"context"
@@ -52,8 +52,29 @@ var ErrConflict = errors.New("the keyring changed since it was read")
 // when it has none. PutKeyring stores ring if the stored version is still
 // ring.Version (0: none stored), and returns the new version; otherwise
 // ErrConflict, and nothing is written. Keyrings returns every profile's.
+//
+// RememberKeys adds keys to the history of every key jwtd has signed or
+// verified with, keeping an entry already there (by Fingerprint) as it is;
+// KnownKeys returns the whole history. Entries are never removed: a key's
+// tokens may be presented long after the key left the key set.
 type KeyStore interface {
 	Keyring(ctx context.Context, profile string) (Keyring, error)
 	PutKeyring(ctx context.Context, ring Keyring) (int64, error)
 	Keyrings(ctx context.Context) ([]Keyring, error)
+	RememberKeys(ctx context.Context, known []KnownKey) error
+	KnownKeys(ctx context.Context) ([]KnownKey, error)
+}
+
+// KnownKey is one entry of the key history: a key jwtd made or was
+// configured with, by the fingerprint of its material (keys.Fingerprint),
+// never the material itself, and what jwtd's rules need of its tokens once
+// the key has left the key set.
+type KnownKey struct {
+	Fingerprint string
+	Kid         string
+	Alg         string
+	Profiles    string        // the profiles it served when first seen, comma-separated
+	Recorded    bool          // every one of them records its tokens
+	Lifetime    time.Duration // of its tokens that carry no exp (castlabs layout): from iat; 0 for none
+	Added       time.Time
 }
