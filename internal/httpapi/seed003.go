@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
@@ -135,6 +137,8 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 	switch {
 	case errors.Is(err, token.ErrBusy), errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err // no verdict: the caller may ask again
+	case errors.Is(err, keys.ErrPrivateKey):
+		return badRequest("Private key refused", "Signing_key: "+strings.TrimPrefix(err.Error(), keys.ErrUnsafeKey.Error()+": "))
 	case err != nil:
 		return badRequest("Malformed token", "Malformed token: "+err.Error())
 	}

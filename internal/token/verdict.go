@@ -186,8 +186,9 @@ type Checked struct {
 //
 // The error is non-nil only when the token cannot be read as a JWS with a
 // claims object, so that there is nothing to show; as ErrBusy, when every
-// slot for asymmetric caller keys is taken; or when the record of a token
-// of jwtd's could not be read. A token that reads but does not verify is
+// slot for asymmetric caller keys is taken; as keys.ErrPrivateKey, when the
+// caller's key is a private key; or when the record of a token of jwtd's
+// could not be read. A token that reads but does not verify is
 // reported in Checked.Err.
 func (s *Service) VerifyWithKey(ctx context.Context, tok string, key []byte, lookup RecordFunc) (Checked, error) {
 	j, err := Decode(tok)
@@ -222,7 +223,10 @@ func (s *Service) checkWithKey(ctx context.Context, tok string, j *JWS, c *Claim
 		return err
 	}
 	k, err := keys.ForVerify(key, j.Header.Alg)
-	if err != nil {
+	switch {
+	case errors.Is(err, keys.ErrPrivateKey):
+		return err // refused, not a verdict: the caller is told to keep it
+	case err != nil:
 		return fmt.Errorf("%w: Signing_key: %v", ErrBadSignature, err)
 	}
 	if err := j.VerifyWith(k); err != nil {
