@@ -111,7 +111,7 @@ func cmdTokenVerify(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer c.store.Close()
-	v, verr := c.svc.Introspect(ctx, tok, record.Lookup(c.store))
+	v, verr := c.svc.Introspect(ctx, tok, c.store.ByJTI)
 	if verr != nil && !token.IsReason(verr) {
 		return fmt.Errorf("checking revocation: %w", verr)
 	}

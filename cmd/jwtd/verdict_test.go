@@ -260,4 +260,3 @@ func listKeysHTTP(t *testing.T, v verdictServer) []struct{ Profile, Kid, State s
 	}
 	return got.Keys
 }
-

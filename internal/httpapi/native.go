@@ -273,7 +273,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error 
 		return badRequest("Missing token", "the form field token is required")
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	v, err := s.Tokens().Introspect(r.Context(), form.Get("token"), record.Lookup(s.Store))
+	v, err := s.Tokens().Introspect(r.Context(), form.Get("token"), s.Store.ByJTI)
 	if err != nil && !token.IsReason(err) {
 		return err // revocation cannot be checked: fail closed
 	}

@@ -133,7 +133,7 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 	if key == nil {
 		key = []byte(keyText)
 	}
-	checked, err := s.Tokens().VerifyWithKey(r.Context(), tok, key, record.Lookup(s.Store))
+	checked, err := s.Tokens().VerifyWithKey(r.Context(), tok, key, s.Store.ByJTI)
 	switch {
 	case errors.Is(err, token.ErrBusy), errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err // no verdict: the caller may ask again

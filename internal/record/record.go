@@ -111,21 +111,6 @@ type Store interface {
 	Close() error
 }
 
-// Lookup reads the record of the token with a jti from s
-// (token.RecordFunc).
-func Lookup(s Store) func(ctx context.Context, jti string) (found bool, sha256 string, revoked bool, err error) {
-	return func(ctx context.Context, jti string) (bool, string, bool, error) {
-		rec, err := s.ByJTI(ctx, jti)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return false, "", false, nil
-		case err != nil:
-			return false, "", false, err
-		}
-		return true, rec.TokenSHA256, !rec.Revoked.IsZero(), nil
-	}
-}
-
 // ValidXID reports whether s is a transaction ID jwtd accepts: 1 to 128
 // characters of [A-Za-z0-9._:-].
 func ValidXID(s string) bool {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/record"
 )
 
 // testNow is the fixed clock of the token tests.
@@ -101,23 +102,27 @@ func validClaims() string {
 
 // records stands in for the record store in tests of the verdict's
 // logic: jti → what the record says.
-type records map[string]*struct {
+type records map[string]*recorded
+
+type recorded struct {
 	sha256  string
+	expires time.Time
 	revoked bool
 }
 
 // add records an issued token as jwtd does.
 func (r records) add(is *Issued) {
-	r[is.JTI] = &struct {
-		sha256  string
-		revoked bool
-	}{sha256: HashToken(is.Token)}
+	r[is.JTI] = &recorded{sha256: HashToken(is.Token), expires: is.ExpiresAt}
 }
 
-func (r records) lookup(_ context.Context, jti string) (bool, string, bool, error) {
+func (r records) lookup(_ context.Context, jti string) (*record.Record, error) {
 	rec, ok := r[jti]
 	if !ok {
-		return false, "", false, nil
+		return nil, record.ErrNotFound
 	}
-	return true, rec.sha256, rec.revoked, nil
+	out := &record.Record{JTI: jti, TokenSHA256: rec.sha256, Expires: rec.expires}
+	if rec.revoked {
+		out.Revoked = testNow
+	}
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/record"
 )
 
 // One verdict for a token, wherever it is asked (POST /v1/introspect, the
@@ -82,11 +83,10 @@ func (s *Service) KnownKeys() []keys.KnownKey {
 	return out
 }
 
-// RecordFunc reads the record of the token with a jti: whether there is
-// one, the SHA-256 (hex) of the token jwtd handed out, and whether it was
-// revoked (record.Lookup). Its errors are the store's: they mean the
+// RecordFunc reads the record of the token with a jti (record.Store's
+// ByJTI): record.ErrNotFound when there is none; any other error means the
 // record could not be read.
-type RecordFunc func(ctx context.Context, jti string) (found bool, sha256 string, revoked bool, err error)
+type RecordFunc func(ctx context.Context, jti string) (*record.Record, error)
 
 // Verify applies the rules that need no record to a token, with jwtd's
 // keys: the JWS layer (Decode, CheckHeader), the key pinned by kid (or,
@@ -130,6 +130,9 @@ func (s *Service) Verify(tok string) (*Verified, error) {
 // taken as active.
 func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc) (*Verified, error) {
 	v, err := s.Verify(tok)
+	if errors.Is(err, ErrKeyRetired) || errors.Is(err, ErrBadSignature) {
+		return nil, s.goneKeyVerdict(ctx, tok, err, lookup)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +140,51 @@ func (s *Service) Introspect(ctx context.Context, tok string, lookup RecordFunc)
 		return nil, err
 	}
 	return v, nil
+}
+
+// goneKeyVerdict is the verdict on a token no key of the set verifies:
+// if it is, to the byte, a token jwtd recorded (the record's SHA-256 is
+// as good as a signature), its key left the set, and it answers what its
+// record says: expired, revoked, or else key_retired, as /verifyToken
+// does with the old key. Otherwise err stands.
+func (s *Service) goneKeyVerdict(ctx context.Context, tok string, err error, lookup RecordFunc) error {
+	j, derr := Decode(tok)
+	if derr != nil {
+		return err
+	}
+	c, cerr := parseClaims(j.Payload)
+	if cerr != nil {
+		return err
+	}
+	if decided, verdict := s.byRecord(ctx, tok, c.JTI, lookup); decided {
+		return verdict
+	}
+	return err
+}
+
+// byRecord decides the verdict on a token of a key that left the key set
+// when the token is, to the byte, one jwtd recorded: what its record says
+// (expired, revoked), or else key_retired. decided is false when the
+// token is no record of jwtd's, or has no jti; the record's unreadability
+// decides (fail closed).
+func (s *Service) byRecord(ctx context.Context, tok, jti string, lookup RecordFunc) (decided bool, verdict error) {
+	if jti == "" {
+		return false, nil
+	}
+	rec, err := lookup(ctx, jti)
+	switch {
+	case errors.Is(err, record.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return true, err
+	case rec.TokenSHA256 != HashToken(tok):
+		return false, nil
+	case !s.opts.Now().Before(rec.Expires.Add(s.opts.Leeway)):
+		return true, fmt.Errorf("%w: jti %s expired at %s", ErrExpired, jti, rec.Expires.Format(time.RFC3339))
+	case !rec.Revoked.IsZero():
+		return true, fmt.Errorf("%w: jti %s was revoked", ErrRevoked, jti)
+	}
+	return true, fmt.Errorf("%w: jti %s was signed with a key jwtd had (kid %s) and no longer verifies with", ErrKeyRetired, jti, rec.Kid)
 }
 
 // rules are what jwtd knows of its own tokens: the record of a token
@@ -149,17 +197,17 @@ func (s *Service) rules(ctx context.Context, tok, jti string, recorded bool, loo
 		}
 		return nil
 	}
-	found, sum, revoked, err := lookup(ctx, jti)
+	rec, err := lookup(ctx, jti)
 	switch {
+	case errors.Is(err, record.ErrNotFound) && recorded:
+		return fmt.Errorf("%w: no record of jti %s, and its key's profiles record every token they mint", ErrUnrecorded, jti)
+	case errors.Is(err, record.ErrNotFound):
+		return nil
 	case err != nil:
 		return err
-	case !found && recorded:
-		return fmt.Errorf("%w: no record of jti %s, and its key's profiles record every token they mint", ErrUnrecorded, jti)
-	case !found:
-		return nil
-	case sum != HashToken(tok):
+	case rec.TokenSHA256 != HashToken(tok):
 		return fmt.Errorf("%w: jti %s is a token jwtd recorded, and this is not that token (its claims or signature differ)", ErrForged, jti)
-	case revoked:
+	case !rec.Revoked.IsZero():
 		return fmt.Errorf("%w: jti %s was revoked", ErrRevoked, jti)
 	}
 	return nil
@@ -236,6 +284,12 @@ func (s *Service) checkWithKey(ctx context.Context, tok string, j *JWS, c *Claim
 		return claimsErr
 	}
 	own, isOwn := s.own[keys.Fingerprint(k, j.Header.Alg)]
+	if isOwn && !own.inSet {
+		// As introspection answers it: by the record, when it is one.
+		if decided, verdict := s.byRecord(ctx, tok, c.JTI, lookup); decided {
+			return verdict
+		}
+	}
 	if isOwn && c.Expires.IsZero() && !c.IssuedAt.IsZero() && own.Lifetime > 0 {
 		c.Expires = c.IssuedAt.Add(own.Lifetime)
 	}

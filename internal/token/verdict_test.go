@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/token/attacktest"
 )
 
@@ -146,9 +147,9 @@ func TestVerdictForeignKeyReadsNoRecord(t *testing.T) {
 	k, _ := keys.New("", "HS512", secret)
 	claims := fmt.Sprintf(`{"iat":%d,"exp":%d,"jti":"j"}`, testNow.Unix(), testNow.Unix()+60)
 	tok := attacktest.Signed(t, k, `{"alg":"HS512"}`, claims)
-	c, err := s.VerifyWithKey(context.Background(), tok, secret, func(context.Context, string) (bool, string, bool, error) {
+	c, err := s.VerifyWithKey(context.Background(), tok, secret, func(context.Context, string) (*record.Record, error) {
 		t.Error("a record was read for a foreign key's token")
-		return false, "", false, nil
+		return nil, record.ErrNotFound
 	})
 	if err != nil || c.Err != nil {
 		t.Errorf("foreign key: %v %v", err, c.Err)
@@ -160,7 +161,7 @@ func TestVerdictRecordUnreadable(t *testing.T) {
 	s := testService(t)
 	is, _ := s.Issue("castlabs", Request{Data: json.RawMessage(`"a"`)})
 	down := errors.New("store down")
-	fail := func(context.Context, string) (bool, string, bool, error) { return false, "", false, down }
+	fail := func(context.Context, string) (*record.Record, error) { return nil, down }
 	if _, err := s.VerifyWithKey(context.Background(), is.Token, []byte(castlabsSecret), fail); !errors.Is(err, down) {
 		t.Errorf("VerifyWithKey with the store down: %v", err)
 	}
