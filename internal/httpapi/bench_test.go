@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/seedexample"
+	"github.com/jwtd/jwtd/internal/token/attacktest"
 )
 
 // BenchmarkPhoneToken is the seed 000 hot path end to end in-process:
@@ -28,16 +31,35 @@ func BenchmarkPhoneToken(b *testing.B) {
 }
 
 // BenchmarkVerifyToken is seed 003's /verifyToken in-process: body
-// decoding, the caller's HS512 key, the response. No store is involved.
+// decoding, the caller's HS512 key, the response. With jwtd's own
+// castlabs key the token's record is read from the SQLite file (by jti,
+// its hash compared); with a caller's own key no store is involved.
 func BenchmarkVerifyToken(b *testing.B) {
 	h, _ := testServer(b)
 	ex := seedexample.Load(b)
-	body := verifyBody(generateToken(b, h), ex.Key)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := do(b, h, "POST", "/verifyToken", "application/json", body)
-		if w.Code != 200 || !bytes.Contains(w.Body.Bytes(), []byte(`"Signature Verification":true`)) {
-			b.Fatalf("%d %s", w.Code, w.Body)
-		}
+	foreignKey := "a-castlabs-client's-own-secret-0123456789-0123456789-0123456789!"
+	foreign := attacktest.Signed(b, mustHS512(b, foreignKey), `{"typ":"JWT","alg":"HS512"}`,
+		fmt.Sprintf(`{"iat":%d,"jti":"f1","payload":{"data":"bench"}}`, time.Now().Unix()))
+	for name, body := range map[string]string{
+		"jwtd's key":   verifyBody(generateToken(b, h), ex.Key),
+		"caller's key": verifyBody(foreign, foreignKey),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w := do(b, h, "POST", "/verifyToken", "application/json", body)
+				if w.Code != 200 || !bytes.Contains(w.Body.Bytes(), []byte(`"Signature Verification":true`)) {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
+}
+
+func mustHS512(b *testing.B, secret string) *keys.Key {
+	k, err := keys.New("", "HS512", []byte(secret))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return k
 }
