@@ -20,10 +20,16 @@ type Policy struct {
 	// RotateEvery is how long a key signs; 0 is until a rotation by hand
 	// (the seed layouts' secrets, which their clients hold).
 	RotateEvery time.Duration
-	// PublishLead is the JWKS max-age plus a margin that covers the
-	// clocks of instances differing by the leeway.
+	// PublishLead is how long a key is published before it signs: the
+	// JWKS max-age, two sync intervals and the leeway (jwks_max_age + 2 ×
+	// sync_interval + leeway), so that a verifier caching the JWKS has it
+	// first even from an instance a sync late, with clocks the leeway apart.
 	PublishLead time.Duration
-	// Keep is the longest token life of the profile plus the leeway.
+	// Keep is how long a key verifies after it stops signing: the
+	// profile's longest token life, three leeways and a sync interval
+	// (ttl + 3 × leeway + sync_interval), so that every token it signed,
+	// even by an instance a sync late with its clock the leeway ahead, has
+	// expired at every verifier before any instance deletes it.
 	Keep time.Duration
 }
 
