@@ -19,17 +19,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// builtinManaged is how jwtd makes the keys of a built-in profile that has
-// no configured key: the default profile's rotate; the seed layouts'
-// secrets, which their clients hold, change only by hand (jwtd keys rotate).
-var builtinManaged = map[string]keys.Policy{
-	"default":   {Alg: "ES256", RotateEvery: defaultRotateEvery},
-	"appverify": {Alg: "HS256"},
-	"castlabs":  {Alg: "HS512", Text: true},
-}
-
-const defaultRotateEvery = 720 * time.Hour
-
 // keyPlan is what the configuration says of the keys: the profiles, with
 // the built-in ones filled in, and the policies of the managed ones.
 type keyPlan struct {
@@ -37,23 +26,11 @@ type keyPlan struct {
 	policies map[string]keys.Policy
 }
 
-// planKeys reads the profiles of the configuration: a profile with a key
-// signs with it; a profile with managed:, and a built-in profile with
-// neither, has managed keys.
-//
-// A managed key is published (key_store.jwks_max_age + 2 ×
-// key_store.sync_interval + leeway) before it signs: verifiers that cache
-// the JWKS for its max-age have it by then, though every instance may take
-// a sync interval to publish it (and the second one covers a sync's own
-// time), and the clock of the instance that activates it may be the
-// leeway ahead of the one that made it. It is kept (ttl + 3 × leeway +
-// sync_interval) after it stops signing: an instance may sign with it
-// until its next sync, with a clock up to the leeway ahead of the
-// verifier's; the verifier accepts the token until its exp plus the
-// leeway; and the instance that deletes the key may be the leeway ahead of
-// the one that retired it.
+// planKeys reads the profiles of the configuration, the built-in ones
+// filled in, and the policies of those whose keys jwtd makes
+// (keys.Plan, which derives the timing rules).
 func planKeys(cfg *config.Config) (keyPlan, error) {
-	plan := keyPlan{profiles: maps.Clone(cfg.Profiles), policies: map[string]keys.Policy{}}
+	plan := keyPlan{profiles: maps.Clone(cfg.Profiles)}
 	if plan.profiles == nil {
 		plan.profiles = map[string]token.ProfileSpec{}
 	}
@@ -62,43 +39,18 @@ func planKeys(cfg *config.Config) (keyPlan, error) {
 			plan.profiles[name] = spec
 		}
 	}
-	ks := cfg.KeyStore
-	lead := ks.JWKSMaxAge + 2*ks.SyncInterval + cfg.Leeway
-	var errs []error
-	for _, name := range sortedNames(plan.profiles) {
-		spec := plan.profiles[name]
-		var p keys.Policy
-		switch builtin, isBuiltin := builtinManaged[name]; {
-		case spec.Key != "" && spec.Managed != nil:
-			errs = append(errs, fmt.Errorf("profiles.%s: give key (a configured key) or managed (keys jwtd makes and rotates), not both", name))
-			continue
-		case spec.Key != "":
-			continue
-		case spec.Managed != nil:
-			p = keys.Policy{Alg: spec.Managed.Alg, RotateEvery: spec.Managed.RotateEvery}
-			if isBuiltin && (p.Alg == "" || p.Alg == builtin.Alg) {
-				p.Alg, p.Text = builtin.Alg, builtin.Text // what its clients expect
-			}
-			if p.Alg == "" {
-				p.Alg = "ES256"
-			}
-			if p.RotateEvery == 0 {
-				p.RotateEvery = defaultRotateEvery
-			}
-		case isBuiltin:
-			p = builtin
-		default:
-			continue // newProfile says it has no key
-		}
-		p.PublishLead = lead
-		p.Keep = spec.Lifetime() + 3*cfg.Leeway + ks.SyncInterval
-		if err := p.Check(); err != nil {
-			errs = append(errs, fmt.Errorf("profiles.%s.managed: %s", name, strings.TrimPrefix(err.Error(), "managed keys: ")))
-			continue
-		}
-		plan.policies[name] = p
+	profiles := make(map[string]keys.ProfileKeys, len(plan.profiles))
+	for name, spec := range plan.profiles {
+		profiles[name] = keys.ProfileKeys{Key: spec.Key, Managed: spec.Managed, Lifetime: spec.Lifetime()}
 	}
-	return plan, errors.Join(errs...)
+	var err error
+	plan.policies, err = keys.Plan(profiles, keyTiming(cfg))
+	return plan, err
+}
+
+// keyTiming is the configuration's managed-key timing.
+func keyTiming(cfg *config.Config) keys.Timing {
+	return keys.Timing{JWKSMaxAge: cfg.KeyStore.JWKSMaxAge, SyncInterval: cfg.KeyStore.SyncInterval, Leeway: cfg.Leeway}
 }
 
 // build makes the token service from the configured keys and the managed
@@ -193,7 +145,7 @@ func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now tim
 	var adopted []string
 	for _, name := range sortedNames(m.Policies) {
 		p := m.Policies[name]
-		if _, builtin := builtinManaged[name]; !builtin {
+		if _, builtin := keys.Builtin[name]; !builtin {
 			continue
 		}
 		kept := keys.Kept{Dir: cfg.DataDir, Name: name, Alg: p.Alg, Files: cfg.KeyFiles(), Text: p.Text}

@@ -1,4 +1,4 @@
-package main
+package keys
 
 import (
 	"fmt"
@@ -6,13 +6,9 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/jwtd/jwtd/internal/config"
-	"github.com/jwtd/jwtd/internal/keys"
-	"github.com/jwtd/jwtd/internal/token"
 )
 
-// The timing planKeys derives, simulated: instances whose clocks differ by
+// The timing Plan derives, simulated: instances whose clocks differ by
 // up to the leeway, each syncing the keyring every sync interval at its
 // own phase, sign tokens with the key they last read; a verifier with a
 // clock of its own caches the JWKS of a random instance for its max-age,
@@ -25,17 +21,16 @@ import (
 // The simulation is sensitive to the margins: taking the leeway out of
 // the publishing lead, or the sync interval or two leeways out of the keep
 // time, fails it within 40 seeds. (The keep time's third leeway covers an
-// ordering of clocks this model does not reach: see planKeys.)
+// ordering of clocks this model does not reach: see Timing.Keep.)
 func TestKeyTimingUnderSkew(t *testing.T) {
-	cfg := &config.Config{Leeway: 30 * time.Second, KeyStore: config.KeyStore{SyncInterval: 10 * time.Second, JWKSMaxAge: time.Minute}}
-	cfg.Profiles = map[string]token.ProfileSpec{"default": {Managed: &keys.ManagedSpec{Alg: "ES256", RotateEvery: 8 * time.Minute}, TTL: 3 * time.Minute}}
-	plan, err := planKeys(cfg)
+	timing := Timing{Leeway: 30 * time.Second, SyncInterval: 10 * time.Second, JWKSMaxAge: time.Minute}
+	policies, err := Plan(map[string]ProfileKeys{"default": {Managed: &ManagedSpec{Alg: "ES256", RotateEvery: 8 * time.Minute}, Lifetime: 3 * time.Minute}}, timing)
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := plan.policies["default"]
+	policy := policies["default"]
 	for seed := range uint64(40) {
-		if err := simulateKeyTiming(seed, policy, cfg.Leeway, cfg.KeyStore.SyncInterval, cfg.KeyStore.JWKSMaxAge, 3*time.Minute); err != nil {
+		if err := simulateKeyTiming(seed, policy, timing.Leeway, timing.SyncInterval, timing.JWKSMaxAge, 3*time.Minute); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 	}
@@ -44,7 +39,7 @@ func TestKeyTimingUnderSkew(t *testing.T) {
 // simulateKeyTiming runs three instances and six verifiers for two hours
 // of one-second steps, and returns the first token that could not be
 // verified while it should have been.
-func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, ttl time.Duration) error {
+func simulateKeyTiming(seed uint64, p Policy, leeway, syncEvery, maxAge, ttl time.Duration) error {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	skew := func() time.Duration { // the clocks sit at the edges of a spread of one leeway
 		if rng.IntN(2) == 0 {
@@ -53,18 +48,18 @@ func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, tt
 		return leeway / 2
 	}
 	n := 0
-	newKey := func(alg string) (keys.ManagedKey, error) {
+	newKey := func(alg string) (ManagedKey, error) {
 		n++
-		return keys.ManagedKey{Kid: fmt.Sprint("k", n), Alg: alg}, nil
+		return ManagedKey{Kid: fmt.Sprint("k", n), Alg: alg}, nil
 	}
 	type clock struct {
 		offset time.Duration
 		next   time.Duration // its next sync (instance) or JWKS fetch (verifier)
-		view   []keys.ManagedKey
+		view   []ManagedKey
 		ready  bool // an instance whose last sync succeeded: one that failed is drained by /readyz
 	}
 	start := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
-	var store []keys.ManagedKey
+	var store []ManagedKey
 	instances, verifiers := make([]*clock, 3), make([]*clock, 6)
 	for i := range instances {
 		instances[i] = &clock{offset: skew()} // each syncs before it serves
@@ -73,8 +68,8 @@ func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, tt
 		verifiers[i] = &clock{offset: skew(), next: time.Duration(rng.Int64N(int64(maxAge)))}
 	}
 	expires := map[string]time.Time{} // kid → the latest exp it signed, on its signer's clock
-	has := func(ring []keys.ManagedKey, kid string) bool {
-		return slices.ContainsFunc(ring, func(k keys.ManagedKey) bool { return k.Kid == kid })
+	has := func(ring []ManagedKey, kid string) bool {
+		return slices.ContainsFunc(ring, func(k ManagedKey) bool { return k.Kid == kid })
 	}
 	for now := time.Duration(0); now < 2*time.Hour; now += time.Second {
 		for _, in := range instances {
@@ -89,7 +84,7 @@ func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, tt
 				in.next, in.ready = now+syncEvery, false
 				continue
 			}
-			next, changed, err := keys.Advance(store, p, start.Add(now+in.offset), newKey)
+			next, changed, err := Advance(store, p, start.Add(now+in.offset), newKey)
 			if err != nil {
 				return err
 			}
@@ -115,7 +110,7 @@ func simulateKeyTiming(seed uint64, p keys.Policy, leeway, syncEvery, maxAge, tt
 			}
 		}
 		for _, in := range ready {
-			if cur := slices.IndexFunc(in.view, func(k keys.ManagedKey) bool { return k.State == keys.KeyCurrent }); cur >= 0 {
+			if cur := slices.IndexFunc(in.view, func(k ManagedKey) bool { return k.State == KeyCurrent }); cur >= 0 {
 				if exp := start.Add(now + in.offset + ttl); exp.After(expires[in.view[cur].Kid]) {
 					expires[in.view[cur].Kid] = exp
 				}
