@@ -47,6 +47,9 @@ type Store struct {
 	keyrings *mongo.Collection
 	// the key history: a document per fingerprint
 	keyHistory *mongo.Collection
+	// closed transactions: a document per XID, inserted once (updates of
+	// one document are not atomic on every MongoDB-protocol server)
+	closed *mongo.Collection
 	timeout    time.Duration // of a commit
 	group      *record.GroupCommitter
 	ttl        bool
@@ -115,7 +118,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	}
 	db := client.Database(dbName)
 	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), keyrings: db.Collection("keyrings"),
-		keyHistory: db.Collection("key_history"), timeout: opts.Timeout}
+		keyHistory: db.Collection("key_history"), closed: db.Collection("closed_xids"), timeout: opts.Timeout}
 	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
@@ -187,11 +190,7 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	docs := make([]any, 0, len(batch))
 	index := make([]int, 0, len(batch)) // docs[i] is batch[index[i]]
 	for i, r := range batch {
-		switch {
-		case r.XID != "" && owners[r.XID] == closedOwner:
-			results[i] = record.ErrXIDClosed
-			continue
-		case r.XID != "" && owners[r.XID] != r.Phone:
+		if r.XID != "" && owners[r.XID] != r.Phone {
 			results[i] = record.ErrXIDConflict
 			continue
 		}
@@ -227,14 +226,10 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	return nil, translate(err)
 }
 
-// closedOwner stands for the phone of a closed transaction's XID, which
-// takes no record: no phone is written this way.
-const closedOwner = "\x00closed"
-
-// refuseClosed refuses the records just inserted under a transaction that
-// a revocation closed meanwhile, and marks them revoked. RevokeXID closes
-// the claim before it marks the tokens, so a record is either marked by
-// it or found here: none of a closed transaction is handed out active.
+// refuseClosed refuses the records just inserted under a closed
+// transaction, and marks them revoked. RevokeXID closes the transaction
+// before it marks its tokens, so a record is either marked by it or found
+// here: none of a closed transaction is handed out active.
 func (s *Store) refuseClosed(ctx context.Context, batch []*record.Record, results []error) error {
 	var xids []string
 	for i, r := range batch {
@@ -245,8 +240,7 @@ func (s *Store) refuseClosed(ctx context.Context, batch []*record.Record, result
 	if len(xids) == 0 {
 		return nil
 	}
-	cur, err := s.xids.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: xids}}}, {Key: "closed", Value: bson.D{{Key: "$gt", Value: int64(0)}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "closed", Value: 1}}))
+	cur, err := s.closed.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: xids}}}})
 	if err != nil {
 		return translate(err)
 	}
@@ -354,16 +348,12 @@ func (s *Store) claimXIDs(ctx context.Context, batch []*record.Record, batchID s
 			}
 		}
 		var doc struct {
-			Phone  string `bson:"phone"`
-			Closed int64  `bson:"closed"`
+			Phone string `bson:"phone"`
 		}
 		if err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}).Decode(&doc); err != nil {
 			return nil, nil, translate(err)
 		}
 		owners[xid] = doc.Phone
-		if doc.Closed != 0 {
-			owners[xid] = closedOwner
-		}
 	}
 	return owners, claimed, nil
 }
@@ -438,18 +428,34 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, at time.Time) (int, e
 }
 
 // RevokeXID closes a transaction, then marks every token of it revoked:
-// a commit that inserted a token meanwhile finds the claim closed
-// (refuseClosed).
+// a commit that inserted a token meanwhile finds it closed
+// (refuseClosed). The closing is a document of its own, inserted once,
+// kept a day past the transaction's latest expiry and purged with it.
 func (s *Store) RevokeXID(ctx context.Context, xid string, at time.Time) (int, error) {
 	if xid == "" {
 		return 0, nil
 	}
-	if _, err := s.xids.UpdateOne(ctx, bson.D{{Key: "_id", Value: xid}, {Key: "closed", Value: bson.D{{Key: "$exists", Value: false}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "closed", Value: at.UnixNano()}}}}); err != nil {
+	var claim struct {
+		Expires time.Time `bson:"expires"`
+	}
+	err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}).Decode(&claim)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return 0, nil // no token was issued for it
+	case err != nil:
+		return 0, translate(err)
+	}
+	doc := bson.D{{Key: "_id", Value: xid}, {Key: "closed", Value: at.UnixNano()}, {Key: "expires", Value: claim.Expires.Add(closedMargin)}}
+	if _, err := s.closed.InsertOne(ctx, doc); err != nil && !mongo.IsDuplicateKeyError(err) {
 		return 0, translate(err)
 	}
 	return s.revoke(ctx, bson.D{{Key: "xid", Value: xid}, {Key: "revoked", Value: int64(0)}}, at)
 }
+
+// closedMargin is how long past the latest expiry of its tokens a
+// transaction's closing is kept: beyond any token a racing commit inserted
+// (and revoked) as it closed.
+const closedMargin = 24 * time.Hour
 
 // ClosedAt says when a transaction was closed by its revocation; the zero
 // time while it is open.
@@ -457,14 +463,12 @@ func (s *Store) ClosedAt(ctx context.Context, xid string) (time.Time, error) {
 	var doc struct {
 		Closed int64 `bson:"closed"`
 	}
-	err := s.xids.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}, options.FindOne().SetProjection(bson.D{{Key: "closed", Value: 1}})).Decode(&doc)
+	err := s.closed.FindOne(ctx, bson.D{{Key: "_id", Value: xid}}).Decode(&doc)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return time.Time{}, nil
 	case err != nil:
 		return time.Time{}, translate(err)
-	case doc.Closed == 0:
-		return time.Time{}, nil
 	}
 	return time.Unix(0, doc.Closed).UTC(), nil
 }
@@ -523,6 +527,9 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int, error)
 	// token of its transaction (a TTL index may have taken the tokens
 	// already).
 	if _, err := s.xids.DeleteMany(ctx, filter); err != nil {
+		return int(res.DeletedCount), translate(err)
+	}
+	if _, err := s.closed.DeleteMany(ctx, filter); err != nil {
 		return int(res.DeletedCount), translate(err)
 	}
 	return int(res.DeletedCount), nil
