@@ -49,10 +49,10 @@ type Store struct {
 	keyHistory *mongo.Collection
 	// closed transactions: a document per XID, inserted once (updates of
 	// one document are not atomic on every MongoDB-protocol server)
-	closed *mongo.Collection
-	timeout    time.Duration // of a commit
-	group      *record.GroupCommitter
-	ttl        bool
+	closed  *mongo.Collection
+	timeout time.Duration // of a commit
+	group   *record.GroupCommitter
+	ttl     bool
 }
 
 // token is a record as stored. Times that order or compare exactly are Unix
