@@ -7,9 +7,10 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 )
 
-const apikeyUsage = `Usage:
-  jwtd apikey create --name NAME --scopes admin,issue,introspect
-`
+// apikeySynopsis names every scope a key can have.
+var apikeySynopsis = "jwtd apikey create --name NAME --scopes " + strings.Join(apikey.Scopes(), ",")
+
+var apikeyUsage = "Usage:\n  " + apikeySynopsis + "\n"
 
 // cmdAPIKey makes an API key: the key itself, printed once, and the
 // api_keys entry (its hash) to put in the configuration.
@@ -18,9 +19,9 @@ func cmdAPIKey(args []string, e env) error {
 	if sub == "" || err != nil {
 		return err
 	}
-	fs := newFlagSet("jwtd apikey create", "jwtd apikey create --name NAME --scopes admin,issue,introspect", e)
+	fs := newFlagSet("jwtd apikey create", apikeySynopsis, e)
 	name := fs.String("name", "", "the key's name, as logs and rate limits know it")
-	scopes := fs.StringSlice("scopes", nil, "what the key may do: admin, issue, introspect (comma-separated)")
+	scopes := fs.StringSlice("scopes", nil, "what the key may do, comma-separated: "+strings.Join(apikey.Scopes(), ", "))
 	if help, err := parseFlagsNoArgs(fs, rest); help || err != nil {
 		return err
 	}

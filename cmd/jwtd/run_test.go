@@ -530,6 +530,59 @@ func TestCommandLineMistakes(t *testing.T) {
 	if _, _, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify"); err == nil || !strings.Contains(err.Error(), "phone") {
 		t.Errorf("token sign --profile appverify without --phone: %v", err)
 	}
+	// A mistyped profile is named with the one most likely meant.
+	for _, cmd := range [][]string{{"token", "sign"}, {"keys", "show"}} {
+		_, _, err := runCLI(t, env, "", append(cmd, "--profile", "defualt")...)
+		if want := `unknown profile "defualt": did you mean default? the profiles are appverify, castlabs, default`; err == nil || err.Error() != want {
+			t.Errorf("%v --profile defualt: %v, want %s", cmd, err, want)
+		}
+	}
+}
+
+// Each command's --help lists the environment variables it reads, with
+// JWTD_MASTER_KEY wherever the managed keys are opened, and apikey create
+// lists every scope there is.
+func TestHelpSaysWhatApplies(t *testing.T) {
+	help := func(args ...string) string {
+		_, stderr, err := runCLI(t, nil, "", append(args, "--help")...)
+		if err != nil {
+			t.Fatalf("%v --help: %v", args, err)
+		}
+		return stderr
+	}
+	for _, tc := range []struct {
+		args []string
+		env  string // the Environment: line, "" for none
+	}{
+		{[]string{"serve"}, "JWTD_CONFIG, JWTD_LISTEN, JWTD_DATA_DIR, JWTD_LOG_LEVEL, JWTD_LEEWAY, JWTD_STORE_URL, JWTD_DEFAULT_REGION, JWTD_RATELIMIT_URL, JWTD_MASTER_KEY"},
+		{[]string{"keys", "list"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_STORE_URL, JWTD_MASTER_KEY"},
+		{[]string{"keys", "rotate"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_STORE_URL, JWTD_MASTER_KEY"},
+		{[]string{"token", "sign"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_STORE_URL, JWTD_DEFAULT_REGION, JWTD_MASTER_KEY"},
+		{[]string{"token", "verify"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_LEEWAY, JWTD_STORE_URL, JWTD_MASTER_KEY"},
+		{[]string{"token", "decode"}, ""},
+		{[]string{"keys", "generate"}, ""},
+		{[]string{"apikey", "create"}, ""},
+	} {
+		out := help(tc.args...)
+		var got string
+		for line := range strings.Lines(out) {
+			if rest, ok := strings.CutPrefix(line, "Environment: "); ok {
+				got = strings.TrimSpace(rest)
+			}
+		}
+		if got != tc.env {
+			t.Errorf("%v --help: environment %q, want %q", tc.args, got, tc.env)
+		}
+		if strings.Contains(out, "generated keys") {
+			t.Errorf("%v --help still says the data directory holds generated keys:\n%s", tc.args, out)
+		}
+	}
+	out := help("apikey", "create")
+	for _, scope := range apikey.Scopes() {
+		if strings.Count(out, scope) < 2 { // the synopsis and --scopes
+			t.Errorf("apikey create --help lacks scope %s:\n%s", scope, out)
+		}
+	}
 }
 
 // freeAddr is a loopback address nothing listens on.

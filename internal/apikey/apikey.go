@@ -31,6 +31,9 @@ const (
 
 var allScopes = []string{ScopeAdmin, ScopeIssue, ScopeIntrospect, ScopeOutcome}
 
+// Scopes are every scope a key can have.
+func Scopes() []string { return slices.Clone(allScopes) }
+
 // Errors of Authorize: ErrMissing and ErrInvalid are 401, ErrForbidden 403.
 var (
 	ErrMissing   = errors.New("missing bearer API key")
