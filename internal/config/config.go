@@ -446,8 +446,8 @@ func (c *Config) Dir() string {
 
 // EnvNames lists, for --help, the environment variables of the named
 // settings (all of them when none are named): JWTD_CONFIG, each setting's
-// own, and JWTD_MASTER_KEY, which every command that reads the
-// configuration may need to open the managed keys.
+// own, and, for a command that opens the record store (store.url), where
+// the managed keys are kept sealed, JWTD_MASTER_KEY.
 func EnvNames(only ...string) string {
 	names := []string{"JWTD_CONFIG"}
 	for _, s := range settings {
@@ -455,7 +455,10 @@ func EnvNames(only ...string) string {
 			names = append(names, s.env)
 		}
 	}
-	return strings.Join(append(names, "JWTD_MASTER_KEY"), ", ")
+	if len(only) == 0 || slices.Contains(only, "store.url") {
+		names = append(names, "JWTD_MASTER_KEY")
+	}
+	return strings.Join(names, ", ")
 }
 
 func (r *RateLimit) validate() []error {

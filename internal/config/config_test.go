@@ -1,12 +1,17 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/spf13/pflag"
 )
 
@@ -230,5 +235,54 @@ func TestDataDirRelativeToTheFile(t *testing.T) {
 	}
 	if _, err := load(t, []string{"--config", path}, nil); err != nil {
 		t.Errorf("with the file's own data directory: %v", err)
+	}
+}
+
+// examples/jwtd.yaml lists every setting of the configuration type: each
+// one is a key in the file, and a field of a list's entries (keys,
+// api_keys), which the file leaves empty, is shown in a comment. The file
+// also loads as it is.
+func TestExampleListsEverySetting(t *testing.T) {
+	const example = "../../examples/jwtd.yaml"
+	text, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := yaml.Parser().Unmarshal(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written []string
+	var flatten func(v any, path string)
+	flatten = func(v any, path string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, sub := range v {
+				flatten(sub, join(path, k))
+			}
+		case []any:
+			for i, sub := range v {
+				flatten(sub, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+		written = append(written, path)
+	}
+	flatten(data, "")
+	for _, setting := range Paths() {
+		pattern := regexp.QuoteMeta(setting)
+		pattern = strings.ReplaceAll(pattern, `\*`, `[^.]+`)
+		pattern = strings.ReplaceAll(pattern, `\[\]`, `\[\d+\]`)
+		re := regexp.MustCompile("^" + pattern + "$")
+		if slices.ContainsFunc(written, re.MatchString) {
+			continue
+		}
+		if list, field, ok := strings.Cut(setting, "[]."); ok && bytes.Contains(text, []byte(field+":")) &&
+			regexp.MustCompile(`(?m)^`+list+`: \[\]`).Match(text) {
+			continue // an empty list, its entries' fields in comments
+		}
+		t.Errorf("%s does not list %s", example, setting)
+	}
+	if _, err := load(t, nil, map[string]string{"JWTD_CONFIG": example}); err != nil {
+		t.Errorf("%s does not load: %v", example, err)
 	}
 }

@@ -334,3 +334,39 @@ func expected(t reflect.Type) string {
 	}
 	return "a " + t.String()
 }
+
+// Paths lists every setting of the configuration as a dotted path: "*"
+// stands for the name of a map entry ("profiles.*.ttl"), "[]" for an
+// element of a list ("keys[].kid"). A map or list of plain values is one
+// setting ("ratelimit.routes", "ratelimit.trusted_proxies").
+func Paths() []string {
+	var out []string
+	var walk func(t reflect.Type, path string)
+	walk = func(t reflect.Type, path string) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case t.Kind() == reflect.Struct:
+			for name, ft := range koanfFields(t) {
+				walk(ft, join(path, name))
+			}
+		case t.Kind() == reflect.Map && isStruct(t.Elem()):
+			walk(t.Elem(), path+".*")
+		case t.Kind() == reflect.Slice && isStruct(t.Elem()):
+			walk(t.Elem(), path+"[]")
+		default:
+			out = append(out, path)
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	slices.Sort(out)
+	return out
+}
+
+func isStruct(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
+}
