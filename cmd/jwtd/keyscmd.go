@@ -259,15 +259,7 @@ func loadProfile(ctx context.Context, fs *pflag.FlagSet, e env, name string) (*c
 	p, ok := c.svc.Profile(name)
 	if !ok {
 		c.store.Close()
-		return nil, nil, fmt.Errorf("no profile %q; the profiles are %s", name, strings.Join(profileNames(c.svc), ", "))
+		return nil, nil, c.svc.UnknownProfile(name)
 	}
 	return c, p, nil
-}
-
-func profileNames(svc *token.Service) []string {
-	var names []string
-	for _, p := range svc.Profiles() {
-		names = append(names, p.Name)
-	}
-	return names
 }

@@ -90,10 +90,10 @@ func newFlagSet(name, synopsis string, e env, settings ...string) *pflag.FlagSet
 	fs.SetOutput(e.stderr)
 	fs.SortFlags = false
 	withConfig := len(settings) > 0
-	switch {
-	case withConfig && settings[0] == everySetting:
-		config.AddFlags(fs)
-	case withConfig:
+	if withConfig && settings[0] == everySetting {
+		settings = nil // config's "all of them"
+	}
+	if withConfig {
 		config.AddFlags(fs, settings...)
 	}
 	fs.Usage = func() {
@@ -102,7 +102,7 @@ func newFlagSet(name, synopsis string, e env, settings ...string) *pflag.FlagSet
 			fmt.Fprintf(e.stderr, "\nFlags:\n%s", flags)
 		}
 		if withConfig {
-			fmt.Fprintf(e.stderr, "\nEnvironment: %s\n", config.EnvNames())
+			fmt.Fprintf(e.stderr, "\nEnvironment: %s\n", config.EnvNames(settings...))
 		}
 	}
 	return fs

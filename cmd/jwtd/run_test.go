@@ -530,6 +530,59 @@ func TestCommandLineMistakes(t *testing.T) {
 	if _, _, err := runCLI(t, env, "", "token", "sign", "--profile", "appverify"); err == nil || !strings.Contains(err.Error(), "phone") {
 		t.Errorf("token sign --profile appverify without --phone: %v", err)
 	}
+	// A mistyped profile is named with the one most likely meant.
+	for _, cmd := range [][]string{{"token", "sign"}, {"keys", "show"}} {
+		_, _, err := runCLI(t, env, "", append(cmd, "--profile", "defualt")...)
+		if want := `unknown profile "defualt": did you mean default? the profiles are appverify, castlabs, default`; err == nil || err.Error() != want {
+			t.Errorf("%v --profile defualt: %v, want %s", cmd, err, want)
+		}
+	}
+}
+
+// Each command's --help lists the environment variables it reads, with
+// JWTD_MASTER_KEY wherever the managed keys are opened, and apikey create
+// lists every scope there is.
+func TestHelpSaysWhatApplies(t *testing.T) {
+	help := func(args ...string) string {
+		_, stderr, err := runCLI(t, nil, "", append(args, "--help")...)
+		if err != nil {
+			t.Fatalf("%v --help: %v", args, err)
+		}
+		return stderr
+	}
+	for _, tc := range []struct {
+		args []string
+		env  string // the Environment: line, "" for none
+	}{
+		{[]string{"serve"}, "JWTD_CONFIG, JWTD_LISTEN, JWTD_DATA_DIR, JWTD_LOG_LEVEL, JWTD_LEEWAY, JWTD_STORE_URL, JWTD_DEFAULT_REGION, JWTD_RATELIMIT_URL, JWTD_MASTER_KEY"},
+		{[]string{"keys", "list"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_STORE_URL, JWTD_MASTER_KEY"},
+		{[]string{"keys", "rotate"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_STORE_URL, JWTD_MASTER_KEY"},
+		{[]string{"token", "sign"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_STORE_URL, JWTD_DEFAULT_REGION, JWTD_MASTER_KEY"},
+		{[]string{"token", "verify"}, "JWTD_CONFIG, JWTD_DATA_DIR, JWTD_LEEWAY, JWTD_STORE_URL, JWTD_MASTER_KEY"},
+		{[]string{"token", "decode"}, ""},
+		{[]string{"keys", "generate"}, ""},
+		{[]string{"apikey", "create"}, "JWTD_CONFIG, JWTD_DATA_DIR"},
+	} {
+		out := help(tc.args...)
+		var got string
+		for line := range strings.Lines(out) {
+			if rest, ok := strings.CutPrefix(line, "Environment: "); ok {
+				got = strings.TrimSpace(rest)
+			}
+		}
+		if got != tc.env {
+			t.Errorf("%v --help: environment %q, want %q", tc.args, got, tc.env)
+		}
+		if strings.Contains(out, "generated keys") {
+			t.Errorf("%v --help still says the data directory holds generated keys:\n%s", tc.args, out)
+		}
+	}
+	out := help("apikey", "create")
+	for _, scope := range apikey.Scopes() {
+		if strings.Count(out, scope) < 2 { // the synopsis and --scopes
+			t.Errorf("apikey create --help lacks scope %s:\n%s", scope, out)
+		}
+	}
 }
 
 // freeAddr is a loopback address nothing listens on.
@@ -541,4 +594,47 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// Under make run (no configuration file, the admin key made on first
+// start), apikey create prints an api_keys block that keeps that admin key:
+// started with the block as its configuration, jwtd accepts both keys.
+// Once api_keys are configured, it prints the new entry alone.
+func TestAPIKeyCreateKeepsTheAdminKey(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JWTD_DATA_DIR": filepath.Join(dir, "data")}
+	_, logs, stop := startServeFull(t, env)
+	admin := printedAdminKey(t, logs.String())
+	stop()
+	key, stderr, err := runCLI(t, env, "", "apikey", "create", "--name", "callbacks", "--scopes", "outcome")
+	key = strings.TrimSpace(key)
+	_, block, found := strings.Cut(stderr, "\napi_keys:\n")
+	if err != nil || !found || strings.Count(block, "  - {name:") != 2 || !strings.Contains(block, "{name: admin,") {
+		t.Fatalf("apikey create without api_keys: %v\n%s", err, stderr)
+	}
+	cfg := writeFile(t, dir, "jwtd.yaml", "api_keys:\n"+block)
+	base, _ := startServe(t, env, "--config", cfg)
+	for k, want := range map[string]string{admin: `"scopes":["admin","issue","introspect","outcome"]`, key: `"scopes":["outcome"]`} {
+		if code, out := httpDo(t, "GET", base+"/v1/whoami", k, "", ""); code != 200 || !strings.Contains(out, want) {
+			t.Errorf("whoami with %.12s…: %d %s", k, code, out)
+		}
+	}
+	_, stderr, err = runCLI(t, env, "", "apikey", "create", "--config", cfg, "--name", "more", "--scopes", "issue")
+	if err != nil || strings.Contains(stderr, "name: admin") || !strings.Contains(stderr, "  - {name: more,") {
+		t.Errorf("apikey create with api_keys configured: %v\n%s", err, stderr)
+	}
+}
+
+// A record store that cannot be reached is named (without its password)
+// with what to check.
+func TestStoreUnreachableSaysWhere(t *testing.T) {
+	err := storeUnreachable("mongodb://jwtd:s3cret@db1:27017/jwtd", errors.New("server selection error"))
+	for _, want := range []string{"store.url mongodb://jwtd:xxxxx@db1:27017/jwtd", "server selection error", "does db1:27017 resolve", "--store-url"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nlacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the password is shown: %v", err)
+	}
 }

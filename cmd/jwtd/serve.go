@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -237,7 +238,7 @@ func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, 
 // noteUnusedAdminKey says when configured api_keys set aside the admin
 // key generated on an earlier first start.
 func noteUnusedAdminKey(cfg *config.Config, logger *slog.Logger) {
-	if admin := filepath.Join(cfg.DataDir, "admin-api-key.json"); len(cfg.APIKeys) > 0 {
+	if admin := apikey.AdminFile(cfg.DataDir); len(cfg.APIKeys) > 0 {
 		if _, err := os.Stat(admin); err == nil {
 			logger.Info("api_keys are configured, so the admin key generated on first start is not accepted", "file", admin)
 		}
@@ -283,7 +284,17 @@ func commitObserver(logger *slog.Logger, m *metrics.Metrics) record.Observer {
 	}
 }
 
-// openStore opens the record store the URL's scheme names.
+// storeUnreachable says which store could not be opened (its URL without
+// a password) and what to check.
+func storeUnreachable(storeURL string, err error) error {
+	shown, host := "", ""
+	if u, perr := neturl.Parse(storeURL); perr == nil {
+		shown, host = u.Redacted(), u.Host
+	}
+	return fmt.Errorf("the record store at store.url %s could not be opened: %w\n"+
+		"Is MongoDB up, and does %s resolve and answer from here? Give its address with --store-url or JWTD_STORE_URL", shown, err, host)
+}
+
 // storage is what jwtd keeps in its store: records, and the managed keys'
 // keyrings and history.
 type storage interface {
@@ -291,6 +302,7 @@ type storage interface {
 	keys.KeyStore
 }
 
+// openStore opens the record store the URL's scheme names.
 func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, observe record.Observer) (storage, error) {
 	url := cfg.StoreURL()
 	group := record.GroupOptions{MaxBatch: cfg.Store.MaxBatch, Linger: cfg.Store.Linger,
@@ -300,7 +312,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, obs
 		defer cancel()
 		s, err := mongo.Open(octx, url, mongo.Options{GroupOptions: group, Retention: cfg.Store.Retention})
 		if err != nil {
-			return nil, err
+			return nil, storeUnreachable(url, err)
 		}
 		logger.Info("record store: mongodb", "ttl_index", s.TTLIndex(), "retention", cfg.Store.Retention.String())
 		return s, nil
@@ -333,7 +345,7 @@ func loadAPIKeys(cfg *config.Config, e env) (*apikey.Set, error) {
 	}
 	if plain != "" {
 		fmt.Fprintf(e.stderr, "jwtd: created an admin API key (scopes %s); it is shown only this once:\n\n    %s\n\n"+
-			"Keep it secret. Its SHA-256 is kept in %s.\n", strings.Join(spec.Scopes, ", "), plain, filepath.Join(cfg.DataDir, "admin-api-key.json"))
+			"Keep it secret. Its SHA-256 is kept in %s.\n", strings.Join(spec.Scopes, ", "), plain, apikey.AdminFile(cfg.DataDir))
 	}
 	return apikey.NewSet([]apikey.Spec{spec})
 }

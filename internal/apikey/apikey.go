@@ -31,6 +31,9 @@ const (
 
 var allScopes = []string{ScopeAdmin, ScopeIssue, ScopeIntrospect, ScopeOutcome}
 
+// Scopes are every scope a key can have.
+func Scopes() []string { return slices.Clone(allScopes) }
+
 // Errors of Authorize: ErrMissing and ErrInvalid are 401, ErrForbidden 403.
 var (
 	ErrMissing   = errors.New("missing bearer API key")
@@ -148,7 +151,7 @@ func New(name string, scopes []string) (plain string, spec Spec, err error) {
 // place), and when two processes start at once the first link wins: the
 // other gets that key, and no plain text.
 func LoadOrCreateAdmin(dir string) (spec Spec, plain string, err error) {
-	path := filepath.Join(dir, "admin-api-key.json")
+	path := AdminFile(dir)
 	spec, err = readAdmin(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return spec, "", err
@@ -189,6 +192,13 @@ func LoadOrCreateAdmin(dir string) (spec Spec, plain string, err error) {
 	}
 	return spec, plain, nil
 }
+
+// AdminFile is where the admin key made on first start is kept in dir.
+func AdminFile(dir string) string { return filepath.Join(dir, "admin-api-key.json") }
+
+// ReadAdmin returns the admin key kept in dir; an error wrapping
+// fs.ErrNotExist when none was made.
+func ReadAdmin(dir string) (Spec, error) { return readAdmin(AdminFile(dir)) }
 
 func readAdmin(path string) (Spec, error) {
 	var spec Spec

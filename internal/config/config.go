@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ import (
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/secretfile"
+	"github.com/jwtd/jwtd/internal/suggest"
 	"github.com/jwtd/jwtd/internal/token"
 )
 
@@ -168,7 +170,7 @@ type setting struct {
 
 var settings = []setting{
 	{"listen", "listen", "JWTD_LISTEN", "address to listen on (host:port)"},
-	{"data_dir", "data-dir", "JWTD_DATA_DIR", "directory for generated keys and the embedded store"},
+	{"data_dir", "data-dir", "JWTD_DATA_DIR", "directory for the embedded record store, its master key and the admin API key made on first start"},
 	{"log_level", "log-level", "JWTD_LOG_LEVEL", "debug, info, warn or error"},
 	{"leeway", "leeway", "JWTD_LEEWAY", "clock-skew allowance when verifying (at most 60s)"},
 	{"store.url", "store-url", "JWTD_STORE_URL", "record store: sqlite://<path> (default: jwtd.db in the data directory) or mongodb://host/db"},
@@ -268,10 +270,12 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 			return nil, err
 		}
 	}
+	o := origins{file: path, set: map[string]string{}}
 	env := map[string]any{}
 	for _, s := range settings {
 		if v := getenv(s.env); v != "" {
 			env[s.key] = v
+			o.set[s.key] = s.env
 		}
 	}
 	if err := k.Load(confmap.Provider(env, "."), nil); err != nil {
@@ -286,21 +290,27 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		if !ok || !f.Changed {
 			return "", nil
 		}
+		o.set[key] = "--" + f.Name
 		return key, f.Value.String()
 	}), nil)
 	if err != nil {
 		return nil, err
 	}
+	// Every mistake at once: keys the configuration type does not have
+	// (only the file can have those), then values that do not decode.
+	errs := unknownKeys(k.Raw(), reflect.TypeFor[Config](), "", o)
 	var c Config
 	err = k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
-		DecodeHook:       mapstructure.ComposeDecodeHookFunc(durationsNeedUnits, mapstructure.StringToTimeDurationHookFunc()),
+		DecodeHook:       typedValues,
 		Result:           &c,
 		WeaklyTypedInput: true,
-		ErrorUnused:      true,
 		TagName:          "koanf",
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+		errs = append(errs, decodeErrors(err, o))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	c.File = path
 	if err := c.Validate(); err != nil {
@@ -334,33 +344,6 @@ func dataDirMoved(resolved, written string) error {
 	return nil
 }
 
-// durationsNeedUnits refuses a bare number other than 0 where a duration
-// goes: YAML reads "leeway: 30" as the integer 30, which would otherwise
-// mean 30 nanoseconds. Flags and environment variables are strings, which
-// time.ParseDuration already refuses without a unit: one rule everywhere.
-func durationsNeedUnits(from, to reflect.Type, data any) (any, error) {
-	if to != reflect.TypeOf(time.Duration(0)) {
-		return data, nil
-	}
-	switch v := reflect.ValueOf(data); from.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		if v.Int() == 0 {
-			return "0s", nil // zero is zero in any unit
-		}
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if v.Uint() == 0 {
-			return "0s", nil
-		}
-	case reflect.Float32, reflect.Float64:
-		if v.Float() == 0 {
-			return "0s", nil
-		}
-	default:
-		return data, nil
-	}
-	return nil, fmt.Errorf("%v has no unit; write a duration such as %vs, %vms, %vm or %vh", data, data, data, data, data)
-}
-
 // Validate checks the settings that stand alone. What has a constructor is
 // checked by building it, once, where it is used (keys and profiles, API
 // keys, rate limits, the client-IP resolver, the phone region), and its
@@ -368,7 +351,7 @@ func durationsNeedUnits(from, to reflect.Type, data any) (any, error) {
 func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+		errs = append(errs, fmt.Errorf("listen %q is not host:port; write one such as 127.0.0.1:8080, or :8080 for every interface", c.Listen))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir must not be empty"))
@@ -377,8 +360,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if c.Leeway < 0 || c.Leeway > token.MaxLeeway {
-		errs = append(errs, fmt.Errorf("leeway %s is outside 0–%s", c.Leeway, token.MaxLeeway))
+		errs = append(errs, fmt.Errorf("leeway %s is outside 0–%s; write at most %s", c.Leeway, token.MaxLeeway, token.MaxLeeway))
 	}
+	errs = append(errs, c.profileNames()...)
 	if c.Store.Retention < 0 || c.Store.PurgeInterval <= 0 || c.Store.MaxBatch <= 0 || c.Store.Linger < 0 ||
 		c.Store.Timeout <= 0 || c.Store.MaxWaiting <= 0 {
 		errs = append(errs, errors.New("store: retention and linger must be at least 0, purge_interval, max_batch, timeout and max_waiting positive"))
@@ -416,6 +400,28 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// profileNames refuses a profile of the configuration's own that has no
+// key: most often a built-in profile's name mistyped ("defualt"), which
+// would otherwise be a new profile that cannot sign.
+func (c *Config) profileNames() []error {
+	builtin := slices.Sorted(maps.Keys(token.BuiltinProfiles()))
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Profiles)) {
+		p := c.Profiles[name]
+		if slices.Contains(builtin, name) || p.Key != "" || p.Managed != nil {
+			continue
+		}
+		if near := suggest.Nearest(name, builtin); near != "" {
+			errs = append(errs, fmt.Errorf("profiles.%s: no such profile; did you mean %s? "+
+				"(the built-in profiles are %s)", name, near, strings.Join(builtin, ", ")))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("profiles.%s: not a built-in profile (%s), so it needs key: (the kid of one of keys) "+
+			"or managed: {alg: ES256} (keys jwtd makes and rotates)", name, strings.Join(builtin, ", ")))
+	}
+	return errs
+}
+
 // Level is the configured log level.
 func (c *Config) Level() (slog.Level, error) {
 	var l slog.Level
@@ -438,11 +444,19 @@ func (c *Config) Dir() string {
 	return filepath.Dir(c.File)
 }
 
-// EnvNames lists the environment variables Load reads, for --help.
-func EnvNames() string {
+// EnvNames lists, for --help, the environment variables of the named
+// settings (all of them when none are named): JWTD_CONFIG, each setting's
+// own, and, for a command that opens the record store (store.url), where
+// the managed keys are kept sealed, JWTD_MASTER_KEY.
+func EnvNames(only ...string) string {
 	names := []string{"JWTD_CONFIG"}
 	for _, s := range settings {
-		names = append(names, s.env)
+		if len(only) == 0 || slices.Contains(only, s.key) {
+			names = append(names, s.env)
+		}
+	}
+	if len(only) == 0 || slices.Contains(only, "store.url") {
+		names = append(names, "JWTD_MASTER_KEY")
 	}
 	return strings.Join(names, ", ")
 }

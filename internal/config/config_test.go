@@ -1,12 +1,17 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/spf13/pflag"
 )
 
@@ -91,37 +96,92 @@ func TestZeroDurations(t *testing.T) {
 	}
 }
 
+// Every configuration mistake is told in jwtd's words: the setting, where
+// its value came from (FILE stands for the configuration file), the value
+// and the fix; the whole message is asserted.
 func TestLoadRefuses(t *testing.T) {
 	for name, tc := range map[string]struct {
 		file string
 		env  map[string]string
+		args []string
 		want string
 	}{
-		"unknown key":       {file: "listn: 127.0.0.1:1\n", want: "listn"},
-		"unknown nested":    {file: "profiles:\n  default: {tll: 1m}\n", want: "tll"},
-		"bad listen":        {file: "listen: nowhere\n", want: "listen"},
-		"bad duration":      {file: "profiles:\n  default: {ttl: soon}\n", want: "ttl"},
-		"duration, no unit": {file: "leeway: 30\n", want: "30 has no unit"},
-		"nested, no unit":   {file: "store: {retention: 720}\n", want: "720 has no unit"},
-		"env, no unit":      {env: map[string]string{"JWTD_LEEWAY": "30"}, want: "missing unit"},
-		"bad level":         {env: map[string]string{"JWTD_LOG_LEVEL": "loud"}, want: "log_level"},
-		"leeway too large":  {env: map[string]string{"JWTD_LEEWAY": "5m"}, want: "leeway"},
-		"broken YAML":       {file: "listen: [\n", want: "reading"},
-		"missing file":      {env: map[string]string{"JWTD_CONFIG": "/nonexistent/jwtd.yaml"}, want: "nonexistent"},
+		"unknown key": {file: "listne: 127.0.0.1:1\n",
+			want: "listne (in FILE): no such setting; did you mean listen?"},
+		"unknown nested": {file: "profiles:\n  default: {tll: 1m}\n",
+			want: "profiles.default.tll (in FILE): no such setting; did you mean profiles.default.ttl?"},
+		"unknown in a list": {file: "keys:\n  - {kdi: a, alg: HS256, secret: x}\n",
+			want: "keys[0].kdi (in FILE): no such setting; did you mean keys[0].kid?"},
+		"unknown, nothing near": {file: "http: {zzz: 1}\n",
+			want: "http.zzz (in FILE): no such setting; the settings under http are idle_timeout, max_body_bytes, max_connections, " +
+				"read_header_timeout, read_timeout, shutdown_timeout, write_timeout"},
+		"not a whole number": {file: "http:\n  max_body_bytes: abc\n",
+			want: `http.max_body_bytes (in FILE): "abc" is not a whole number; write digits only, such as 1024`},
+		"a fraction": {file: "store: {max_batch: 2.5}\n",
+			want: "store.max_batch (in FILE): 2.5 is not a whole number; write digits only, such as 3"},
+		"too large": {file: "http: {max_connections: \"99999999999999999999\"}\n",
+			want: `http.max_connections (in FILE): "99999999999999999999" is too large for this setting`},
+		"not true or false": {file: "allow_readable_key_files: yes\n",
+			want: `allow_readable_key_files (in FILE): "yes" is not true or false`},
+		"a list for text": {file: "listen: [a, b]\n",
+			want: "listen (in FILE): a list is not text; write a single value"},
+		"text for a mapping": {file: "http: fast\n",
+			want: `http (in FILE): "fast" is not a mapping; write its settings as key: value lines under it`},
+		"bad duration": {file: "profiles:\n  default: {ttl: soon}\n",
+			want: `profiles.default.ttl (in FILE): "soon" is not a duration; write one such as 30s, 500ms, 5m, 1h30m (units: ms, s, m, h)`},
+		"duration, no unit": {file: "leeway: 30\n",
+			want: "leeway (in FILE): 30 has no unit; write a duration such as 30s, 30ms, 30m or 30h"},
+		"nested, no unit": {file: "store: {retention: 720}\n",
+			want: "store.retention (in FILE): 720 has no unit; write a duration such as 720s, 720ms, 720m or 720h"},
+		"env, no unit": {env: map[string]string{"JWTD_LEEWAY": "30"},
+			want: `leeway (set by JWTD_LEEWAY): "30" has no unit; write a duration such as 30s, 30ms, 30m or 30h`},
+		"flag, no unit": {args: []string{"--leeway", "30"},
+			want: `leeway (set by --leeway): "30" has no unit; write a duration such as 30s, 30ms, 30m or 30h`},
+		"flag over env": {args: []string{"--leeway", "1x"}, env: map[string]string{"JWTD_LEEWAY": "30"},
+			want: `leeway (set by --leeway): "1x" is not a duration; write one such as 30s, 500ms, 5m, 1h30m (units: ms, s, m, h)`},
+		"profile typo": {file: "profiles:\n  defualt: {ttl: 1m}\n",
+			want: "profiles.defualt: no such profile; did you mean default? (the built-in profiles are appverify, castlabs, default)"},
+		"own profile without a key": {file: "profiles:\n  mobile: {ttl: 1m}\n",
+			want: "profiles.mobile: not a built-in profile (appverify, castlabs, default), so it needs key: (the kid of one of keys) " +
+				"or managed: {alg: ES256} (keys jwtd makes and rotates)"},
+		"every mistake at once": {file: "listne: x\nhttp: {max_body_bytes: abc}\n", env: map[string]string{"JWTD_LEEWAY": "30"},
+			want: "listne (in FILE): no such setting; did you mean listen?\n" +
+				`leeway (set by JWTD_LEEWAY): "30" has no unit; write a duration such as 30s, 30ms, 30m or 30h` + "\n" +
+				`http.max_body_bytes (in FILE): "abc" is not a whole number; write digits only, such as 1024`},
+		"bad listen": {file: "listen: nowhere\n",
+			want: `listen "nowhere" is not host:port; write one such as 127.0.0.1:8080, or :8080 for every interface`},
+		"bad level":        {env: map[string]string{"JWTD_LOG_LEVEL": "loud"}, want: `log_level "loud" is not debug, info, warn or error`},
+		"leeway too large": {env: map[string]string{"JWTD_LEEWAY": "5m"}, want: "leeway 5m0s is outside 0–1m0s; write at most 1m0s"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			env := tc.env
-			if env == nil {
-				env = map[string]string{}
+			env := map[string]string{}
+			for k, v := range tc.env {
+				env[k] = v
 			}
+			path := ""
 			if tc.file != "" {
-				env["JWTD_CONFIG"] = writeConfig(t, tc.file)
+				path = writeConfig(t, tc.file)
+				env["JWTD_CONFIG"] = path
 			}
-			_, err := load(t, nil, env)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want an error mentioning %q", err, tc.want)
+			_, err := load(t, tc.args, env)
+			want := strings.ReplaceAll(tc.want, "FILE", path)
+			if err == nil || err.Error() != want {
+				t.Errorf("got  %v\nwant %s", err, want)
 			}
 		})
+	}
+}
+
+// What the YAML parser and the file system say keeps their words, with the file named.
+func TestLoadRefusesFiles(t *testing.T) {
+	for name, tc := range map[string]struct{ path, want string }{
+		"broken YAML":  {writeConfig(t, "listen: [\n"), "reading"},
+		"missing file": {"/nonexistent/jwtd.yaml", "nonexistent"},
+	} {
+		_, err := load(t, nil, map[string]string{"JWTD_CONFIG": tc.path})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
+		}
 	}
 }
 
@@ -175,5 +235,54 @@ func TestDataDirRelativeToTheFile(t *testing.T) {
 	}
 	if _, err := load(t, []string{"--config", path}, nil); err != nil {
 		t.Errorf("with the file's own data directory: %v", err)
+	}
+}
+
+// examples/jwtd.yaml lists every setting of the configuration type: each
+// one is a key in the file, and a field of a list's entries (keys,
+// api_keys), which the file leaves empty, is shown in a comment. The file
+// also loads as it is.
+func TestExampleListsEverySetting(t *testing.T) {
+	const example = "../../examples/jwtd.yaml"
+	text, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := yaml.Parser().Unmarshal(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written []string
+	var flatten func(v any, path string)
+	flatten = func(v any, path string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, sub := range v {
+				flatten(sub, join(path, k))
+			}
+		case []any:
+			for i, sub := range v {
+				flatten(sub, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+		written = append(written, path)
+	}
+	flatten(data, "")
+	for _, setting := range Paths() {
+		pattern := regexp.QuoteMeta(setting)
+		pattern = strings.ReplaceAll(pattern, `\*`, `[^.]+`)
+		pattern = strings.ReplaceAll(pattern, `\[\]`, `\[\d+\]`)
+		re := regexp.MustCompile("^" + pattern + "$")
+		if slices.ContainsFunc(written, re.MatchString) {
+			continue
+		}
+		if list, field, ok := strings.Cut(setting, "[]."); ok && bytes.Contains(text, []byte(field+":")) &&
+			regexp.MustCompile(`(?m)^`+list+`: \[\]`).Match(text) {
+			continue // an empty list, its entries' fields in comments
+		}
+		t.Errorf("%s does not list %s", example, setting)
+	}
+	if _, err := load(t, nil, map[string]string{"JWTD_CONFIG": example}); err != nil {
+		t.Errorf("%s does not load: %v", example, err)
 	}
 }

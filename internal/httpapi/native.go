@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -192,6 +193,11 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) error
 // handleListByPhone is GET /v1/tokens?phone=&limit=&cursor=.
 func (s *Server) handleListByPhone(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	if strings.HasPrefix(q.Get("phone"), " ") {
+		// An unencoded + in a query string arrives as a space.
+		return badRequest("Invalid phone number", "the phone starts with a space, which is what an unencoded + in a query string "+
+			"becomes: write the + as %2B, as in ?phone=%2B14155552671")
+	}
 	num, err := s.Phones.Normalize(q.Get("phone"))
 	if err != nil {
 		return err

@@ -250,6 +250,12 @@ func TestListByPhone(t *testing.T) {
 			t.Errorf("?%s: %d", q, w.Code)
 		}
 	}
+	// An unencoded + arrives as a space; even where the default region
+	// would read the rest, the answer says to write %2B.
+	w := doAuth(t, h, "GET", "/v1/tokens?phone=+14155552671", adminKey, "", "")
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "write the + as %2B, as in ?phone=%2B14155552671") {
+		t.Errorf("?phone=+14155552671: %d %s", w.Code, w.Body)
+	}
 }
 
 func TestRevokeAndIntrospect(t *testing.T) {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -63,6 +64,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 			method, path = "GET", r.pattern
 		}
 		path = strings.TrimSuffix(path, "{$}")
+		path = strings.ReplaceAll(path, "...}", "}") // {rest...} is an OpenAPI parameter like any other
 		routed[method+" "+path] = true
 	}
 	for r := range routed {
@@ -115,14 +117,7 @@ func TestConsoleServed(t *testing.T) {
 // the document says what the handlers do, bodies and statuses included.
 func TestOpenAPIMatchesAnswers(t *testing.T) {
 	h, _ := testServer(t)
-	doc, err := libopenapi.NewDocument(do(t, h, "GET", "/openapi.json", "", "").Body.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, errs := openapivalidator.NewValidator(doc)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
+	v := openAPIValidator(t, h)
 	mint := do(t, h, "GET", "/v1/token/+14155552671/tx-oa", "", "")
 	token := strings.TrimSpace(mint.Body.String())
 	for _, c := range []struct{ method, path, key, ct, body string }{
@@ -152,6 +147,10 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 		{"POST", "/v1/keys/rotate", adminKey, "application/json", `{}`},
 		{"POST", "/v1/keys/rotate", issuerKey, "application/json", `{"profile":"default"}`},
 		{"GET", "/.well-known/jwks.json", "", "", ""},
+		{"GET", "/.well-known/openid-configuration", "", "", ""},
+		{"GET", "/.well-known/oauth-authorization-server", "", "", ""},
+		{"GET", "/.well-known/openid-configuration/nobody", "", "", ""},
+		{"GET", "/.well-known/oauth-authorization-server/nobody", "", "", ""},
 		{"GET", "/healthz", "", "", ""},
 		{"GET", "/readyz", "", "", ""},
 	} {
@@ -186,4 +185,18 @@ func TestWhoamiAndActivityScopes(t *testing.T) {
 	if w := doAuth(t, h, "GET", "/v1/whoami", "wrong", "", ""); w.Code != 401 {
 		t.Errorf("whoami with a wrong key: %d", w.Code)
 	}
+}
+
+// openAPIValidator checks requests and answers against h's /openapi.json.
+func openAPIValidator(t *testing.T, h http.Handler) openapivalidator.Validator {
+	t.Helper()
+	doc, err := libopenapi.NewDocument(do(t, h, "GET", "/openapi.json", "", "").Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, errs := openapivalidator.NewValidator(doc)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return v
 }

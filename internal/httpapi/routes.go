@@ -40,6 +40,10 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/keys/rotate", s.require(apikey.ScopeAdmin, s.handleRotate)},
 
 		{"GET /.well-known/jwks.json", http.HandlerFunc(s.handleJWKS)},
+		{"GET /.well-known/openid-configuration", s.problems(s.handleDiscovery)},
+		{"GET /.well-known/openid-configuration/{issuer_path...}", s.problems(s.handleDiscovery)},
+		{"GET /.well-known/oauth-authorization-server", s.problems(s.handleDiscovery)},
+		{"GET /.well-known/oauth-authorization-server/{issuer_path...}", s.problems(s.handleDiscovery)},
 		{"GET /healthz", http.HandlerFunc(handleHealthz)},
 		{"GET /readyz", s.problems(s.handleReadyz)},
 		{"GET /openapi.json", http.HandlerFunc(handleOpenAPI)},

@@ -74,13 +74,20 @@ func testServerAt(t testing.TB, now func() time.Time) (http.Handler, *token.Serv
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := testStore(t)
+	h := NewServer(testDeps(t, svc, store, nil, nil), Options{MaxBodyBytes: 1 << 20})
+	return h, svc, store
+}
+
+// testStore is a real SQLite store in a temporary directory.
+func testStore(t testing.TB) *sqlite.Store {
+	t.Helper()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "jwtd.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	h := NewServer(testDeps(t, svc, store, nil, nil), Options{MaxBodyBytes: 1 << 20})
-	return h, svc, store
+	return store
 }
 
 // testDeps wires a server as serve does: one Minter over svc and store,

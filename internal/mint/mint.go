@@ -82,7 +82,7 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 	svc := m.Tokens()
 	p, ok := svc.Profile(req.Profile)
 	if !ok {
-		return nil, fmt.Errorf("%w %q", token.ErrUnknownProfile, req.Profile)
+		return nil, svc.UnknownProfile(req.Profile)
 	}
 	out := &Minted{XID: req.XID}
 	if req.Phone != "" {

@@ -13,9 +13,11 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/suggest"
 )
 
 // MaxLeeway bounds the clock-skew allowance of verification.
@@ -231,7 +233,7 @@ func (p *Profile) Check(r Request) error {
 func (s *Service) Issue(profile string, r Request) (*Issued, error) {
 	p, ok := s.profiles[profile]
 	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownProfile, profile)
+		return nil, s.UnknownProfile(profile)
 	}
 	if err := p.Check(r); err != nil {
 		return nil, err
@@ -396,6 +398,20 @@ func (s *Service) SigningTTLs() map[string]time.Duration {
 }
 
 // Profiles returns the profiles sorted by name.
+// UnknownProfile is the error for a profile name s lacks: ErrUnknownProfile,
+// the profile most likely meant, and every profile's name.
+func (s *Service) UnknownProfile(name string) error {
+	var names []string
+	for _, p := range s.Profiles() {
+		names = append(names, p.Name)
+	}
+	hint := ""
+	if near := suggest.Nearest(name, names); near != "" {
+		hint = fmt.Sprintf("did you mean %s? ", near)
+	}
+	return fmt.Errorf("%w %q: %sthe profiles are %s", ErrUnknownProfile, name, hint, strings.Join(names, ", "))
+}
+
 func (s *Service) Profiles() []*Profile {
 	out := make([]*Profile, 0, len(s.profiles))
 	for _, p := range s.profiles {

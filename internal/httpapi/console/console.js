@@ -19,6 +19,36 @@ function when(iso) {
   return isNaN(d) ? String(iso) : d.toISOString().slice(0, 19).replace("T", " ") + " UTC";
 }
 
+// answers are what each screen shows of the last thing asked: emptied, and
+// hidden, before something new is asked, so that an error or a shorter
+// answer never stands next to an earlier one. Tables lose their rows.
+const answers = {
+  inspect: { hide: ["inspect-out"], empty: ["header-json", "claims-json", "times", "verdict", "verify-out"] },
+  verify: { hide: [], empty: ["verify-out"] },
+  xid: { hide: ["xid-out", "confirm-xid"], empty: ["xid-summary", "outcomes", "xid-records"] },
+  phone: { hide: ["phone-out", "next-page"], empty: ["phone-summary", "phone-records"] },
+  keys: { hide: [], empty: ["keys-summary", "key-states", "jwks"] },
+  activity: { hide: [], empty: ["chart", "chart-label", "activity-table"] },
+};
+
+function clearAnswer(name) {
+  const a = answers[name];
+  for (const id of a.hide) $(id).hidden = true;
+  for (const id of a.empty) {
+    const e = $(id);
+    (e.tBodies ? e.tBodies[0] : e).replaceChildren();
+  }
+}
+
+// labelCells gives each cell of a table's body the name of its column, which
+// the phone-width style shows before the value when rows are stacked.
+function labelCells(table) {
+  const names = [...table.tHead.rows[0].cells].map((th) => th.textContent);
+  for (const tr of table.tBodies[0].rows) {
+    [...tr.cells].forEach((td, i) => { if (names[i] && td.colSpan === 1) td.dataset.label = names[i]; });
+  }
+}
+
 function showError(message) {
   const p = $("error");
   p.textContent = message || "";
@@ -72,9 +102,7 @@ function signOut() {
   scopes = [];
   // Nothing of this session stays in the page for the next one.
   for (const id of ["token", "verify-key", "xid", "phone"]) $(id).value = "";
-  for (const id of ["header-json", "claims-json", "times", "verdict", "verify-out", "xid-summary", "phone-summary", "chart", "chart-label"]) $(id).replaceChildren();
-  for (const t of document.querySelectorAll("main tbody")) t.replaceChildren();
-  for (const id of ["inspect-out", "xid-out", "phone-out"]) $(id).hidden = true;
+  for (const name of Object.keys(answers)) clearAnswer(name);
   $("signin").hidden = false;
   $("session").hidden = true;
   $("tabs").hidden = true;
@@ -115,6 +143,7 @@ function timeLine(name, value, now) {
 }
 
 async function inspect(token) {
+  clearAnswer("inspect");
   const parts = token.trim().split(".");
   if (parts.length !== 3) throw new Error("A JWT has three parts separated by dots.");
   let header, claims;
@@ -127,7 +156,6 @@ async function inspect(token) {
   $("header-json").textContent = JSON.stringify(header, null, 2);
   $("claims-json").textContent = JSON.stringify(claims, null, 2);
   const times = $("times");
-  times.replaceChildren();
   const now = Date.now() / 1000;
   for (const name of ["iat", "nbf", "exp"]) {
     if (typeof claims[name] !== "number") continue;
@@ -144,11 +172,11 @@ async function inspect(token) {
     verdict.textContent = "This key has no introspect scope: verify with a key below.";
     verdict.className = "";
   }
-  $("verify-out").textContent = "";
   $("inspect-out").hidden = false;
 }
 
 async function verifyWithKey(token, key) {
+  clearAnswer("verify");
   const r = await api("/verifyToken", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ Token: token.trim(), Signing_key: key }) });
   const out = $("verify-out");
   out.textContent = r["Signature Verification"] ? "Verifies with this key." : `Does not verify: ${r.Error}`;
@@ -200,13 +228,13 @@ function confirmInline(container, button, question, action) {
 let loadedXID = "";
 
 async function loadTransaction(xid) {
-  $("confirm-xid").hidden = true;
+  clearAnswer("xid");
+  loadedXID = "";
   const t = await api("/v1/tokens/" + encodeURIComponent(xid));
   loadedXID = t.xid;
   const summary = t.summary ? `Latest outcome: ${t.summary.status}, ${when(t.summary.updated_on)}.` : "No outcome recorded yet.";
   $("xid-summary").textContent = `${t.records.length} token(s) for ${t.xid}. ${summary}`;
   const outcomes = $("outcomes").tBodies[0];
-  outcomes.replaceChildren();
   for (const o of t.outcomes) {
     const tr = el("tr");
     tr.append(statusCell(o.status), el("td", o.code ?? ""), el("td", o.description ?? ""), el("td", when(o.updated_on)), el("td", o.source ?? ""));
@@ -215,6 +243,8 @@ async function loadTransaction(xid) {
   if (!t.outcomes.length) outcomes.append(rowOf("none", 5));
   const body = $("xid-records").tBodies[0];
   body.replaceChildren(...t.records.map((r) => recordRow(r, (r) => r.phone, () => loadTransaction(xid))));
+  labelCells($("outcomes"));
+  labelCells($("xid-records"));
   $("revoke-xid").hidden = !can("admin") || !t.records.some((r) => r.status === "active");
   $("xid-out").hidden = false;
 }
@@ -230,6 +260,7 @@ function rowOf(text, span) {
 let phonePage = { phone: "", cursor: "", n: 0 };
 
 async function loadPhone(phone, cursor) {
+  clearAnswer("phone");
   const q = new URLSearchParams({ phone, limit: $("page-size").value });
   if (cursor) q.set("cursor", cursor);
   const page = await api("/v1/tokens?" + q);
@@ -237,6 +268,7 @@ async function loadPhone(phone, cursor) {
   $("phone-summary").textContent = `${page.phone}: page ${phonePage.n}, ${page.records.length} token(s)${page.next_cursor ? "" : ", the last page"}.`;
   const body = $("phone-records").tBodies[0];
   body.replaceChildren(...page.records.map((r) => recordRow(r, (r) => r.xid, () => loadPhone(phone, cursor))));
+  labelCells($("phone-records"));
   $("next-page").hidden = !page.next_cursor;
   $("phone-out").hidden = false;
 }
@@ -244,6 +276,7 @@ async function loadPhone(phone, cursor) {
 // Keys and activity.
 
 async function loadKeys() {
+  clearAnswer("keys");
   if (can("admin")) await loadKeyStates();
   const jwks = await api("/.well-known/jwks.json");
   const body = $("jwks").tBodies[0];
@@ -253,6 +286,7 @@ async function loadKeys() {
     return tr;
   }));
   if (!jwks.keys.length) body.append(rowOf("No public keys: every profile signs with a secret.", 4));
+  labelCells($("jwks"));
 }
 
 // loadKeyStates lists every key with its state and times, and offers a
@@ -269,7 +303,7 @@ async function loadKeyStates() {
       const b = el("button", "Rotate", "danger");
       b.type = "button";
       b.setAttribute("aria-label", "Rotate the keys of " + k.profile);
-      b.addEventListener("click", () => confirmInline(action, b, `Publish a new ${k.profile} key now?`, async () => {
+      b.addEventListener("click", () => confirmInline(action, b, rotateQuestion(k), async () => {
         await api("/v1/keys/rotate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ profile: k.profile }) });
         await loadKeys();
       }));
@@ -279,13 +313,28 @@ async function loadKeyStates() {
       el("td", at(k.activates)), el("td", k.state === "current" && !k.retires ? "until rotated by hand" : at(k.retires)), el("td", at(k.deletes)), action);
     return tr;
   }));
-  const next = keys.filter((k) => k.state === "next").map((k) => `${k.profile}'s next key signs from ${when(k.activates)}`);
+  labelCells($("key-states"));
+  const next = keys.filter((k) => k.state === "next").map((k) => `${k.profile}'s next key signs from ${when(k.activates)}` +
+    (isSecret(k) ? ` (a shared secret: give it to the clients before then; ${nextSecretCommand(k)})` : ""));
   $("keys-summary").textContent = `${keys.length} key(s).` + (next.length ? " " + next.join("; ") + "." : "");
+}
+
+// An HMAC key is a secret the clients that verify the profile's tokens hold
+// too: they need the next one before it signs.
+function isSecret(k) { return k.alg.startsWith("HS"); }
+
+function nextSecretCommand(k) { return `get it with: jwtd keys show --profile ${k.profile} --next`; }
+
+function rotateQuestion(k) {
+  if (!isSecret(k)) return `Publish a new ${k.profile} key now?`;
+  return `Make a new ${k.profile} secret (${k.alg}) now? It is shared: every client that verifies ${k.profile} tokens ` +
+    `needs it before it starts signing, or those clients refuse the new tokens; ${nextSecretCommand(k)}.`;
 }
 
 const SVG = "http://www.w3.org/2000/svg";
 
 async function loadActivity() {
+  clearAnswer("activity");
   const { minutes } = await api("/v1/activity");
   const issued = minutes.map((m) => Object.values(m.issued).reduce((a, b) => a + b, 0));
   const limited = minutes.map((m) => m.rate_limited);
@@ -309,7 +358,7 @@ async function loadActivity() {
       svg.append(r);
     }
   });
-  $("chart").replaceChildren(svg);
+  $("chart").append(svg);
   const totalIssued = issued.reduce((a, b) => a + b, 0);
   const totalLimited = limited.reduce((a, b) => a + b, 0);
   $("chart-label").textContent = `Last hour: ${totalIssued} token(s) issued (blue), ${totalLimited} request(s) rate-limited (red); the highest minute ${top}.`;
@@ -321,6 +370,7 @@ async function loadActivity() {
     return tr;
   }));
   if (!body.children.length) body.append(rowOf("Nothing in the last hour.", 3));
+  labelCells($("activity-table"));
 }
 
 // Wiring.
