@@ -74,7 +74,7 @@ func (k *signingKeys) prepare(ctx context.Context, cfg *config.Config, e env, st
 	}
 	manager := &keys.Manager{Store: store, Sealer: sealer, Policies: plan.policies}
 	now := time.Now()
-	adopted, err := adoptKept(ctx, cfg, manager, now, k.logger)
+	adopted, err := manager.AdoptKept(ctx, cfg.DataDir, cfg.KeyFiles(), now, k.logger)
 	if err != nil {
 		return nil, err
 	}

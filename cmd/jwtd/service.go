@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/keys"
@@ -91,91 +86,22 @@ func (plan keyPlan) build(cfg *config.Config, rings map[string]keys.Keyring, sea
 	return token.NewService(set, profiles, token.Options{Leeway: cfg.Leeway, Known: known})
 }
 
-// masterKeyFile is where the embedded store's master key is made.
-const masterKeyFile = "master.key"
-
-// sealer returns the master keys the managed keys are sealed under:
-// JWTD_MASTER_KEY, or key_store.master_key_file, or with the embedded
-// store master.key in the data directory, which serve (create) makes on
-// its first start. With MongoDB, whose keys every instance shares, the
-// master key must be given. With no managed profile, none is needed.
+// sealer returns the master keys the managed keys are sealed under
+// (keys.OpenSealer): JWTD_MASTER_KEY, key_store.master_key_file, or with
+// the embedded store <data_dir>/master.key, which serve (create) makes on
+// its first start. With no managed profile, none is needed.
 func (plan keyPlan) sealer(cfg *config.Config, e env, create bool) (*keys.Sealer, error) {
 	if len(plan.policies) == 0 {
 		return nil, nil
 	}
-	var masters [][]byte
-	var err error
-	switch file := cfg.KeyStore.MasterKeyFile; {
-	case e.getenv("JWTD_MASTER_KEY") != "":
-		if masters, err = keys.ParseMasterKeys(e.getenv("JWTD_MASTER_KEY")); err != nil {
-			return nil, fmt.Errorf("JWTD_MASTER_KEY: %w", err)
-		}
-	case file != "":
-		if !filepath.IsAbs(file) && cfg.Dir() != "" {
-			file = filepath.Join(cfg.Dir(), file)
-		}
-		if masters, err = keys.LoadMasterKeys(file, cfg.KeyFiles(), false); err != nil {
-			return nil, fmt.Errorf("key_store.master_key_file: %w", err)
-		}
-	case strings.HasPrefix(cfg.StoreURL(), "sqlite://"):
-		path := filepath.Join(cfg.DataDir, masterKeyFile)
-		masters, err = keys.LoadMasterKeys(path, cfg.KeyFiles(), create)
-		if errors.Is(err, fs.ErrNotExist) {
-			abs, _ := filepath.Abs(path)
-			return nil, fmt.Errorf("no master key at %s (jwtd serve makes it on its first start): %w\n"+
-				"Run this command with the server's configuration: the same --config (JWTD_CONFIG), or --data-dir (JWTD_DATA_DIR) naming its data directory", abs, err)
-		}
-		if err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("the managed keys of profiles %s are kept in MongoDB, sealed under a master key that every instance "+
-			"must share, and none was given: set JWTD_MASTER_KEY on every instance to one key made with "+
-			"head -c 32 /dev/urandom | base64 (or name a file holding it in key_store.master_key_file)",
-			strings.Join(sortedNames(plan.policies), ", "))
+	src := keys.MasterKeySource{Env: e.getenv("JWTD_MASTER_KEY"), File: cfg.KeyStore.MasterKeyFile, Files: cfg.KeyFiles(), Create: create}
+	if src.File != "" && !filepath.IsAbs(src.File) && cfg.Dir() != "" {
+		src.File = filepath.Join(cfg.Dir(), src.File)
 	}
-	return keys.NewSealer(masters...)
-}
-
-// adoptKept brings the keys an earlier jwtd generated in the data
-// directory into the key store, for built-in profiles that have no keys
-// there yet, so that the tokens they signed keep verifying and the
-// clients holding the seed layouts' secrets keep working.
-func adoptKept(ctx context.Context, cfg *config.Config, m *keys.Manager, now time.Time, logger *slog.Logger) ([]string, error) {
-	var adopted []string
-	for _, name := range sortedNames(m.Policies) {
-		p := m.Policies[name]
-		if _, builtin := keys.Builtin[name]; !builtin {
-			continue
-		}
-		kept := keys.Kept{Dir: cfg.DataDir, Name: name, Alg: p.Alg, Files: cfg.KeyFiles(), Text: p.Text}
-		k, err := keys.LoadKept(kept)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return adopted, err
-		}
-		ring, err := m.Store.Keyring(ctx, name)
-		if err != nil {
-			return adopted, err
-		}
-		if ring.Version != 0 {
-			if !slices.ContainsFunc(ring.Keys, func(mk keys.ManagedKey) bool { return mk.Kid == k.Kid() }) {
-				logger.Warn("a key an earlier jwtd kept in the data directory is not the key store's (another instance's was moved there first): "+
-					"tokens it signed no longer verify, and clients holding it need the store's (jwtd keys show)", "profile", name, "file", kept.Path())
-			}
-			continue
-		}
-		ok, err := m.Adopt(ctx, name, k, now)
-		if err != nil {
-			return adopted, fmt.Errorf("moving %s into the key store: %w", kept.Path(), err)
-		}
-		if ok {
-			adopted = append(adopted, kept.Path())
-		}
+	if strings.HasPrefix(cfg.StoreURL(), "sqlite://") {
+		src.Embedded = filepath.Join(cfg.DataDir, keys.MasterKeyFile)
 	}
-	return adopted, nil
+	return keys.OpenSealer(src, sortedNames(plan.policies))
 }
 
 // cliKeys is what a command other than serve works with: the
