@@ -41,11 +41,13 @@ unit:
 	scripts/with-test-services.sh $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=20000x
 
-# Go benchmarks (sign, verify, group commit), then wrk against jwtd and the
+# Go benchmarks (sign, verify, group commit), the CPU, memory and latency
+# budgets of jwtd under expensive requests, then wrk against jwtd and the
 # bare net/http floor on loopback, in the same run.
 bench:
 	@scripts/ensure-packages.sh wrk curl
 	scripts/with-test-services.sh $(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	$(GO) test -count=1 -v -run '^TestExpensiveRequestsStayBounded$$' ./cmd/jwtd -args -budgets
 	bench/run.sh
 
 # jwtd at a steady rate on the phone route for SOAK (30m), retention

@@ -148,15 +148,6 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	return time.Since(start)
 }
 
-func status(url string) int {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // metric is the value of one sample line of /metrics ("name{labels}"), or
 // 0 when absent.
 func metric(t *testing.T, base, name string) float64 {
@@ -286,7 +277,7 @@ func ownFerretDB(t *testing.T, storeTimeout time.Duration, maxWaiting int) (ferr
 store: {url: %q, timeout: %s, max_waiting: %d, max_batch: %d}
 ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
 `, masterKeySetting(t, dir), storeURL, storeTimeout, maxWaiting, min(256, maxWaiting)))
-	_, base, _, _ = startProcess(t, "--config", cfg, "--data-dir", t.TempDir())
+	base, _ = startServe(t, nil, "--config", cfg, "--data-dir", t.TempDir())
 	return ferret, storeURL, base
 }
 
@@ -432,8 +423,8 @@ func redisAcrossALink(t *testing.T) (url string, linkDown func(bool)) {
 func TestRedisPartition(t *testing.T) {
 	url, linkDown := redisAcrossALink(t)
 	dir := t.TempDir()
-	_, open, _, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "open"), "--data-dir", filepath.Join(dir, "o"))
-	_, closed, _, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "closed"), "--data-dir", filepath.Join(dir, "c"))
+	open, _ := startServe(t, nil, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "open"), "--data-dir", filepath.Join(dir, "o"))
+	closed, _ := startServe(t, nil, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "closed"), "--data-dir", filepath.Join(dir, "c"))
 	openLoad, closedLoad := startPhoneLoad(t, open, 8, 30*time.Second), startPhoneLoad(t, closed, 8, 30*time.Second)
 	waitFor(t, "tokens before the partition", 20*time.Second, func() bool { return openLoad.count(200) > 50 && closedLoad.count(200) > 50 })
 
