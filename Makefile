@@ -10,7 +10,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 # time runs out mid-execution (golang/go#75804, fixed in Go 1.27).
 FUZZTIME    ?= 200000x
 
-.PHONY: all build run test deps lint unit bench soak fuzz clean
+.PHONY: all build run test deps lint ferretdb unit bench soak fuzz clean
 
 all: build
 
@@ -25,7 +25,16 @@ build:
 run: build
 	@if [ -t 0 ]; then set -m; fi; ./bin/jwtd serve $(ARGS)
 
-test: deps lint unit
+# lint and the FerretDB build (for scripts/with-test-services.sh, which finds
+# it built) run side by side: from a fresh clone both mostly wait on module
+# downloads.
+test: deps
+	$(MAKE) -j2 lint ferretdb
+	$(MAKE) unit
+
+ferretdb:
+	@mkdir -p bin
+	cd tools/ferretdb && $(GO) build -o ../../bin/ferretdb .
 
 # Debian packages the tests drive (installed only when missing).
 deps:
@@ -59,11 +68,13 @@ soak: build
 	$(GO) run ./bench/soak --jwtd bin/jwtd --duration $(SOAK) --rate $(SOAK_RATE)
 
 # Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time).
+# The targets are read from the test files, not listed by go test -list,
+# which compiled every package's tests once more only to name them.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	@set -e; for dir in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u); do \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //'); do \
+	    echo "fuzz ./$$dir $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$dir; \
 	  done; \
 	done
 
