@@ -320,11 +320,9 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 		s.Logger.Warn("not ready", "err", err)
 		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the record store does not answer, or cannot commit"}
 	}
-	if s.Keys != nil {
-		if err := s.Keys.Ready(); err != nil {
-			s.Logger.Warn("not ready", "err", err)
-			return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the managed signing keys cannot be synced with the store or opened; the log says why"}
-		}
+	if err := s.Keys.Ready(); err != nil {
+		s.Logger.Warn("not ready", "err", err)
+		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the managed signing keys cannot be synced with the store or opened; the log says why"}
 	}
 	if s.LimitStore != nil {
 		if err := s.LimitStore.Ping(ctx); err != nil {

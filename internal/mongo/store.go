@@ -168,9 +168,6 @@ func (s *Store) ensureIndexes(ctx context.Context, retention time.Duration) erro
 // TTLIndex reports whether the server expires records by itself.
 func (s *Store) TTLIndex() bool { return s.ttl }
 
-// Stats returns how many batches and records have been committed.
-func (s *Store) Stats() (commits, records uint64) { return s.group.Stats() }
-
 // Insert queues the record for the next group commit and waits until the
 // server has acknowledged it with write concern majority, journaled.
 func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.group.Insert(ctx, r) }

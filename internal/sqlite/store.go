@@ -221,10 +221,6 @@ func migrate(db *sql.DB) error {
 	return tx.Commit()
 }
 
-// Stats returns how many transactions and records the group committer has
-// committed.
-func (s *Store) Stats() (commits, records uint64) { return s.group.Stats() }
-
 // Insert queues the record for the next group commit and waits until it is
 // durable.
 func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.group.Insert(ctx, r) }
@@ -466,15 +462,6 @@ func (s *Store) Keyrings(ctx context.Context) ([]keys.Keyring, error) {
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
-
-// IntegrityCheck runs PRAGMA integrity_check: "ok", or what is wrong.
-func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
-	var res string
-	if err := s.read.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
-		return "", unavailable(err)
-	}
-	return res, nil
-}
 
 // RememberKeys adds keys to the key history, keeping the entries it has.
 func (s *Store) RememberKeys(ctx context.Context, known []keys.KnownKey) error {
