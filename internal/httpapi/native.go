@@ -105,7 +105,7 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) error {
 	}
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: req.Profile, Phone: req.Phone, XID: req.XID, Subject: req.Sub, Audience: req.Aud,
-		Data: []byte(req.Data), TTL: time.Duration(req.TTL), ClientIP: s.ClientIP.Resolve(r), Group: "issue",
+		Data: []byte(req.Data), TTL: time.Duration(req.TTL), ClientIP: s.ClientIP.Resolve(r), Limits: "issue",
 		APIKey: apiKeyName(r.Context()),
 	})
 	if err != nil {
