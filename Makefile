@@ -10,7 +10,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 # time runs out mid-execution (golang/go#75804, fixed in Go 1.27).
 FUZZTIME    ?= 200000x
 
-.PHONY: all build run test deps lint unit bench soak fuzz clean
+.PHONY: all build run test deps lint ferretdb unit bench soak fuzz clean
 
 all: build
 
@@ -25,7 +25,16 @@ build:
 run: build
 	@if [ -t 0 ]; then set -m; fi; ./bin/jwtd serve $(ARGS)
 
-test: deps lint unit
+# lint and the FerretDB build (for scripts/with-test-services.sh, which finds
+# it built) run side by side: from a fresh clone both mostly wait on module
+# downloads.
+test: deps
+	$(MAKE) -j2 lint ferretdb
+	$(MAKE) unit
+
+ferretdb:
+	@mkdir -p bin
+	cd tools/ferretdb && $(GO) build -o ../../bin/ferretdb .
 
 # Debian packages the tests drive (installed only when missing).
 deps:
@@ -41,11 +50,13 @@ unit:
 	scripts/with-test-services.sh $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=20000x
 
-# Go benchmarks (sign, verify, group commit), then wrk against jwtd and the
+# Go benchmarks (sign, verify, group commit), the CPU, memory and latency
+# budgets of jwtd under expensive requests, then wrk against jwtd and the
 # bare net/http floor on loopback, in the same run.
 bench:
 	@scripts/ensure-packages.sh wrk curl
 	scripts/with-test-services.sh $(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	$(GO) test -count=1 -v -run '^TestExpensiveRequestsStayBounded$$' ./cmd/jwtd -args -budgets
 	bench/run.sh
 
 # jwtd at a steady rate on the phone route for SOAK (30m), retention
@@ -57,11 +68,13 @@ soak: build
 	$(GO) run ./bench/soak --jwtd bin/jwtd --duration $(SOAK) --rate $(SOAK_RATE)
 
 # Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time).
+# The targets are read from the test files, not listed by go test -list,
+# which compiled every package's tests once more only to name them.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	@set -e; for dir in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u); do \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //'); do \
+	    echo "fuzz ./$$dir $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$dir; \
 	  done; \
 	done
 

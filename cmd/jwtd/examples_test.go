@@ -18,7 +18,7 @@ import (
 // The single-instance example starts as written (its address and data
 // directory moved aside, so that the test disturbs nothing), and issues.
 func TestSingleInstanceExampleStarts(t *testing.T) {
-	_, base, logs, _ := startProcess(t, "--config", "../../examples/jwtd.yaml", "--data-dir", t.TempDir())
+	base, logs := startServe(t, nil, "--config", "../../examples/jwtd.yaml", "--data-dir", t.TempDir())
 	key := printedAdminKey(t, logs.String())
 	if code, out := httpDo(t, "POST", base+"/v1/tokens", key, "application/json", `{"profile":"default","sub":"alice"}`); code != 201 {
 		t.Errorf("mint: %d %s", code, out)

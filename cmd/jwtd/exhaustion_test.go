@@ -37,9 +37,11 @@ import (
 // budget (no caller-key semaphore, 1 MiB bodies read and decoded into maps)
 // 32 such clients took the process to 455 MB and /healthz p50 to 258 ms.
 //
-// The bounds are several times what the attacks cost on an idle machine,
-// so that a busy CI machine does not trip them, and far below what they
-// cost without the defences. Run with -v for the figures.
+// Under plain go test it asserts the answers (against the race-built test
+// binary, for a short while); the budgets, several times what the attacks
+// cost on an idle machine and far below what they cost without the
+// defences, are asserted with -budgets (make bench), against a binary
+// built with go build. Run with -v for the figures.
 func TestExpensiveRequestsStayBounded(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads the process's memory and CPU time from /proc")
@@ -90,7 +92,11 @@ ratelimit: {per_ip: "1000000 per second", per_ip_verify: "1000000 per second"}
 	baseRSS, baseP50 := processRSS(t, pid), health(30)
 	t.Logf("at rest: RSS %d MB, /healthz p50 %s", baseRSS>>20, baseP50.Round(time.Microsecond))
 
-	const clients, duration = 32, 2 * time.Second
+	const clients = 32
+	duration := 500 * time.Millisecond
+	if *budgets {
+		duration = 2 * time.Second
+	}
 	const maxRSS, maxHealthP50 = 256 << 20, 150 * time.Millisecond
 	for _, a := range attacks {
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
@@ -155,6 +161,9 @@ ratelimit: {per_ip: "1000000 per second", per_ip_verify: "1000000 per second"}
 		t.Logf("%-28s %6d answered %v, %d client errors; CPU %s per %d; /healthz p50 %s; peak RSS %d MB",
 			a.name, total, answers, clientErrors.Load(), perOK.Round(10*time.Microsecond), a.want[0],
 			p50.Round(time.Microsecond), peakRSS>>20)
+		if !*budgets {
+			continue
+		}
 		if perOK > a.cpuPerOK {
 			t.Errorf("%s: %s of CPU per request, over its budget of %s", a.name, perOK, a.cpuPerOK)
 		}
@@ -262,7 +271,7 @@ profiles:
 api_keys:
   - {name: ops, sha256: %q, scopes: [admin, issue, introspect]}
 `, castlabsKey, apikey.Hash(testAdminKey)))
-	_, base, _, _ := startProcess(t, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	base, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
 	verify := func(t *testing.T, body any) (ok bool, reason string) {
 		t.Helper()
 		b, _ := json.Marshal(body)

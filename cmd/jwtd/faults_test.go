@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -148,15 +149,6 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	return time.Since(start)
 }
 
-func status(url string) int {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // metric is the value of one sample line of /metrics ("name{labels}"), or
 // 0 when absent.
 func metric(t *testing.T, base, name string) float64 {
@@ -264,7 +256,13 @@ func checkRecorded(t *testing.T, path string, jtis []string) {
 	if lost > 0 {
 		t.Errorf("%d of %d tokens handed out have no record", lost, len(jtis))
 	}
-	if res, err := store.IntegrityCheck(context.Background()); err != nil || res != "ok" {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var res string
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil || res != "ok" {
 		t.Errorf("integrity_check: %q %v", res, err)
 	}
 }
@@ -286,7 +284,7 @@ func ownFerretDB(t *testing.T, storeTimeout time.Duration, maxWaiting int) (ferr
 store: {url: %q, timeout: %s, max_waiting: %d, max_batch: %d}
 ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
 `, masterKeySetting(t, dir), storeURL, storeTimeout, maxWaiting, min(256, maxWaiting)))
-	_, base, _, _ = startProcess(t, "--config", cfg, "--data-dir", t.TempDir())
+	base, _ = startServe(t, nil, "--config", cfg, "--data-dir", t.TempDir())
 	return ferret, storeURL, base
 }
 
@@ -432,8 +430,8 @@ func redisAcrossALink(t *testing.T) (url string, linkDown func(bool)) {
 func TestRedisPartition(t *testing.T) {
 	url, linkDown := redisAcrossALink(t)
 	dir := t.TempDir()
-	_, open, _, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "open"), "--data-dir", filepath.Join(dir, "o"))
-	_, closed, _, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "closed"), "--data-dir", filepath.Join(dir, "c"))
+	open, _ := startServe(t, nil, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "open"), "--data-dir", filepath.Join(dir, "o"))
+	closed, _ := startServe(t, nil, "--config", limitsConfig(t, dir, url, "1000000 per hour", "1000000 per hour", "closed"), "--data-dir", filepath.Join(dir, "c"))
 	openLoad, closedLoad := startPhoneLoad(t, open, 8, 30*time.Second), startPhoneLoad(t, closed, 8, 30*time.Second)
 	waitFor(t, "tokens before the partition", 20*time.Second, func() bool { return openLoad.count(200) > 50 && closedLoad.count(200) > 50 })
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/testservice"
 )
 
 // managedBackend is one record store the managed-key tests run on: the
@@ -32,11 +33,24 @@ type managedBackend struct {
 	env      []string // JWTD_MASTER_KEY for MongoDB
 }
 
+// managedBackends are SQLite always, and MongoDB when the test services
+// run: without them the MongoDB half is a skipped subtest (a failure under
+// JWTD_TEST_REQUIRE_SERVICES=1) and the SQLite half still runs.
 func managedBackends(t *testing.T) []managedBackend {
-	return []managedBackend{
-		{name: "sqlite"},
-		{name: "mongodb", storeURL: storeURLs(t)["mongodb"](t), env: []string{"JWTD_MASTER_KEY=" + newMasterKey()}},
+	t.Helper()
+	backends := []managedBackend{{name: "sqlite"}}
+	if os.Getenv("JWTD_TEST_MONGO_URL") == "" {
+		t.Run("mongodb", func(t *testing.T) { testservice.MongoURL(t) })
+		return backends
 	}
+	return append(backends, mongoBackend(t))
+}
+
+// mongoBackend is a database of its own on the shared FerretDB, with a
+// master key.
+func mongoBackend(t *testing.T) managedBackend {
+	t.Helper()
+	return managedBackend{name: "mongodb", storeURL: storeURLs(t)["mongodb"](t), env: []string{"JWTD_MASTER_KEY=" + newMasterKey()}}
 }
 
 func newMasterKey() string {
@@ -360,7 +374,7 @@ func mintDefault(t *testing.T, base string) (kid, tok string) {
 // With MongoDB and managed keys, a master key is required, and the error
 // says how to make one.
 func TestMongoDBRequiresMasterKey(t *testing.T) {
-	b := managedBackends(t)[1]
+	b := mongoBackend(t)
 	dir := t.TempDir()
 	out := failedStart(t, strings.Fields("serve --listen 127.0.0.1:0 --data-dir "+filepath.Join(dir, "data")+" --store-url "+b.storeURL))
 	if !strings.Contains(out, "JWTD_MASTER_KEY") || !strings.Contains(out, "head -c 32 /dev/urandom | base64") {
@@ -375,7 +389,7 @@ func failedStart(t *testing.T, args []string, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := osexec.CommandContext(ctx, jwtdBinary, args...)
+	cmd := osexec.CommandContext(ctx, processBinary(t), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	out, err := cmd.CombinedOutput()
 	if err == nil || ctx.Err() != nil {

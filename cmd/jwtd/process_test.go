@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,64 +11,6 @@ import (
 
 	"github.com/jwtd/jwtd/internal/apikey"
 )
-
-// jwtdBinary is built once by TestMain for the tests that need a real
-// process (signals).
-var jwtdBinary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "jwtd-bin-")
-	if err != nil {
-		panic(err)
-	}
-	jwtdBinary = filepath.Join(dir, "jwtd")
-	build := exec.Command("go", "build", "-o", jwtdBinary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("building jwtd: " + err.Error())
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// startProcess runs the built binary's serve on 127.0.0.1:0.
-func startProcess(t *testing.T, args ...string) (*exec.Cmd, string, *logSink, chan error) {
-	t.Helper()
-	return startProcessEnv(t, nil, args...)
-}
-
-// startProcessEnv is startProcess with environment variables ("K=V").
-func startProcessEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *logSink, chan error) {
-	t.Helper()
-	logs := newLogSink()
-	cmd := exec.Command(jwtdBinary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Stderr = logs
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1) // the exit status, for whoever waits on it
-	exited := make(chan struct{})
-	go func() { done <- cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	return cmd, logs.waitAddr(t, done), logs, done
-}
-
-func waitLog(t *testing.T, logs *logSink, text string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(logs.String(), text) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("log never said %q\n%s", text, logs)
-}
 
 // SIGHUP reloads keys without dropping the listener; removing a key that
 // signs now is refused and the running keys stay.

@@ -45,8 +45,8 @@ func TestLimitsSharedAcrossInstances(t *testing.T) {
 	redisURL := testservice.RedisURL(t)
 	dir := t.TempDir()
 	cfg := limitsConfig(t, dir, redisURL, "7 per hour", "4 per hour", "open")
-	_, a, _, _ := startProcess(t, "--config", cfg, "--data-dir", filepath.Join(dir, "a"))
-	_, b, _, _ := startProcess(t, "--config", cfg, "--data-dir", filepath.Join(dir, "b"))
+	a, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "a"))
+	b, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "b"))
 	client := fmt.Sprintf("198.51.100.%d", time.Now().UnixNano()%200+1)
 	allowed := map[string]int{}
 	for i := range 20 {
@@ -85,8 +85,8 @@ func TestLimitsRedisOutage(t *testing.T) {
 	redis := testservice.Start(t, addr, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	dir := t.TempDir()
 	url := "redis://" + addr + "/0"
-	_, open, openLogs, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "2 per hour", "100 per hour", "open"), "--data-dir", filepath.Join(dir, "o"))
-	_, closed, _, _ := startProcess(t, "--config", limitsConfig(t, dir, url, "2 per hour", "100 per hour", "closed"), "--data-dir", filepath.Join(dir, "c"))
+	open, openLogs := startServe(t, nil, "--config", limitsConfig(t, dir, url, "2 per hour", "100 per hour", "open"), "--data-dir", filepath.Join(dir, "o"))
+	closed, _ := startServe(t, nil, "--config", limitsConfig(t, dir, url, "2 per hour", "100 per hour", "closed"), "--data-dir", filepath.Join(dir, "c"))
 
 	codes := func(base, client string, n int) []int {
 		var out []int

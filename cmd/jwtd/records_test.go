@@ -57,24 +57,6 @@ func storeURLs(t *testing.T) map[string]func(t *testing.T) string {
 	}
 }
 
-func httpDo(t *testing.T, method, u, key, contentType, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // A token from /v1/token/{phone}/{xid} verifies with PyJWT (Debian's
 // python3-jwt) given the base64-decoded key, with its claims in the seed's
 // order and jti last.
@@ -247,7 +229,7 @@ func testDurability(t *testing.T, storeURL string, sig syscall.Signal) {
 
 	// Restart on the crashed store, then read every acknowledged token's
 	// record from the store itself (by jti: the primary key on both).
-	_, base, _, _ = startProcess(t, args...)
+	base, _ = startServe(t, nil, args...)
 	if code, _ := httpDo(t, "GET", base+"/readyz", "", "", ""); code != 200 {
 		t.Fatalf("readyz after restart: %d", code)
 	}
@@ -276,8 +258,8 @@ func testDurability(t *testing.T, storeURL string, sig syscall.Signal) {
 func TestTwoInstancesShareMongo(t *testing.T) {
 	dir := t.TempDir()
 	cfg, _ := recordsConfig(t, dir, storeURLs(t)["mongodb"](t))
-	_, a, _, _ := startProcess(t, "--config", cfg, "--data-dir", filepath.Join(dir, "a"))
-	_, b, _, _ := startProcess(t, "--config", cfg, "--data-dir", filepath.Join(dir, "b"))
+	a, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "a"))
+	b, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "b"))
 
 	code, tok := httpDo(t, "GET", a+"/v1/token/+14155552671/shared-1", "", "", "")
 	if code != 200 {

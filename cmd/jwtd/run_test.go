@@ -7,15 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,127 +21,6 @@ import (
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/token"
 )
-
-// logSink collects a server's stderr and reports the address it listens on.
-type logSink struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	addrs chan string
-}
-
-func newLogSink() *logSink { return &logSink{addrs: make(chan string, 1)} }
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	for _, line := range strings.Split(string(p), "\n") {
-		var rec struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-			select {
-			case l.addrs <- rec.Addr:
-			default:
-			}
-		}
-	}
-	return len(p), nil
-}
-
-// Reset forgets what was logged so far.
-func (l *logSink) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Reset()
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitAddr waits for the listening line, then for /healthz to answer (any
-// answer: a TLS listener answers plain HTTP with 400).
-func (l *logSink) waitAddr(t *testing.T, done <-chan error) string {
-	t.Helper()
-	select {
-	case addr := <-l.addrs:
-		base := "http://" + addr
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if resp, err := http.Get(base + "/healthz"); err == nil {
-				resp.Body.Close()
-				return base
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("/healthz never answered\n%s", l)
-	case err := <-done:
-		t.Fatalf("server exited: %v\n%s", err, l)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("server did not start\n%s", l)
-	}
-	return ""
-}
-
-// startServe runs "jwtd serve" in-process on 127.0.0.1:0 and stops it when
-// the test ends.
-func startServe(t *testing.T, env map[string]string, args ...string) (base string, logs *logSink) {
-	t.Helper()
-	base, logs, _ = startServeFull(t, env, args...)
-	return base, logs
-}
-
-// startServeStoppable is startServe with a stop function to call mid-test.
-func startServeStoppable(t *testing.T, env map[string]string, args ...string) (base string, stop func()) {
-	t.Helper()
-	base, _, stop = startServeFull(t, env, args...)
-	return base, stop
-}
-
-func startServeFull(t *testing.T, env map[string]string, args ...string) (string, *logSink, func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := newLogSink()
-	done := make(chan error, 1)
-	argv := append([]string{"jwtd", "serve", "--listen", "127.0.0.1:0"}, args...)
-	go func() {
-		done <- run(ctx, argv, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logs)
-	}()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve returned %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("serve did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return logs.waitAddr(t, done), logs, stop
-}
-
-// firstStart starts the server once and stops it: the keys it keeps are
-// made, as the CLI expects to find them.
-func firstStart(t *testing.T, env map[string]string, args ...string) {
-	t.Helper()
-	_, stop := startServeStoppable(t, env, args...)
-	stop()
-}
-
-// runCLI runs one jwtd command in-process.
-func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	err = run(context.Background(), append([]string{"jwtd"}, args...), func(k string) string { return env[k] },
-		strings.NewReader(stdin), &out, &errb)
-	return out.String(), errb.String(), err
-}
 
 func writeFile(t *testing.T, dir, name, text string) string {
 	t.Helper()
@@ -295,17 +171,6 @@ func TestCLIFindsTheServersKeys(t *testing.T) {
 	if raw, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(b64)); err != nil || derr != nil || len(raw) < 32 {
 		t.Errorf("appverify key %q: %v %v", b64, err, derr)
 	}
-}
-
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 func TestCLI(t *testing.T) {

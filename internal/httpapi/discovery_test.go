@@ -134,10 +134,8 @@ func TestDiscoveryDocuments(t *testing.T) {
 		req := httptest.NewRequest("GET", path, nil)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
-		if ok, errs := v.ValidateHttpResponse(req, w.Result()); !ok {
-			for _, e := range errs {
-				t.Errorf("%s → %d: %s (%s)", path, w.Code, e.Message, e.Reason)
-			}
+		if err := v.checkAnswer("GET", path, w); err != nil {
+			t.Errorf("%s → %d: %v", path, w.Code, err)
 		}
 		if want == "" {
 			if w.Code != 404 || !strings.Contains(w.Body.String(), "the issuer paths are /tenant") {

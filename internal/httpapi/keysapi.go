@@ -23,25 +23,14 @@ type Keys interface {
 	Ready() error
 }
 
-// defaultJWKSMaxAge is the JWKS's max-age without Keys (tests).
-const defaultJWKSMaxAge = 5 * time.Minute
-
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
-	maxAge := defaultJWKSMaxAge
-	if s.Keys != nil {
-		maxAge = s.Keys.JWKSMaxAge()
-	}
+	maxAge := s.Keys.JWKSMaxAge()
 	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
 	writeBody(w, http.StatusOK, "application/json", s.Tokens().JWKS())
 }
 
-var errNoKeyManagement = &apiError{Status: http.StatusNotFound, Title: "No key management", Detail: "this server was built without it"}
-
 // handleKeys is GET /v1/keys: every key with its profile, state and times.
 func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) error {
-	if s.Keys == nil {
-		return errNoKeyManagement
-	}
 	list, err := s.Keys.List(r.Context())
 	if err != nil {
 		return err
@@ -54,9 +43,6 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) error {
 // handleRotate is POST /v1/keys/rotate {"profile": P}: the next key of a
 // managed profile is published now and signs once verifiers can have it.
 func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) error {
-	if s.Keys == nil {
-		return errNoKeyManagement
-	}
 	var req struct {
 		Profile string `json:"profile"`
 	}

@@ -105,7 +105,7 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) error {
 	}
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: req.Profile, Phone: req.Phone, XID: req.XID, Subject: req.Sub, Audience: req.Aud,
-		Data: []byte(req.Data), TTL: time.Duration(req.TTL), ClientIP: s.ClientIP.Resolve(r), Group: "issue",
+		Data: []byte(req.Data), TTL: time.Duration(req.TTL), ClientIP: s.ClientIP.Resolve(r), Limits: "issue",
 		APIKey: apiKeyName(r.Context()),
 	})
 	if err != nil {
@@ -320,11 +320,9 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 		s.Logger.Warn("not ready", "err", err)
 		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the record store does not answer, or cannot commit"}
 	}
-	if s.Keys != nil {
-		if err := s.Keys.Ready(); err != nil {
-			s.Logger.Warn("not ready", "err", err)
-			return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the managed signing keys cannot be synced with the store or opened; the log says why"}
-		}
+	if err := s.Keys.Ready(); err != nil {
+		s.Logger.Warn("not ready", "err", err)
+		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the managed signing keys cannot be synced with the store or opened; the log says why"}
 	}
 	if s.LimitStore != nil {
 		if err := s.LimitStore.Ping(ctx); err != nil {

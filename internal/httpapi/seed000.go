@@ -16,7 +16,7 @@ func (s *Server) handlePhoneToken(w http.ResponseWriter, r *http.Request) error 
 	}
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: "appverify", Phone: r.PathValue("phone"), XID: r.PathValue("xid"),
-		ClientIP: s.ClientIP.Resolve(r), Group: "token",
+		ClientIP: s.ClientIP.Resolve(r), Limits: "token",
 	})
 	if err != nil {
 		return err

@@ -51,8 +51,8 @@ type Deps struct {
 	LimitStore interface{ Ping(context.Context) error }
 	ClientIP   *ratelimit.ClientIP
 	Metrics    *metrics.Metrics // nil records nothing
-	// Keys lists and rotates keys, and says whether they are ready; nil
-	// (tests) has no key routes and a JWKS max-age of 5 minutes.
+	// Keys lists and rotates keys, says whether they are ready and how
+	// long verifiers may cache the JWKS. Required.
 	Keys Keys
 }
 
@@ -78,6 +78,9 @@ type Server struct {
 func NewServer(d Deps, opts Options) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
+	}
+	if d.Keys == nil {
+		panic("httpapi.NewServer: Deps.Keys is nil")
 	}
 	if d.Now == nil {
 		d.Now = time.Now

@@ -22,8 +22,11 @@ func New(interval time.Duration) *Every { return &Every{interval: interval} }
 
 // Allow reports whether a line may be written now and, when it may, how
 // many were held back since the last one.
-func (e *Every) Allow() (ok bool, heldBack int64) {
-	now := time.Now().UnixNano()
+func (e *Every) Allow() (ok bool, heldBack int64) { return e.AllowAt(time.Now()) }
+
+// AllowAt is Allow at the time t (tests step it).
+func (e *Every) AllowAt(t time.Time) (ok bool, heldBack int64) {
+	now := t.UnixNano()
 	last := e.last.Load()
 	if last != 0 && now-last < int64(e.interval) || !e.last.CompareAndSwap(last, now) {
 		e.suppressed.Add(1)

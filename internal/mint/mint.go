@@ -28,8 +28,8 @@ type Minter struct {
 	Tokens func() *token.Service
 	// Store records tokens; it may be nil only if no profile records.
 	Store record.Store
-	// Limiter applies the rate limits; nil means none. LimitBy maps a
-	// route group (token, issue, generate) to the limits that apply to it
+	// Limiter applies the rate limits; nil means none. LimitBy maps
+	// Request.Limits (token, issue, generate) to the rules that apply
 	// (rule names: per_ip, per_phone).
 	Limiter *ratelimit.Limiter
 	LimitBy map[string][]string
@@ -54,8 +54,10 @@ type Request struct {
 	// APIKey is the name of the API key the request authenticated with, if
 	// any: an authenticated caller is limited by its key, not its address.
 	APIKey string
-	// Group is the route group whose limits apply; "" applies none.
-	Group string
+	// Limits names the rate limits that apply: a key of Minter.LimitBy
+	// (jwtd's are the kinds of minting: token, issue, generate); "" applies
+	// none.
+	Limits string
 }
 
 // Minted is a token handed out, recorded when its profile records.
@@ -108,7 +110,7 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 		return nil, err
 	}
 	var err error
-	if out.Limit, err = m.Limiter.Check(ctx, m.LimitBy[req.Group], ratelimit.Caller{IP: req.ClientIP, APIKey: req.APIKey}, out.Phone); err != nil {
+	if out.Limit, err = m.Limiter.Check(ctx, m.LimitBy[req.Limits], ratelimit.Caller{IP: req.ClientIP, APIKey: req.APIKey}, out.Phone); err != nil {
 		return nil, err
 	}
 	if out.Issued, err = svc.Issue(p.Name, treq); err != nil {

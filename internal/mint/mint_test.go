@@ -120,15 +120,15 @@ func TestMintRefusals(t *testing.T) {
 	}
 	// The per-phone limit (2 per hour) counts the phone's E.164 form,
 	// however it is written, and a refused request is not recorded.
-	_, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "4155552671", XID: "tx-b", Group: "token"})
+	_, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "4155552671", XID: "tx-b", Limits: "token"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+1 415 555 2671", XID: "tx-c", Group: "token"})
+	_, err = m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+1 415 555 2671", XID: "tx-c", Limits: "token"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155552671", XID: "tx-d", Group: "token"})
+	got, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155552671", XID: "tx-d", Limits: "token"})
 	if got != nil || !errors.As(err, &limited) || limited.Decision.Rule != "per_phone" {
 		t.Fatalf("third in an hour: %v, %v", got, err)
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/record/recordtest"
@@ -49,13 +52,64 @@ func TestOutage(t *testing.T) {
 	recordtest.Outage(t, s, p.Stop, p.Restart)
 }
 
-// FerretDB has no TTL indexes; the store says so and relies on the purge.
+// Where the server has no TTL index (FerretDB answers NotImplemented), the
+// store says so and keeps a plain index on expires for the purge; the
+// purge takes the expired records and keeps the live ones; a second start
+// with another retention, which meets the index already made, starts too.
 func TestTTLIndexFallback(t *testing.T) {
 	s := open(t, testservice.MongoURL(t), Options{Retention: time.Hour})
-	t.Logf("TTL index: %v", s.TTLIndex())
-	n, err := s.Purge(context.Background(), time.Now())
-	if err != nil || n != 0 {
-		t.Errorf("purge: %d %v", n, err)
+	ctx := context.Background()
+	cur, err := s.tokens.Indexes().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexes []struct {
+		Key                bson.D `bson:"key"`
+		ExpireAfterSeconds *int32 `bson:"expireAfterSeconds"`
+	}
+	if err := cur.All(ctx, &indexes); err != nil {
+		t.Fatal(err)
+	}
+	// On a server with TTL indexes the index on expires is one, of the
+	// retention; on FerretDB it is plain, for the purge.
+	found := false
+	for _, ix := range indexes {
+		if len(ix.Key) == 1 && ix.Key[0].Key == "expires" {
+			found = true
+			if ttl := ix.ExpireAfterSeconds; s.TTLIndex() != (ttl != nil) || ttl != nil && *ttl != 3600 {
+				t.Errorf("TTLIndex() %v, the index on expires %+v", s.TTLIndex(), ix)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no index on expires: %+v", indexes)
+	}
+
+	now := time.Now().UTC()
+	expired := &record.Record{JTI: "expired", Profile: "default", Issued: now.Add(-2 * time.Hour), Expires: now.Add(-time.Hour)}
+	live := &record.Record{JTI: "live", Profile: "default", Issued: now, Expires: now.Add(time.Hour)}
+	for _, r := range []*record.Record{expired, live} {
+		if err := s.Insert(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Purge(ctx, now); err != nil || n != 1 {
+		t.Errorf("purge: %d %v; want 1 record purged", n, err)
+	}
+	if _, err := s.ByJTI(ctx, "expired"); !errors.Is(err, record.ErrNotFound) {
+		t.Errorf("the expired record after the purge: %v", err)
+	}
+	if _, err := s.ByJTI(ctx, "live"); err != nil {
+		t.Errorf("the live record after the purge: %v", err)
+	}
+
+	again, err := Open(ctx, strings.TrimSuffix(testservice.MongoURL(t), "/")+"/"+s.tokens.Database().Name(), Options{Retention: 2 * time.Hour})
+	if err != nil {
+		t.Fatalf("a second start with another retention: %v", err)
+	}
+	defer again.Close()
+	if again.TTLIndex() && !s.TTLIndex() {
+		t.Error("the second start reports a TTL index the first could not make")
 	}
 }
 

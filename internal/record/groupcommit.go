@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/clock"
 )
 
 // CommitFunc durably writes a batch in one transaction (or the backend's
@@ -26,6 +28,7 @@ type GroupCommitter struct {
 	maxWaiting int64
 	timeout    time.Duration
 	observe    Observer
+	clock      clock.Clock
 
 	inserts chan *pending
 	quit    chan struct{}
@@ -52,6 +55,9 @@ type GroupOptions struct {
 	// 0 means 5 s.
 	Timeout time.Duration
 	Observe Observer // told of every commit (metrics); may be nil
+	// Clock times the linger, the timeout and each commit; nil is the
+	// system clock (tests step a clock.Fake).
+	Clock clock.Clock
 }
 
 // WithDefaults is o with its zero fields given their defaults.
@@ -67,6 +73,9 @@ func (o GroupOptions) WithDefaults() GroupOptions {
 	}
 	if o.Observe == nil {
 		o.Observe = func(int, time.Duration, error) {}
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real
 	}
 	return o
 }
@@ -91,7 +100,7 @@ func NewGroupCommitter(commit CommitFunc, opts GroupOptions) *GroupCommitter {
 	opts = opts.WithDefaults()
 	g := &GroupCommitter{
 		commit: commit, maxBatch: opts.MaxBatch, linger: opts.Linger, maxWaiting: int64(opts.MaxWaiting),
-		timeout: opts.Timeout, observe: opts.Observe,
+		timeout: opts.Timeout, observe: opts.Observe, clock: opts.Clock,
 		inserts: make(chan *pending), quit: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	go g.run()
@@ -107,14 +116,14 @@ func (g *GroupCommitter) Insert(ctx context.Context, r *Record) error {
 		return ErrBusy
 	}
 	defer g.waiting.Add(-1)
-	timer := time.NewTimer(g.timeout)
+	timer := g.clock.NewTimer(g.timeout)
 	defer timer.Stop()
 	p := &pending{rec: r, done: make(chan error, 1)}
 	select {
 	case g.inserts <- p: // unbuffered: taken only by a running writer
 	case <-g.quit:
 		return fmt.Errorf("%w: store closed", ErrUnavailable)
-	case <-timer.C:
+	case <-timer.C():
 		return fmt.Errorf("%w: the store took no record for %s", ErrUnavailable, g.timeout)
 	case <-ctx.Done():
 		return ctx.Err()
@@ -122,7 +131,7 @@ func (g *GroupCommitter) Insert(ctx context.Context, r *Record) error {
 	select {
 	case err := <-p.done:
 		return err
-	case <-timer.C:
+	case <-timer.C():
 		return fmt.Errorf("%w: no commit within %s; the record may or may not be stored", ErrUnavailable, g.timeout)
 	case <-ctx.Done():
 		return ctx.Err()
@@ -165,9 +174,9 @@ func (g *GroupCommitter) run() {
 		for _, p := range batch {
 			recs = append(recs, p.rec)
 		}
-		start := time.Now()
+		start := g.clock.Now()
 		results, err := g.commit(recs)
-		g.observe(len(recs), time.Since(start), err)
+		g.observe(len(recs), g.clock.Now().Sub(start), err)
 		g.mu.Lock()
 		g.failing = err
 		g.mu.Unlock()
@@ -187,12 +196,11 @@ func (g *GroupCommitter) run() {
 
 // gather adds what is queued, waiting at most linger.
 func (g *GroupCommitter) gather(batch *[]*pending) {
-	var timer *time.Timer
 	var linger <-chan time.Time
 	if g.linger > 0 {
-		timer = time.NewTimer(g.linger)
+		timer := g.clock.NewTimer(g.linger)
 		defer timer.Stop()
-		linger = timer.C
+		linger = timer.C()
 	}
 	for len(*batch) < g.maxBatch {
 		if linger == nil {

@@ -62,18 +62,6 @@ func BuiltinProfiles() map[string]ProfileSpec {
 	}
 }
 
-// BuiltinAlg is the algorithm jwtd generates a key for when a built-in
-// profile has none configured.
-func BuiltinAlg(profile string) string {
-	switch profile {
-	case "appverify":
-		return "HS256"
-	case "castlabs":
-		return "HS512"
-	}
-	return "ES256"
-}
-
 // Profile is a checked, ready-to-use profile.
 type Profile struct {
 	Name       string
