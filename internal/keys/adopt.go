@@ -55,4 +55,3 @@ func (m *Manager) AdoptKept(ctx context.Context, dataDir string, files secretfil
 	}
 	return adopted, nil
 }
-
