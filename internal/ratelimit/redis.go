@@ -236,6 +236,17 @@ type redisGCRA struct {
 	prefix string
 }
 
+// failed passes err on. A cluster client learns that a replica took over
+// from a master only from a MOVED answer or its periodic reload (every
+// minute), and a dead master answers nothing: after any error it reloads
+// its slot map now (in the background, at most every 200 ms).
+func (r redisGCRA) failed(err error) error {
+	if cc, ok := r.client.(*redis.ClusterClient); ok && err != nil && !errors.Is(err, redis.Nil) {
+		cc.ReloadState(context.Background())
+	}
+	return err
+}
+
 var _ throttled.GCRAStoreCtx = redisGCRA{}
 
 var (
@@ -255,7 +266,7 @@ return 1`)
 func (r redisGCRA) GetWithTime(ctx context.Context, key string) (int64, time.Time, error) {
 	res, err := getWithTimeScript.Run(ctx, r.client, []string{r.prefix + key}).Slice()
 	if err != nil {
-		return 0, time.Time{}, err
+		return 0, time.Time{}, r.failed(err)
 	}
 	if len(res) < 2 {
 		return 0, time.Time{}, fmt.Errorf("redis: unexpected reply %v", res)
@@ -276,14 +287,15 @@ func (r redisGCRA) GetWithTime(ctx context.Context, key string) (int64, time.Tim
 
 // SetIfNotExistsWithTTL sets the key and its TTL at once, unless it exists.
 func (r redisGCRA) SetIfNotExistsWithTTL(ctx context.Context, key string, value int64, ttl time.Duration) (bool, error) {
-	return r.client.SetNX(ctx, r.prefix+key, value, ttlMillis(ttl)).Result()
+	set, err := r.client.SetNX(ctx, r.prefix+key, value, ttlMillis(ttl)).Result()
+	return set, r.failed(err)
 }
 
 // CompareAndSwapWithTTL swaps the key's value and TTL when it holds old;
 // a key that has expired holds nothing and is not swapped.
 func (r redisGCRA) CompareAndSwapWithTTL(ctx context.Context, key string, old, new int64, ttl time.Duration) (bool, error) {
 	n, err := compareAndSwapScript.Run(ctx, r.client, []string{r.prefix + key}, old, new, ttlMillis(ttl).Milliseconds()).Int()
-	return n == 1, err
+	return n == 1, r.failed(err)
 }
 
 // ttlMillis rounds a TTL up to whole milliseconds (Redis's precision):
