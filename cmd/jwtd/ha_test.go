@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,4 +239,21 @@ func diffCodes(after, before map[int]int) map[int]int {
 		}
 	}
 	return out
+}
+
+// jwtd refuses to start on a store URI weaker than its durability promise,
+// and on a rate-limit URL it cannot read, saying what to change.
+func TestWeakBackendURLsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ setting, url, want string }{
+		{"--store-url", "mongodb://127.0.0.1:1/jwtd?w=1", "store.url: remove w=1 (jwtd writes with w=majority"},
+		{"--store-url", "mongodb://127.0.0.1:1/jwtd?readPreference=secondaryPreferred", "readPreference=secondaryPreferred"},
+		{"--ratelimit-url", "redis-sentinel://127.0.0.1:26379", "name the Sentinels' master"},
+		{"--ratelimit-url", "redis-cluster://127.0.0.1:7000/1", "a Redis Cluster has no database number"},
+	} {
+		_, _, err := runCLI(t, nil, "", "serve", "--listen", "127.0.0.1:0", "--data-dir", dir, tc.setting, tc.url)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s: %v, want %q", tc.setting, tc.url, err, tc.want)
+		}
+	}
 }
