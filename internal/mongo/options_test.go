@@ -113,7 +113,7 @@ func TestIndexesShardable(t *testing.T) {
 	s := open(t, testservice.MongoURL(t), Options{Retention: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, c := range []string{"tokens", "xids", "keyrings"} {
+	for _, c := range []string{"tokens", "xids", "keyrings"} { // key_history has _id's alone
 		cur, err := s.tokens.Database().Collection(c).Indexes().List(ctx)
 		if err != nil {
 			t.Fatal(err)
