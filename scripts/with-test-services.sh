@@ -4,13 +4,15 @@
 # also when the command fails:
 #   - FerretDB v1.24.0 on SQLite (a MongoDB wire-protocol server), built from
 #     tools/ferretdb through the Go module proxy;
-#   - Redis, from Debian's redis-server package (installed if missing).
-# The command sees JWTD_TEST_MONGO_URL, JWTD_TEST_REDIS_URL, the two binaries
+#   - Redis, from Debian's redis-server package (installed if missing, with
+#     redis-sentinel and redis-tools' redis-cli, which the failover tests
+#     use to start Sentinel sets and Clusters of their own).
+# The command sees JWTD_TEST_MONGO_URL, JWTD_TEST_REDIS_URL, the binaries
 # (for tests that stop and start servers of their own) and
 # JWTD_TEST_REQUIRE_SERVICES=1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/ensure-packages.sh" redis-server
+"$root/scripts/ensure-packages.sh" redis-server redis-sentinel redis-tools
 
 mkdir -p "$root/bin"
 (cd "$root/tools/ferretdb" && go build -o "$root/bin/ferretdb" .)
@@ -48,6 +50,8 @@ export JWTD_TEST_MONGO_URL="mongodb://127.0.0.1:$mongo_port"
 export JWTD_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
 export JWTD_TEST_FERRETDB_BIN="$root/bin/ferretdb"
 export JWTD_TEST_REDIS_BIN="$redis_bin"
+export JWTD_TEST_REDIS_SENTINEL_BIN=$(command -v redis-sentinel || echo /usr/bin/redis-sentinel)
+export JWTD_TEST_REDIS_CLI_BIN=$(command -v redis-cli || echo /usr/bin/redis-cli)
 export JWTD_TEST_REQUIRE_SERVICES=1
 echo "test services: FerretDB $JWTD_TEST_MONGO_URL, Redis $JWTD_TEST_REDIS_URL" >&2
 set +e

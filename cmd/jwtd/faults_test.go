@@ -278,7 +278,9 @@ func ownFerretDB(t *testing.T, storeTimeout time.Duration, maxWaiting int) (ferr
 	t.Helper()
 	addr := testservice.Addr(testservice.FreePort(t))
 	ferret = testservice.Start(t, addr, testservice.FerretDBBin(t), "--listen", addr, "--dir", filepath.Join(t.TempDir(), "ferretdb"))
-	storeURL = "mongodb://" + addr + "/jwtdfaults"
+	// The options a replica-set URI carries (docs/ha.md): they must
+	// reach the driver and keep the store's promises.
+	storeURL = "mongodb://" + addr + "/jwtdfaults?w=majority&journal=true&retryWrites=true&appName=jwtd-faults"
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf(`%s
 store: {url: %q, timeout: %s, max_waiting: %d, max_batch: %d}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/secretfile"
 	"github.com/jwtd/jwtd/internal/suggest"
 	"github.com/jwtd/jwtd/internal/token"
@@ -108,7 +109,7 @@ type KeyStore struct {
 
 // RateLimit configures the limiter.
 type RateLimit struct {
-	URL            string   `koanf:"url"`    // memory:// (default) or redis://host:port/db
+	URL            string   `koanf:"url"`    // memory:// (default), redis://, redis-sentinel:// or redis-cluster:// (see ratelimit.ValidateURL)
 	PerIP          string   `koanf:"per_ip"` // Flask-Limiter syntax: "60 per minute", "10/second;100/hour"
 	PerPhone       string   `koanf:"per_phone"`
 	PerIPVerify    string   `koanf:"per_ip_verify"`    // the ip limit of /verifyToken, which is called far more often than the minting routes
@@ -175,7 +176,7 @@ var settings = []setting{
 	{"leeway", "leeway", "JWTD_LEEWAY", "clock-skew allowance when verifying (at most 60s)"},
 	{"store.url", "store-url", "JWTD_STORE_URL", "record store: sqlite://<path> (default: jwtd.db in the data directory) or mongodb://host/db"},
 	{"phone.default_region", "default-region", "JWTD_DEFAULT_REGION", "region for phone numbers without + (such as US)"},
-	{"ratelimit.url", "ratelimit-url", "JWTD_RATELIMIT_URL", "rate-limit backend: memory:// or redis://host:port/db"},
+	{"ratelimit.url", "ratelimit-url", "JWTD_RATELIMIT_URL", "rate-limit backend: memory://, redis://host:port/db, redis-sentinel://h1:26379,h2:26379/master or redis-cluster://h1:7000,h2:7001"},
 }
 
 // defaults are the values with no configuration at all.
@@ -466,8 +467,10 @@ func (r *RateLimit) validate() []error {
 	if r.OnBackendError != "open" && r.OnBackendError != "closed" {
 		errs = append(errs, fmt.Errorf("ratelimit.on_backend_error %q is not open or closed", r.OnBackendError))
 	}
-	if u := r.URL; u != "memory://" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
-		errs = append(errs, errors.New("ratelimit.url must be memory:// or redis://host:port/db"))
+	if r.URL == "" {
+		errs = append(errs, errors.New("ratelimit.url must not be empty: use memory:// or a Redis URL"))
+	} else if err := ratelimit.ValidateURL(r.URL); err != nil {
+		errs = append(errs, err)
 	}
 	if r.MaxKeys < 1 {
 		errs = append(errs, errors.New("ratelimit.max_keys must be positive"))

@@ -93,7 +93,9 @@ func (t *token) record() record.Record {
 }
 
 // Open connects to the database named by uri's path (default "jwtd") and
-// makes the indexes. It fails if the server does not answer within ctx.
+// makes the indexes. It fails if the server does not answer within ctx,
+// and refuses a URI that weakens what the store promises (see
+// clientOptions).
 func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	u, err := url.Parse(uri)
 	if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
@@ -104,11 +106,11 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		dbName = "jwtd"
 	}
 	opts.GroupOptions = opts.WithDefaults()
-	journal := true
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(5 * time.Second).
-		SetTimeout(opts.Timeout).
-		SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal}))
+	co, err := clientOptions(uri, opts.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	client, err := mongo.Connect(co)
 	if err != nil {
 		return nil, fmt.Errorf("%w: mongodb: %v", record.ErrUnavailable, err)
 	}
@@ -121,6 +123,53 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	}
 	s.group = record.NewGroupCommitter(s.commit, opts.GroupOptions)
 	return s, nil
+}
+
+// serverSelectionTimeout bounds the wait for a primary (during an
+// election, say) when store.timeout is longer.
+const serverSelectionTimeout = 5 * time.Second
+
+// clientOptions is the driver's configuration: the URI's options, under
+// what the store promises. A token is handed out only once its record is
+// acknowledged by a majority of the replica set, journaled, so a URI
+// asking for less (w=1, w=0, a tag, journal=false) is refused rather than
+// overridden: whoever wrote it expects something jwtd would not do.
+// Reads go to the primary, which has every acknowledged record: a URI
+// reading from secondaries, which may lag, is refused too (Get Status
+// could answer "unknown" for a token just handed out, or miss a
+// revocation). Retryable writes stay on, so that a commit in flight when
+// the primary steps down is retried once on the new one instead of
+// failing; retryWrites=false is refused. Every operation, and the wait for
+// a primary, is bounded by timeout (store.timeout).
+func clientOptions(uri string, timeout time.Duration) (*options.ClientOptions, error) {
+	co := options.Client().ApplyURI(uri)
+	if err := co.Validate(); err != nil {
+		return nil, fmt.Errorf("store.url: %v", err)
+	}
+	var refused []string
+	if wc := co.WriteConcern; wc != nil {
+		if w, ok := wc.W.(string); wc.W != nil && (!ok || w != "majority") {
+			refused = append(refused, fmt.Sprintf("w=%v (jwtd writes with w=majority: a token handed out must survive the loss of the primary)", wc.W))
+		}
+		if wc.Journal != nil && !*wc.Journal {
+			refused = append(refused, "journal=false (jwtd writes journaled: a token handed out must survive a crash)")
+		}
+	}
+	if rp := co.ReadPreference; rp != nil && rp.Mode() != readpref.PrimaryMode {
+		refused = append(refused, fmt.Sprintf("readPreference=%s (jwtd reads from the primary: a secondary may not have a record or revocation yet)", rp.Mode()))
+	}
+	if co.RetryWrites != nil && !*co.RetryWrites {
+		refused = append(refused, "retryWrites=false (jwtd retries a commit cut off by an election once, on the new primary)")
+	}
+	if len(refused) > 0 {
+		return nil, fmt.Errorf("store.url: remove %s from the URI", strings.Join(refused, "; "))
+	}
+	journal, retry := true, true
+	return co.SetWriteConcern(&writeconcern.WriteConcern{W: "majority", Journal: &journal}).
+		SetReadPreference(readpref.Primary()).
+		SetRetryWrites(retry).
+		SetTimeout(timeout).
+		SetServerSelectionTimeout(min(timeout, serverSelectionTimeout)), nil
 }
 
 // codeNotImplemented is what FerretDB answers for TTL indexes.

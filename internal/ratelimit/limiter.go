@@ -14,16 +14,16 @@ import (
 	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/redis/go-redis/v9"
 	"github.com/throttled/throttled/v2"
-	goredisstore "github.com/throttled/throttled/v2/store/goredisstore.v9"
 )
 
 // ErrBackend wraps a failure to reach the rate-limit backend.
 var ErrBackend = errors.New("rate-limit backend unavailable")
 
-// Store is where GCRA state lives: a bounded in-memory LRU, or Redis.
+// Store is where GCRA state lives: a bounded in-memory LRU, or Redis (one
+// server, Sentinel or Cluster).
 type Store struct {
 	gcra  throttled.GCRAStoreCtx
-	redis *redis.Client // nil for memory
+	redis redis.UniversalClient // nil for memory
 }
 
 // NewMemoryStore keeps at most maxKeys keys; when full, the bucket nearest
@@ -37,48 +37,24 @@ func NewMemoryStore(maxKeys int, now func() time.Time) (*Store, error) {
 }
 
 // NewRedisStore keeps state in Redis, timed by the Redis server's clock, so
-// that every instance sharing it shares the limits.
+// that every instance sharing it shares the limits. url is one of the forms
+// ValidateURL takes: one server, Sentinel (go-redis's failover client
+// follows the primary Sentinels name) or Cluster. It connects lazily.
 func NewRedisStore(url string) (*Store, error) {
-	opts, err := redis.ParseURL(url)
+	cfg, err := parseRedisURL(url)
 	if err != nil {
-		return nil, errors.New("ratelimit.url is not redis://[user:password@]host:port/db")
-	}
-	// Short timeouts: a limit check must not hold a request for long when
-	// Redis is away; on_backend_error decides what happens then.
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 500*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
-	opts.MaxRetries, opts.DialerRetries = -1, 1
-	client := redis.NewClient(opts)
-	st, err := goredisstore.NewCtx(client, "jwtd:rl:")
-	if err != nil {
-		client.Close()
 		return nil, err
 	}
-	return &Store{gcra: ttlRoundedUp{st}, redis: client}, nil
+	client := cfg.newClient()
+	return &Store{gcra: redisGCRA{client: client, prefix: "jwtd:rl:"}, redis: client}, nil
 }
 
-// ttlRoundedUp gives Redis keys one second more than GCRA asks for. The
-// go-redis store rounds a TTL down to whole seconds, so a key could vanish
-// up to a second before its state runs out, handing out a fresh burst
-// early (and a TTL under a second would round to an invalid 0).
-type ttlRoundedUp struct{ throttled.GCRAStoreCtx }
-
-func (s ttlRoundedUp) SetIfNotExistsWithTTL(ctx context.Context, key string, value int64, ttl time.Duration) (bool, error) {
-	return s.GCRAStoreCtx.SetIfNotExistsWithTTL(ctx, key, value, ttl+time.Second)
-}
-
-func (s ttlRoundedUp) CompareAndSwapWithTTL(ctx context.Context, key string, old, new int64, ttl time.Duration) (bool, error) {
-	return s.GCRAStoreCtx.CompareAndSwapWithTTL(ctx, key, old, new, ttl+time.Second)
-}
-
-// OpenStore opens the store a URL names: memory:// or redis://.
+// OpenStore opens the store a URL names: memory:// or a Redis form.
 func OpenStore(url string, maxKeys int) (*Store, error) {
-	switch {
-	case url == "" || url == "memory://":
+	if url == "" || url == "memory://" {
 		return NewMemoryStore(maxKeys, nil)
-	case strings.HasPrefix(url, "redis://"), strings.HasPrefix(url, "rediss://"):
-		return NewRedisStore(url)
 	}
-	return nil, errors.New("ratelimit.url must be memory:// or redis://host:port/db")
+	return NewRedisStore(url)
 }
 
 // Ping checks that the backend answers.
@@ -86,7 +62,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if s.redis == nil {
 		return nil
 	}
-	if err := s.redis.Ping(ctx).Err(); err != nil {
+	if err := pingRedis(ctx, s.redis); err != nil {
 		return fmt.Errorf("%w: %v", ErrBackend, err)
 	}
 	return nil
@@ -139,7 +115,7 @@ const backendLogEvery = 10 * time.Second
 type limiter struct {
 	limit  Limit
 	gcra   *throttled.GCRARateLimiterCtx
-	prefix string // of its keys in the store: the rule and the limit
+	suffix string // of its keys in the store: the rule and the limit
 }
 
 // New builds a limiter. onBackendError is "open" (allow, log, count) or
@@ -166,8 +142,8 @@ func New(store *Store, rules []Rule, onBackendError string, log *slog.Logger, ho
 				return nil, fmt.Errorf("%s %s: %w", r.Name, lim, err)
 			}
 			g.SetMaxCASAttemptsLimit(casAttempts)
-			prefix := fmt.Sprintf("%s:%d/%d:", r.Name, lim.Count, int64(lim.Period/time.Second))
-			l.rules[r.Name] = append(l.rules[r.Name], limiter{limit: lim, gcra: g, prefix: prefix})
+			suffix := fmt.Sprintf("%s:%d/%d", r.Name, lim.Count, int64(lim.Period/time.Second))
+			l.rules[r.Name] = append(l.rules[r.Name], limiter{limit: lim, gcra: g, suffix: suffix})
 			policies = append(policies, fmt.Sprintf("%q;q=%d;w=%d", r.Name, lim.Count, int(lim.Period/time.Second)))
 		}
 		l.policy[r.Name] = strings.Join(policies, ", ")
@@ -231,13 +207,17 @@ func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error)
 	return d, nil
 }
 
-// storeKey names a key's state: the rule, the limit (so that a changed limit
-// starts afresh) and the key's hash, so that no phone number or address is
-// written to Redis in the clear.
+// storeKey names a key's state: the key's hash, so that no phone number or
+// address is written to Redis in the clear, then the rule and the limit (so
+// that a changed limit starts afresh). The hash is a Redis Cluster hash tag
+// ({...}): every limit of every rule for one key lives in one slot, on one
+// node.
 func (lim *limiter) storeKey(sum [sha256.Size]byte) string {
-	b := make([]byte, len(lim.prefix), len(lim.prefix)+32)
-	copy(b, lim.prefix)
-	return string(hex.AppendEncode(b, sum[:16]))
+	b := make([]byte, 0, 34+len(lim.suffix))
+	b = append(b, '{')
+	b = hex.AppendEncode(b, sum[:16])
+	b = append(b, "}:"...)
+	return string(append(b, lim.suffix...))
 }
 
 func (l *Limiter) logBackendError(rule string, err error) {

@@ -37,8 +37,10 @@ func memoryBackend(t *testing.T) backend {
 	return backend{store: st, advance: func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }}
 }
 
-func redisBackend(t *testing.T) backend {
-	st, err := NewRedisStore(testservice.RedisURL(t))
+func redisBackend(t *testing.T) backend { return redisBackendAt(t, testservice.RedisURL(t)) }
+
+func redisBackendAt(t *testing.T, url string) backend {
+	st, err := NewRedisStore(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +72,23 @@ func newLimiter(t *testing.T, b backend, rules map[string]string) *Limiter {
 	return l
 }
 
-// TestSuite runs one suite on both backends.
+// TestSuite runs one suite on every backend: memory, one Redis, a
+// Sentinel set and a Cluster (each started once for its cases).
 func TestSuite(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) backend{"memory": memoryBackend, "redis": redisBackend} {
+	at := func(start func(testing.TB) string) func(*testing.T) func(*testing.T) backend {
+		return func(t *testing.T) func(*testing.T) backend {
+			url := start(t)
+			return func(t *testing.T) backend { return redisBackendAt(t, url) }
+		}
+	}
+	for name, backends := range map[string]func(*testing.T) func(*testing.T) backend{
+		"memory":         func(*testing.T) func(*testing.T) backend { return memoryBackend },
+		"redis":          func(*testing.T) func(*testing.T) backend { return redisBackend },
+		"redis-sentinel": at(func(t testing.TB) string { return testservice.RedisSentinel(t).URL }),
+		"redis-cluster":  at(func(t testing.TB) string { return testservice.RedisCluster(t).URL }),
+	} {
 		t.Run(name, func(t *testing.T) {
+			mk := backends(t)
 			for _, tc := range []struct {
 				name string
 				fn   func(*testing.T, backend)
