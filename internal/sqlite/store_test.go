@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/audit"
+	"github.com/jwtd/jwtd/internal/audit/audittest"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/record/recordtest"
 	"github.com/jwtd/jwtd/internal/token"
@@ -205,4 +207,15 @@ func TestLargeBatches(t *testing.T) {
 	if err := s.read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&count); err != nil || count != n {
 		t.Errorf("%d rows, %v", count, err)
 	}
+}
+
+func TestAuditConformance(t *testing.T) {
+	audittest.Run(t, func(t *testing.T) audit.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
