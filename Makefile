@@ -29,7 +29,7 @@ test: deps lint unit
 
 # Debian packages the tests drive (installed only when missing).
 deps:
-	@scripts/ensure-packages.sh curl python3-jwt chromium
+	@scripts/ensure-packages.sh curl python3-jwt chromium sqlite3
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
