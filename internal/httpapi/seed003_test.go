@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-
 	"bytes"
 	"context"
 	"crypto/ecdsa"
