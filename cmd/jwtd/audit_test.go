@@ -44,6 +44,17 @@ api_keys:
 `, store, extra, apikey.Hash(testAdminKey), apikey.Hash("reader-key")))
 }
 
+// cliEnv is the environment of a jwtd command beside a server: its
+// configuration, data directory and variables ("K=V").
+func cliEnv(cfgPath, data string, vars []string) map[string]string {
+	env := map[string]string{"JWTD_CONFIG": cfgPath, "JWTD_DATA_DIR": data}
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
 // exported runs jwtd audit export with env and returns the entries.
 func exported(t *testing.T, env map[string]string) []audit.Entry {
 	t.Helper()
@@ -82,11 +93,7 @@ func TestAuditTrail(t *testing.T) {
 			dir := t.TempDir()
 			data := filepath.Join(dir, "data")
 			cfgPath := auditConfig(t, dir, b, "\naudit: {instance: node-a}")
-			env := map[string]string{"JWTD_CONFIG": cfgPath, "JWTD_DATA_DIR": data}
-			for _, kv := range b.env {
-				k, v, _ := strings.Cut(kv, "=")
-				env[k] = v
-			}
+			env := cliEnv(cfgPath, data, b.env)
 			cmd, base, logs, done := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
 
 			// Anonymous seed tokens are records, not audit entries.
@@ -233,7 +240,7 @@ func TestAuditTwoInstances(t *testing.T) {
 			var bases []string
 			for i, name := range []string{"node-a", "node-b", "node-b"} {
 				cfgPath := auditConfig(t, filepath.Join(dir, fmt.Sprint(i)), b, "\naudit: {instance: "+name+"}")
-				env = map[string]string{"JWTD_CONFIG": cfgPath, "JWTD_DATA_DIR": data}
+				env = cliEnv(cfgPath, data, b.env)
 				_, base, _, _ := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
 				bases = append(bases, base)
 			}
@@ -256,10 +263,6 @@ func TestAuditTwoInstances(t *testing.T) {
 			}
 			wg.Wait()
 			time.Sleep(300 * time.Millisecond) // entries are queued, not waited for, without audit.required
-			for _, kv := range b.env {
-				k, v, _ := strings.Cut(kv, "=")
-				env[k] = v
-			}
 			out, _, err := runCLI(t, env, "", "audit", "verify")
 			if err != nil {
 				t.Fatalf("verify: %v\n%s", err, out)
@@ -284,7 +287,7 @@ func TestAuditRequired(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfgPath := auditConfig(t, dir, managedBackend{name: "sqlite"}, "\naudit: {instance: node-a, required: true}")
-	env := map[string]string{"JWTD_CONFIG": cfgPath, "JWTD_DATA_DIR": data}
+	env := cliEnv(cfgPath, data, nil)
 	_, base, _, _ := startProcess(t, "--config", cfgPath, "--data-dir", data)
 	for _, xid := range []string{"tx-r1", "tx-r2"} {
 		if code, out := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", `{"profile":"default","sub":"a","xid":"`+xid+`"}`); code != 201 {
@@ -352,7 +355,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfgPath := auditConfig(t, dir, managedBackend{name: "sqlite"}, "")
-	env := map[string]string{"JWTD_CONFIG": cfgPath, "JWTD_DATA_DIR": data}
+	env := cliEnv(cfgPath, data, nil)
 	_, base, _, _ := startProcess(t, "--config", cfgPath, "--data-dir", data)
 	load := startPhoneLoad(t, base, 8, 5*time.Second)
 	time.Sleep(time.Second)
