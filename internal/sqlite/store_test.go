@@ -130,12 +130,12 @@ func TestMigrateFromVersion1(t *testing.T) {
 	checkSchemaVersion(t, s)
 }
 
-// A file of the schema before the audit table (version 2) opens, keeps
+// A file of the schema before the audit table (version 3) opens, keeps
 // its records and keyrings, and takes audit entries.
 func TestMigrateToAuditTable(t *testing.T) {
-	v2 := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS audit")] + "PRAGMA user_version = 2;"
+	v3 := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS audit")] + "PRAGMA user_version = 3;"
 	now := time.Now().UTC()
-	path := oldFile(t, v2+`INSERT INTO tokens (jti, profile, kid, alg, issued, expires, token_sha256) VALUES ('v2', 'default', 'k', 'ES256', ?, ?, x'00');
+	path := oldFile(t, v3+`INSERT INTO tokens (jti, profile, kid, alg, issued, expires, token_sha256) VALUES ('v3', 'default', 'k', 'ES256', ?, ?, x'00');
 		INSERT INTO keyrings (profile, version, keys) VALUES ('default', 3, '[]');`, now.UnixNano(), now.Add(time.Minute).UnixNano())
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -143,11 +143,11 @@ func TestMigrateToAuditTable(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	if _, err := s.ByJTI(ctx, "v2"); err != nil {
-		t.Errorf("the version 2 record: %v", err)
+	if _, err := s.ByJTI(ctx, "v3"); err != nil {
+		t.Errorf("the version 3 record: %v", err)
 	}
 	if ring, err := s.Keyring(ctx, "default"); err != nil || ring.Version != 3 {
-		t.Errorf("the version 2 keyring: %+v %v", ring, err)
+		t.Errorf("the version 3 keyring: %+v %v", ring, err)
 	}
 	tr := audit.NewTrail(s, audit.Options{Chain: "c", Required: true})
 	if err := tr.Record(ctx, audit.Entry{Actor: "a", Action: audit.ActionRevoke}); err != nil {
