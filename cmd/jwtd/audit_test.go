@@ -390,10 +390,11 @@ func TestBackupUnderLoad(t *testing.T) {
 	if code, out := httpDo(t, "POST", base+"/v1/revoke", testAdminKey, "application/json", `{"jti":"`+before[0]+`"}`); code != 200 {
 		t.Fatalf("revoke: %d %s", code, out)
 	}
-	trail, _, err := runCLI(t, env, "", "audit", "export", "--since", "1h")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var trail string
+	waitFor(t, "the revocation's entry", 10*time.Second, func() bool { // entries are queued, not waited for
+		trail, _, err = runCLI(t, env, "", "audit", "export", "--since", "1h")
+		return err == nil && strings.Contains(trail, `"action":"token.revoke"`)
+	})
 	exportFile := writeFile(t, dir, "trail.jsonl", trail)
 	restored := map[string]string{"JWTD_CONFIG": cfgPath, "JWTD_STORE_URL": "sqlite://" + backup}
 	out, stderr, err = runCLI(t, restored, "", "audit", "replay", "--since", "1h", exportFile)
