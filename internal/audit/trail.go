@@ -292,10 +292,12 @@ func (t *Trail) drain() {
 // again when another writer advanced the chain. On success every waiter
 // is told.
 func (t *Trail) write(batch []*pending) error {
-	ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
-	defer cancel()
 	rest := batch
 	for attempt := 0; len(rest) > 0; attempt++ {
+		// A deadline per attempt: writers racing for one chain's head
+		// must not spend one write's time between them.
+		ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
+		defer cancel()
 		t.mu.Lock()
 		head, known := t.head, t.known
 		t.mu.Unlock()
