@@ -38,7 +38,7 @@ ferretdb:
 
 # Debian packages the tests drive (installed only when missing).
 deps:
-	@scripts/ensure-packages.sh curl python3-jwt chromium redis-server redis-sentinel redis-tools
+	@scripts/ensure-packages.sh curl python3-jwt chromium sqlite3 redis-server redis-sentinel redis-tools
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

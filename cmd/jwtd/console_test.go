@@ -191,6 +191,17 @@ api_keys:
 		waitText("#chart-label", "token(s) issued"),
 		shot("activity"))
 
+	step("see the audit trail: the revocation the console made, by ops",
+		chromedp.Click(`#tabs button[data-tab=audit]`, chromedp.ByQuery),
+		waitText("#audit-summary", "Page 1"),
+		chromedp.SetValue("#audit-action", "token.revoke", chromedp.ByID),
+		chromedp.Click(`#audit-form button`, chromedp.ByQuery),
+		waitText("#audit-summary", "Page 1: 1 entry, the last page"),
+		waitText("#audit-entries", "jti:"),
+		waitText("#audit-entries", "count=1"),
+		waitText("#audit-entries", "ops"),
+		shot("audit"))
+
 	// At phone width the records stack: the page does not scroll sideways,
 	// and a jti takes at most two lines.
 	var fits struct {
@@ -259,6 +270,7 @@ api_keys:
 		waitText("#who", "viewer"),
 		chromedp.Evaluate(`document.querySelector('#tabs button[data-tab=transactions]').hidden &&
 			document.querySelector('#tabs button[data-tab=activity]').hidden &&
+			document.querySelector('#tabs button[data-tab=audit]').hidden &&
 			[...document.querySelectorAll('button.danger')].every((b) => b.offsetParent === null)`, &hidden))
 	if !hidden {
 		t.Error("a key without the admin scope is shown Transactions, Activity or a revoke button")

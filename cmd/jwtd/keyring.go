@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/logevery"
@@ -34,6 +35,9 @@ type signingKeys struct {
 	logger  *slog.Logger
 	metrics *metrics.Metrics
 	every   *logevery.Every
+	// audit records the state changes this instance applies, and a
+	// master key that stops opening the stored keys (nil: none).
+	audit *audit.Trail
 
 	// Read without the lock, so that the JWKS and /readyz never wait on
 	// a sync talking to the store.
@@ -136,6 +140,9 @@ func (k *signingKeys) sync(ctx context.Context) {
 		if ok, held := k.every.Allow(); ok || k.failing.Load() == nil {
 			k.logger.Error("managed keys not synced; going on with the keys last read, and /readyz answers 503 until a sync succeeds",
 				"err", err, "failures_since_last_line", held)
+		}
+		if errors.Is(err, keys.ErrSealed) && k.failing.Load() == nil {
+			k.audit.Record(ctx, audit.Entry{Actor: audit.ActorJWTD, Action: audit.ActionKeyOpenFail, Result: audit.ResultFailed, Detail: err.Error()}) //nolint:errcheck // logged by the trail
 		}
 		msg := err.Error()
 		k.failing.Store(&msg)
@@ -252,6 +259,7 @@ func (k *signingKeys) report(before, after map[string]keys.Keyring) {
 			}
 			change := map[keys.KeyState]string{keys.KeyNext: "published", keys.KeyCurrent: "activated", keys.KeyRetired: "retired"}[mk.State]
 			k.metrics.KeyChanged(name, change)
+			k.auditChange(name, mk.Kid, change)
 			switch mk.State {
 			case keys.KeyNext:
 				k.logger.Info("managed key published; it signs from its activation", "profile", name, "kid", mk.Kid, "alg", mk.Alg, "activates", mk.Activates)
@@ -263,10 +271,18 @@ func (k *signingKeys) report(before, after map[string]keys.Keyring) {
 		}
 		for kid := range was {
 			k.metrics.KeyChanged(name, "deleted")
+			k.auditChange(name, kid, "deleted")
 			k.logger.Info("managed key deleted; every token it signed has expired", "profile", name, "kid", kid)
 		}
 		k.metrics.Keys(name, countStates(after[name]))
 	}
+}
+
+// auditChange records a state change of a managed key: "published" is a
+// rotation starting, by the schedule or by hand.
+func (k *signingKeys) auditChange(profile, kid, change string) {
+	k.audit.Record(context.Background(), audit.Entry{Actor: audit.ActorJWTD, Action: audit.ActionKeyState, //nolint:errcheck // logged by the trail
+		Target: "profile:" + profile, Detail: change + " kid=" + kid})
 }
 
 // reload applies a new configuration (SIGHUP): its keys, profiles and

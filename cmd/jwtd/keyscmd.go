@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -124,7 +125,7 @@ func cmdKeysShow(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	c.store.Close()
+	defer c.store.Close()
 	k := p.Key
 	if *next {
 		i := slices.IndexFunc(p.VerifyKeys, (*keys.Key).PublishOnly)
@@ -134,6 +135,14 @@ func cmdKeysShow(ctx context.Context, args []string, e env) error {
 		k = p.VerifyKeys[i]
 	}
 	secret := k.Secret()
+	if secret != nil {
+		// Recorded before the secret is printed: with audit.required, a
+		// secret whose showing cannot be recorded is not shown.
+		if err := cliAudit(ctx, c, e, audit.Entry{Action: audit.ActionKeyShow, Target: "profile:" + p.Name,
+			Detail: "kid=" + k.Kid()}); err != nil {
+			return err
+		}
+	}
 	if secret == nil {
 		pemData, err := keys.MarshalPublicPEM(k.Public())
 		if err != nil {
@@ -215,6 +224,9 @@ func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	if _, err := c.manager.Rotate(ctx, *name, time.Now()); err != nil {
 		return err
 	}
+	if err := cliAudit(ctx, c, e, audit.Entry{Action: audit.ActionKeyRotate, Target: "profile:" + *name}); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "profile %s: rotation started. The servers make the next key at their next sync (within %s), publish it at once, "+
 		"and it signs once verifiers caching the JWKS can have it: jwtd keys list shows when.\n", *name, c.cfg.KeyStore.SyncInterval)
 	if p.Key.Symmetric() {
@@ -242,7 +254,28 @@ func cmdKeysReseal(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	if err := cliAudit(ctx, c, e, audit.Entry{Action: audit.ActionKeyReseal, Target: "key_store", Detail: fmt.Sprintf("count=%d", n)}); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "resealed %d keys under the first master key; once every instance has it first, the others can be dropped.\n", n)
+	return nil
+}
+
+// cliAudit records an action of a jwtd command in the instance's chain
+// (actor cli) and waits for it. Not written: a warning, or with
+// audit.required an error.
+func cliAudit(ctx context.Context, c *cliKeys, e env, entry audit.Entry) error {
+	t := audit.NewTrail(c.store, audit.Options{Chain: c.cfg.AuditInstance(), Timeout: c.cfg.Store.Timeout})
+	defer t.Close()
+	entry.Actor = audit.ActorCLI
+	err := t.Commit(ctx, entry)
+	switch {
+	case err == nil:
+		return nil
+	case c.cfg.Audit.Required:
+		return fmt.Errorf("audit.required is set and the audit entry of this action could not be written: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "jwtd: warning: the audit entry of this action could not be written: %v\n", err)
 	return nil
 }
 

@@ -38,6 +38,8 @@ Usage:
   jwtd token sign|verify|decode  mint, check or read a token
   jwtd keys list|rotate|reseal|show|generate  see, rotate and reseal the keys
   jwtd apikey create --name N --scopes S  make an API key and its api_keys entry
+  jwtd audit verify|export|replay  check, export or replay the audit trail
+  jwtd backup FILE             copy the embedded store while jwtd serves
   jwtd version                 print the version
 
 Run "jwtd <command> --help" for a command's flags.
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdKeys(ctx, rest, e)
 	case "apikey":
 		return cmdAPIKey(rest, e)
+	case "audit":
+		return cmdAudit(ctx, rest, e)
+	case "backup":
+		return cmdBackup(ctx, rest, e)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "jwtd %s (%s)\n", version, goVersion())
 		return nil

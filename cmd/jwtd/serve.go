@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/config"
 	"github.com/jwtd/jwtd/internal/httpapi"
 	"github.com/jwtd/jwtd/internal/keys"
@@ -75,11 +77,18 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			logger.Error("closing the record store", "err", err)
 		}
 	}()
+	trail := newTrail(cfg, store, logger, m)
+	defer trail.Close() // before the store closes: deferred calls run last first
 	var running live
 	signing, err := newSigningKeys(ctx, cfg, e, store, &running, logger, m)
+	if errors.Is(err, keys.ErrSealed) {
+		//nolint:errcheck // the start is refused either way
+		trail.Commit(ctx, audit.Entry{Actor: audit.ActorJWTD, Action: audit.ActionKeyOpenFail, Result: audit.ResultFailed, Detail: err.Error()})
+	}
 	if err != nil {
 		return err
 	}
+	signing.audit = trail
 	apiKeys, err := loadAPIKeys(cfg, e)
 	if err != nil {
 		return err
@@ -112,7 +121,21 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		case n > 0:
 			logger.Info("purged expired records", "count", n)
 		}
+		n, err = audit.Purge(ctx, store, trail, time.Now().Add(-cfg.Audit.Retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("purging old audit entries", "err", err)
+		case n > 0:
+			logger.Info("purged audit entries older than audit.retention", "count", n, "retention", cfg.Audit.Retention.String())
+		}
 	})
+	refusals := audit.NewRefusals()
+	go repeat(purgeCtx, time.Minute, func(ctx context.Context) {
+		refusals.Flush(ctx, trail, time.Now()) //nolint:errcheck // logged by the trail
+		trail.LogHead()
+	})
+	defer refusals.Flush(context.Background(), trail, time.Now()) //nolint:errcheck // logged by the trail
+
 	// Decided before serving: http.Server fills in TLSConfig itself once
 	// it serves, so it is not read afterwards.
 	useTLS := cfg.TLS.CertFile != ""
@@ -148,6 +171,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 					Limiter: limiter, LimitBy: limitRoutes,
 				},
 				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m, Keys: signing,
+				Audit: trail, AuditStore: store, Refusals: refusals,
 			},
 			httpapi.Options{
 				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: limitRoutes["verify"],
@@ -179,7 +203,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		case err := <-serveErr:
 			return err
 		case <-hup:
-			reload(ctx, fs, e, logger, &running, signing)
+			reload(ctx, fs, e, logger, &running, signing, trail)
 		case <-ctx.Done():
 			logger.Info("shutting down", "timeout", cfg.HTTP.ShutdownTimeout.String())
 			sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
@@ -208,7 +232,8 @@ type live struct {
 // reload re-reads the configuration, keys and API keys (SIGHUP). The
 // listener and its connections are untouched; on any error everything
 // running stays.
-func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, signing *signingKeys) {
+func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, signing *signingKeys, trail *audit.Trail) {
+	before := running.apiKeys.Load().Names()
 	err := func() error {
 		cfg, err := config.Load(fs, e.getenv)
 		if err != nil {
@@ -230,9 +255,46 @@ func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, 
 		logger.Info("reloaded keys, profiles and API keys", "keys", len(next.Keys().All()), "api_keys", apiKeys.Len())
 		return nil
 	}()
+	entry := audit.Entry{Actor: audit.ActorJWTD, Action: audit.ActionConfigReload, Target: "signal:SIGHUP"}
 	if err != nil {
 		logger.Error("reload refused; keeping the running keys, profiles and API keys", "err", err)
+		entry.Result, entry.Detail = audit.ResultRefused, err.Error()
 	}
+	trail.Record(ctx, entry) //nolint:errcheck // logged by the trail
+	if err == nil {
+		trail.Record(ctx, apiKeysChange(before, running.apiKeys.Load().Names())) //nolint:errcheck // logged by the trail
+	}
+}
+
+// apiKeysChange is the audit entry of a reload of the API keys: the names
+// added and removed (never a key or its hash).
+func apiKeysChange(before, after []string) audit.Entry {
+	var added, removed []string
+	for _, n := range after {
+		if !slices.Contains(before, n) {
+			added = append(added, n)
+		}
+	}
+	for _, n := range before {
+		if !slices.Contains(after, n) {
+			removed = append(removed, n)
+		}
+	}
+	return audit.Entry{Actor: audit.ActorJWTD, Action: audit.ActionAPIKeys, Target: "api_keys",
+		Detail: fmt.Sprintf("added=%s removed=%s", strings.Join(added, ","), strings.Join(removed, ","))}
+}
+
+// newTrail starts this instance's audit trail on the record store.
+func newTrail(cfg *config.Config, s audit.Store, logger *slog.Logger, m *metrics.Metrics) *audit.Trail {
+	return audit.NewTrail(s, audit.Options{
+		Chain: cfg.AuditInstance(), Required: cfg.Audit.Required, Logger: logger, Timeout: cfg.Store.Timeout,
+		Written: func(es []audit.Entry) {
+			for _, e := range es {
+				m.AuditWritten(e.Action, e.Result, e.Seq)
+			}
+		},
+		Failed: func(error) { m.AuditFailed() },
+	})
 }
 
 // noteUnusedAdminKey says when configured api_keys set aside the admin
@@ -295,11 +357,12 @@ func storeUnreachable(storeURL string, err error) error {
 		"Is MongoDB up, and does %s resolve and answer from here? Give its address with --store-url or JWTD_STORE_URL", shown, err, host)
 }
 
-// storage is what jwtd keeps in its store: records, and the managed keys'
-// keyrings and history.
+// storage is what jwtd keeps in its store: records, the managed keys'
+// keyrings and history, and the audit trail.
 type storage interface {
 	record.Store
 	keys.KeyStore
+	audit.Store
 }
 
 // openStore opens the record store the URL's scheme names.

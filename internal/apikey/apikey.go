@@ -80,6 +80,15 @@ func NewSet(specs []Spec) (*Set, error) {
 // Len is how many keys the set holds.
 func (s *Set) Len() int { return len(s.entries) }
 
+// Names are the keys' names, in the order configured.
+func (s *Set) Names() []string {
+	out := make([]string, len(s.entries))
+	for i, e := range s.entries {
+		out[i] = e.name
+	}
+	return out
+}
+
 // Identify returns the name and scopes of the key an Authorization header
 // value carries.
 func (s *Set) Identify(header string) (name string, scopes []string, err error) {

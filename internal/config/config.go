@@ -44,6 +44,7 @@ type Config struct {
 	TLS      TLS                          `koanf:"tls"`
 	Store    Store                        `koanf:"store"`
 	KeyStore KeyStore                     `koanf:"key_store"`
+	Audit    Audit                        `koanf:"audit"`
 	Phone    Phone                        `koanf:"phone"`
 	Limits   RateLimit                    `koanf:"ratelimit"`
 	Keys     []keys.Spec                  `koanf:"keys"`
@@ -90,6 +91,29 @@ type Store struct {
 	Linger        time.Duration `koanf:"linger"`         // group commit: wait for more records
 	Timeout       time.Duration `koanf:"timeout"`        // bound on a request's wait for its commit, and on every store call
 	MaxWaiting    int           `koanf:"max_waiting"`    // requests waiting for commits; past it, 503 at once
+}
+
+// Audit configures the audit trail, kept in the record store.
+type Audit struct {
+	// Instance names this instance's chain and is written into its
+	// entries; empty means the host name.
+	Instance string `koanf:"instance"`
+	// Retention is how long entries are kept (they are purged with the
+	// records, every store.purge_interval).
+	Retention time.Duration `koanf:"retention"`
+	// Required makes an action whose entry cannot be written fail (503).
+	Required bool `koanf:"required"`
+}
+
+// AuditInstance is the configured instance name, or the host name.
+func (c *Config) AuditInstance() string {
+	if c.Audit.Instance != "" {
+		return c.Audit.Instance
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "jwtd"
 }
 
 // KeyStore configures the managed keys, kept sealed in the record store.
@@ -200,6 +224,9 @@ func defaults() map[string]any {
 		"store.linger":               "0s",
 		"store.timeout":              "5s",
 		"store.max_waiting":          1024,
+		"audit.instance":             "",
+		"audit.retention":            "9600h",
+		"audit.required":             false,
 		"key_store.master_key_file":  "",
 		"key_store.sync_interval":    "10s",
 		"key_store.jwks_max_age":     "5m",
@@ -373,6 +400,9 @@ func (c *Config) Validate() error {
 	}
 	if u := c.StoreURL(); !strings.HasPrefix(u, "sqlite://") && !strings.HasPrefix(u, "mongodb://") && !strings.HasPrefix(u, "mongodb+srv://") {
 		errs = append(errs, fmt.Errorf("store.url %q: use sqlite://<path> or mongodb://host[:port]/<database>", c.Store.URL))
+	}
+	if c.Audit.Retention <= 0 {
+		errs = append(errs, fmt.Errorf("audit.retention %s must be positive (such as 9600h, 400 days)", c.Audit.Retention))
 	}
 	if c.KeyStore.SyncInterval < 100*time.Millisecond || c.KeyStore.JWKSMaxAge < 0 {
 		errs = append(errs, errors.New("key_store: sync_interval must be at least 100ms, jwks_max_age at least 0"))

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/keys"
 )
 
@@ -52,8 +53,14 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) error {
 	if req.Profile == "" {
 		return badRequest("Invalid request body", "profile is required")
 	}
+	if err := s.auditReady(); err != nil {
+		return err
+	}
 	list, err := s.Keys.Rotate(r.Context(), req.Profile)
 	if err != nil {
+		return err
+	}
+	if err := s.auditEntry(r, audit.Entry{Action: audit.ActionKeyRotate, Target: "profile:" + req.Profile}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusAccepted, struct {

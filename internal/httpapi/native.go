@@ -13,6 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/strictjson"
@@ -31,6 +32,7 @@ func (s *Server) require(scope string, next handler) http.Handler {
 		}
 		name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
 		if err != nil {
+			s.refused(r, name, err)
 			if errors.Is(err, apikey.ErrForbidden) {
 				err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
 			}
@@ -103,12 +105,24 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readJSON(r, &req); err != nil {
 		return err
 	}
+	if err := s.auditReady(); err != nil {
+		return err
+	}
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: req.Profile, Phone: req.Phone, XID: req.XID, Subject: req.Sub, Audience: req.Aud,
 		Data: []byte(req.Data), TTL: time.Duration(req.TTL), ClientIP: s.ClientIP.Resolve(r), Limits: "issue",
 		APIKey: apiKeyName(r.Context()),
 	})
 	if err != nil {
+		return err
+	}
+	// After the mint, whose record holds the rest: a refused mint leaves
+	// no token to account for.
+	target := "jti:" + minted.JTI
+	if minted.XID != "" {
+		target += " xid:" + minted.XID
+	}
+	if err := s.auditEntry(r, audit.Entry{Action: audit.ActionMint, Target: target, Detail: "profile=" + req.Profile}); err != nil {
 		return err
 	}
 	setRateLimitHeaders(w, minted.Limit)
@@ -230,6 +244,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	var n int
 	var err error
+	if err := s.auditReady(); err != nil {
+		return err
+	}
 	switch {
 	case (req.JTI == "") == (req.XID == ""):
 		return badRequest("Invalid request body", "give exactly one of jti and xid")
@@ -245,6 +262,13 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 		n, err = s.Store.RevokeXID(r.Context(), req.XID, s.Now())
 	}
 	if err != nil {
+		return err
+	}
+	target := "jti:" + req.JTI
+	if req.XID != "" {
+		target = "xid:" + req.XID
+	}
+	if err := s.auditEntry(r, audit.Entry{Action: audit.ActionRevoke, Target: target, Detail: "count=" + strconv.Itoa(n)}); err != nil {
 		return err
 	}
 	if n == 0 {

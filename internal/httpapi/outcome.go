@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/record"
 )
 
@@ -57,10 +58,16 @@ func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) error {
 	if err := record.CheckOutcome(&o, s.Now(), s.Tokens().Leeway()); err != nil {
 		return err
 	}
+	if err := s.auditReady(); err != nil {
+		return err
+	}
 	switch err := s.Store.AddOutcome(r.Context(), &o); {
 	case errors.Is(err, record.ErrNotFound):
 		return errUnknownXID
 	case err != nil:
+		return err
+	}
+	if err := s.auditEntry(r, audit.Entry{Action: audit.ActionOutcome, Target: "xid:" + xid, Detail: "status=" + string(o.Status)}); err != nil {
 		return err
 	}
 	s.Metrics.Outcome(string(o.Status))

@@ -38,6 +38,7 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/activity", s.require(apikey.ScopeAdmin, s.handleActivity)},
 		{"GET /v1/keys", s.require(apikey.ScopeAdmin, s.handleKeys)},
 		{"POST /v1/keys/rotate", s.require(apikey.ScopeAdmin, s.handleRotate)},
+		{"GET /v1/audit", s.require(apikey.ScopeAdmin, s.handleAudit)},
 
 		{"GET /.well-known/jwks.json", http.HandlerFunc(s.handleJWKS)},
 		{"GET /.well-known/openid-configuration", s.problems(s.handleDiscovery)},

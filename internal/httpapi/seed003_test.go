@@ -23,6 +23,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/phone"
@@ -106,7 +107,25 @@ func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *rat
 		Tokens: tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
 		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes},
 		Keys:   fakeKeys{},
+		// The trail on the same store, as serve has it.
+		Audit: auditTrail(t, store), AuditStore: auditStore(store),
 	}
+}
+
+// auditTrail is a required trail on store, when it keeps audit entries.
+func auditTrail(t testing.TB, store record.Store) *audit.Trail {
+	as := auditStore(store)
+	if as == nil {
+		return nil
+	}
+	tr := audit.NewTrail(as, audit.Options{Chain: "test", Required: true})
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+func auditStore(store record.Store) audit.Store {
+	as, _ := store.(audit.Store)
+	return as
 }
 
 // fakeKeys stands in for the key management of cmd/jwtd (tested there

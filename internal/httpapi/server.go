@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/logevery"
 	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/mint"
@@ -54,6 +55,11 @@ type Deps struct {
 	// Keys lists and rotates keys, says whether they are ready and how
 	// long verifiers may cache the JWKS. Required.
 	Keys Keys
+	// Audit records the actions of API keys (nil: none); AuditStore
+	// answers GET /v1/audit; Refusals counts refused authentications.
+	Audit      *audit.Trail
+	AuditStore audit.Store
+	Refusals   *audit.Refusals
 }
 
 // Options are the server's limits.

@@ -29,6 +29,9 @@ type Metrics struct {
 	keys           *prometheus.GaugeVec
 	keyChanges     *prometheus.CounterVec
 	keySyncErrors  prometheus.Counter
+	auditEntries   *prometheus.CounterVec
+	auditHead      prometheus.Gauge
+	auditFailures  prometheus.Counter
 	activity       activity
 }
 
@@ -76,8 +79,17 @@ func New() *Metrics {
 		keySyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "jwtd_managed_key_sync_failures_total", Help: "Syncs of the managed keys with the store that failed (store unavailable, or a key that does not open).",
 		}),
+		auditEntries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_audit_entries_total", Help: "Audit entries this instance wrote, by action and result.",
+		}, []string{"action", "result"}),
+		auditHead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jwtd_audit_head_seq", Help: "Sequence number of the last entry of this instance's audit chain (its hash is in the log).",
+		}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jwtd_audit_write_failures_total", Help: "Writes of audit entries that failed (retried until they succeed).",
+		}),
 	}
-	m.registry.MustRegister(m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
+	m.registry.MustRegister(m.auditEntries, m.auditHead, m.auditFailures, m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
 		m.rateLimited, m.limiterErrors, m.httpSeconds, m.outcomes, m.keys, m.keyChanges, m.keySyncErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -169,4 +181,21 @@ func (m *Metrics) KeySyncFailed() {
 	if m != nil {
 		m.keySyncErrors.Inc()
 	}
+}
+
+// AuditWritten counts an audit entry written and moves the chain's head.
+func (m *Metrics) AuditWritten(action, result string, headSeq int64) {
+	if m == nil {
+		return
+	}
+	m.auditEntries.WithLabelValues(action, result).Inc()
+	m.auditHead.Set(float64(headSeq))
+}
+
+// AuditFailed counts a failed write of audit entries.
+func (m *Metrics) AuditFailed() {
+	if m == nil {
+		return
+	}
+	m.auditFailures.Inc()
 }

@@ -46,7 +46,8 @@ type Store struct {
 	// closed transactions: a document per XID, inserted once (updates of
 	// one document are not atomic on every MongoDB-protocol server)
 	closed  *mongo.Collection
-	timeout time.Duration // of a commit
+	audit   *mongo.Collection // audit entries: a document per chain and sequence number
+	timeout time.Duration     // of a commit
 	group   *record.GroupCommitter
 	ttl     bool
 }
@@ -116,7 +117,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	}
 	db := client.Database(dbName)
 	s := &Store{client: client, tokens: db.Collection("tokens"), xids: db.Collection("xids"), keyrings: db.Collection("keyrings"),
-		keyHistory: db.Collection("key_history"), closed: db.Collection("closed_xids"), timeout: opts.Timeout}
+		keyHistory: db.Collection("key_history"), closed: db.Collection("closed_xids"), audit: db.Collection("audit"), timeout: opts.Timeout}
 	if err := s.ensureIndexes(ctx, opts.Retention); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
@@ -206,8 +207,20 @@ func (s *Store) ensureIndexes(ctx context.Context, retention time.Duration) erro
 	if _, err := s.xids.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "expires", Value: 1}}}); err != nil {
 		return translate(err)
 	}
-	_, err := s.keyrings.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "profile", Value: 1}, {Key: "version", Value: -1}}})
-	return translate(err)
+	if _, err := s.keyrings.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "profile", Value: 1}, {Key: "version", Value: -1}}}); err != nil {
+		return translate(err)
+	}
+	for _, keys := range []bson.D{
+		{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}},
+		{{Key: "time", Value: 1}, {Key: "chain", Value: 1}, {Key: "seq", Value: 1}},
+		{{Key: "actor", Value: 1}, {Key: "time", Value: 1}},
+		{{Key: "target", Value: 1}, {Key: "time", Value: 1}},
+	} {
+		if _, err := s.audit.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys}); err != nil {
+			return translate(err)
+		}
+	}
+	return nil
 }
 
 // TTLIndex reports whether the server expires records by itself.

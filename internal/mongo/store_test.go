@@ -12,6 +12,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/jwtd/jwtd/internal/audit"
+	"github.com/jwtd/jwtd/internal/audit/audittest"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/record/recordtest"
 	"github.com/jwtd/jwtd/internal/testservice"
@@ -149,4 +151,9 @@ func TestFailedInsertReleasesXID(t *testing.T) {
 	if err := s.Insert(ctx, third); err != record.ErrXIDConflict {
 		t.Errorf("a third phone on the XID: %v, want ErrXIDConflict", err)
 	}
+}
+
+func TestAuditConformance(t *testing.T) {
+	url := testservice.MongoURL(t)
+	audittest.Run(t, func(t *testing.T) audit.Store { return open(t, url, Options{}) })
 }

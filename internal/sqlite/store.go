@@ -92,7 +92,26 @@ CREATE TABLE IF NOT EXISTS key_history (
 	added       INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT NULL) WITHOUT ROWID;
-PRAGMA user_version = 3;
+CREATE TABLE IF NOT EXISTS audit (
+	chain      TEXT NOT NULL,
+	seq        INTEGER NOT NULL,
+	time       INTEGER NOT NULL,
+	instance   TEXT NOT NULL,
+	actor      TEXT NOT NULL,
+	action     TEXT NOT NULL,
+	target     TEXT NOT NULL DEFAULT '',
+	result     TEXT NOT NULL,
+	request_id TEXT NOT NULL DEFAULT '',
+	client_ip  TEXT NOT NULL DEFAULT '',
+	detail     TEXT NOT NULL DEFAULT '',
+	prev       TEXT NOT NULL DEFAULT '',
+	hash       TEXT NOT NULL,
+	PRIMARY KEY (chain, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE target != '';
+PRAGMA user_version = 4;
 `
 
 // schemaVersion is the user_version of the schema above. Version 2 added
@@ -101,7 +120,9 @@ PRAGMA user_version = 3;
 // schema's CREATE ... IF NOT EXISTS makes in a version 1 file. Version 3
 // added the key history (fingerprints of every key jwtd had) and the
 // closed (revoked) transactions, made the same way.
-const schemaVersion = 3
+// Version 4 added the audit table (chained entries, keyed by chain and
+// sequence number), made the same way in an older file.
+const schemaVersion = 4
 
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{

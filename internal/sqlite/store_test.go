@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/audit"
+	"github.com/jwtd/jwtd/internal/audit/audittest"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/record/recordtest"
 	"github.com/jwtd/jwtd/internal/token"
@@ -128,6 +130,33 @@ func TestMigrateFromVersion1(t *testing.T) {
 	checkSchemaVersion(t, s)
 }
 
+// A file of the schema before the audit table (version 3) opens, keeps
+// its records and keyrings, and takes audit entries.
+func TestMigrateToAuditTable(t *testing.T) {
+	v3 := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS audit")] + "PRAGMA user_version = 3;"
+	now := time.Now().UTC()
+	path := oldFile(t, v3+`INSERT INTO tokens (jti, profile, kid, alg, issued, expires, token_sha256) VALUES ('v3', 'default', 'k', 'ES256', ?, ?, x'00');
+		INSERT INTO keyrings (profile, version, keys) VALUES ('default', 3, '[]');`, now.UnixNano(), now.Add(time.Minute).UnixNano())
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.ByJTI(ctx, "v3"); err != nil {
+		t.Errorf("the version 3 record: %v", err)
+	}
+	if ring, err := s.Keyring(ctx, "default"); err != nil || ring.Version != 3 {
+		t.Errorf("the version 3 keyring: %+v %v", ring, err)
+	}
+	tr := audit.NewTrail(s, audit.Options{Chain: "c", Required: true})
+	if err := tr.Record(ctx, audit.Entry{Actor: "a", Action: audit.ActionRevoke}); err != nil {
+		t.Errorf("an audit entry in a migrated file: %v", err)
+	}
+	tr.Close()
+	checkSchemaVersion(t, s)
+}
+
 // oldFile writes a database file as another jwtd left it, by running
 // script, and returns its path.
 func oldFile(t *testing.T, script string, args ...any) string {
@@ -205,4 +234,15 @@ func TestLargeBatches(t *testing.T) {
 	if err := s.read.QueryRow(`SELECT count(*) FROM tokens`).Scan(&count); err != nil || count != n {
 		t.Errorf("%d rows, %v", count, err)
 	}
+}
+
+func TestAuditConformance(t *testing.T) {
+	audittest.Run(t, func(t *testing.T) audit.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -414,3 +414,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (saved) signIn(saved);
   else $("apikey").focus();
 });
+
+// For the screens in files of their own (audit.js).
+export { api, el, when, rowOf, guard };

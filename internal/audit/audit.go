@@ -1,0 +1,203 @@
+// Package audit is jwtd's audit trail: who did what, to what, when, with
+// which result, for every action that changes state or reveals a secret.
+// Entries are kept in the record store and chained: each holds the SHA-256
+// of the one before it in its chain, so an entry removed or changed in the
+// store is found by Verify.
+//
+// Chains: one per instance name (the audit.instance setting, by default
+// the host name), advanced by compare-and-swap on the sequence number. An
+// instance writes its entries in order through one writer (Trail), so its
+// chain needs no coordination with other instances; when two processes
+// share a name (two servers on one host, or the CLI beside the server),
+// the store refuses the second writer of a sequence number and that writer
+// reads the head again and re-chains its entries after it.
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Actors that are not API keys.
+const (
+	ActorCLI  = "cli"  // a jwtd command run by an operator
+	ActorJWTD = "jwtd" // scheduled or automatic work of the server
+)
+
+// Actions.
+const (
+	ActionMint         = "token.mint"      // a token minted with an API key (target jti:…)
+	ActionRevoke       = "token.revoke"    // target jti:… or xid:…, detail count=N
+	ActionOutcome      = "outcome.record"  // target xid:…, detail the status
+	ActionKeyRotate    = "key.rotate"      // target profile:…
+	ActionKeyState     = "key.state"       // a managed key published, activated, retired or deleted
+	ActionKeyReseal    = "key.reseal"      // keys sealed again under a new master key
+	ActionKeyOpenFail  = "key.open_failed" // a master key that does not open the stored keys
+	ActionKeyShow      = "key.show"        // jwtd keys show of a secret
+	ActionAPIKeys      = "apikeys.reload"  // detail added=… removed=…
+	ActionConfigReload = "config.reload"   // SIGHUP
+	ActionAuthRefused  = "auth.refused"    // refused authentications, per key name and address per minute
+	ActionPurge        = "audit.purge"     // entries older than the retention deleted (see Purge)
+	ActionBackup       = "store.backup"    // jwtd backup
+)
+
+// Results.
+const (
+	ResultOK      = "ok"
+	ResultFailed  = "failed"
+	ResultRefused = "refused"
+)
+
+// Entry is one audited action. Chain, Seq, Prev and Hash are set by the
+// Trail that writes it; Time is when the action happened (UTC, kept to the
+// nanosecond in every store). Never a token, a secret or key material.
+type Entry struct {
+	Chain     string    `json:"chain"`
+	Seq       int64     `json:"seq"`
+	Time      time.Time `json:"time"`
+	Instance  string    `json:"instance"`
+	Actor     string    `json:"actor"`
+	Action    string    `json:"action"`
+	Target    string    `json:"target,omitempty"`
+	Result    string    `json:"result"`
+	RequestID string    `json:"request_id,omitempty"`
+	ClientIP  string    `json:"client_ip,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	Prev      string    `json:"prev"` // hex SHA-256 of the entry before in the chain; "" for the first
+	Hash      string    `json:"hash"` // hex SHA-256 of this entry's canonical encoding
+}
+
+// Canonical is the encoding an entry's hash is taken over: a JSON array of
+// every field but Hash, in a fixed order, the time as Unix nanoseconds.
+func (e *Entry) Canonical() []byte {
+	b, _ := json.Marshal([]any{1, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action,
+		e.Target, e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev})
+	return b
+}
+
+// ComputeHash is the hex SHA-256 of the entry's canonical encoding.
+func (e *Entry) ComputeHash() string {
+	sum := sha256.Sum256(e.Canonical())
+	return hex.EncodeToString(sum[:])
+}
+
+// Errors of the Store contract.
+var (
+	// ErrConflict is AppendAudit when the chain's head is no longer the
+	// entry before the first appended: another writer advanced it.
+	ErrConflict = errors.New("the audit chain advanced since its head was read")
+	// ErrInvalidCursor is a cursor Store.AuditList did not make.
+	ErrInvalidCursor = errors.New("invalid cursor: pass next_cursor from the previous page as it was")
+)
+
+// Order of a listing.
+type Order int
+
+const (
+	Newest Order = iota // by time, newest first (then chain, seq descending)
+	Oldest              // by time, oldest first
+	BySeq               // one chain (Query.Chain) by sequence number
+)
+
+// Query selects entries. Empty fields select everything; Since is
+// inclusive, Until exclusive. After is a cursor (Cursor of the last entry
+// of the previous page) for Newest and Oldest; AfterSeq for BySeq.
+type Query struct {
+	Chain, Actor, Action, Target string
+	Since, Until                 time.Time
+	Order                        Order
+	After                        string
+	AfterSeq                     int64
+	Limit                        int
+}
+
+// Position is where an entry sits in a time-ordered listing.
+type Position struct {
+	Time  time.Time
+	Chain string
+	Seq   int64
+}
+
+// Cursor is the opaque cursor of the listing position after e.
+func Cursor(e Entry) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(e.Time.UnixNano(), 10) + "|" + strconv.FormatInt(e.Seq, 10) + "|" + e.Chain))
+}
+
+// DecodeCursor reads a Cursor; ok is false for "".
+func DecodeCursor(c string) (Position, bool, error) {
+	if c == "" {
+		return Position{}, false, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return Position{}, false, ErrInvalidCursor
+	}
+	parts := strings.SplitN(string(b), "|", 3)
+	if len(parts) != 3 {
+		return Position{}, false, ErrInvalidCursor
+	}
+	ns, err1 := strconv.ParseInt(parts[0], 10, 64)
+	seq, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Position{}, false, ErrInvalidCursor
+	}
+	return Position{Time: time.Unix(0, ns).UTC(), Chain: parts[2], Seq: seq}, true, nil
+}
+
+// Store keeps audit entries. Implementations are safe for concurrent use.
+//
+// AppendAudit writes entries, which continue one chain in order, if the
+// chain's stored head is still the entry before the first (none for Seq
+// 1), and returns how many it wrote: all, or, with ErrConflict, the ones
+// written before another writer's entry was met (a prefix; SQLite writes
+// all or none). AuditHead is a chain's last entry, the zero Entry for a
+// chain with none. AuditChains names every chain. AuditList answers a
+// Query. PurgeAudit deletes up to limit entries of a chain below
+// beforeSeq, oldest first, and returns how many.
+type Store interface {
+	AppendAudit(ctx context.Context, entries []Entry) (int, error)
+	AuditHead(ctx context.Context, chain string) (Entry, error)
+	AuditChains(ctx context.Context) ([]string, error)
+	AuditList(ctx context.Context, q Query) ([]Entry, error)
+	PurgeAudit(ctx context.Context, chain string, beforeSeq int64, limit int) (int, error)
+}
+
+// Page is one page of a listing and the cursor of the next ("" at the end).
+type Page struct {
+	Entries []Entry
+	Next    string
+}
+
+// List answers q a page of at most q.Limit entries at a time.
+func List(ctx context.Context, s Store, q Query) (Page, error) {
+	limit := q.Limit
+	q.Limit = limit + 1
+	es, err := s.AuditList(ctx, q)
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Entries: es}
+	if len(es) > limit {
+		p.Entries = es[:limit]
+		p.Next = Cursor(es[limit-1])
+	}
+	return p, nil
+}
+
+// purgeClaim is the detail of an ActionPurge entry: the first entry left
+// of the chain named by its target, and that entry's Prev. Verify accepts
+// a chain that starts past seq 1 only where a claim says how it starts.
+func purgeClaim(seq int64, prev string) string {
+	return fmt.Sprintf("first=%d prev=%s", seq, prev)
+}
+
+// PurgeTarget is the target of the purge entry of a chain.
+func PurgeTarget(chain string) string { return "chain:" + chain }

@@ -1,0 +1,289 @@
+// Package audittest is the conformance suite every audit.Store passes,
+// run by the sqlite and mongo packages against the real backends.
+package audittest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/audit"
+)
+
+// Run runs the suite; newStore returns an empty store.
+func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
+	for name, fn := range map[string]func(*testing.T, audit.Store){
+		"AppendAndHead":      testAppendAndHead,
+		"Conflict":           testConflict,
+		"List":               testList,
+		"ConcurrentWriters":  testConcurrentWriters,
+		"PurgeThenVerify":    testPurgeThenVerify,
+		"DeletedPurgeClaim":  testDeletedPurgeClaim,
+		"RequiredFailsAfter": testRequiredWaits,
+	} {
+		t.Run(name, func(t *testing.T) { fn(t, newStore(t)) })
+	}
+}
+
+var base = time.Date(2026, 12, 1, 0, 0, 0, 123456789, time.UTC)
+
+// chained makes n entries continuing head.
+func chained(chain string, head audit.Entry, n int, at func(i int) time.Time) []audit.Entry {
+	out := make([]audit.Entry, n)
+	prev := head
+	for i := range out {
+		e := audit.Entry{Chain: chain, Seq: prev.Seq + 1, Time: at(i), Instance: chain, Actor: fmt.Sprintf("actor%d", i%3),
+			Action: audit.ActionRevoke, Target: fmt.Sprintf("jti:%d", i), Result: audit.ResultOK, RequestID: "r", ClientIP: "192.0.2.1",
+			Detail: "count=1", Prev: prev.Hash}
+		e.Hash = e.ComputeHash()
+		out[i], prev = e, e
+	}
+	return out
+}
+
+func minutes(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
+
+func testAppendAndHead(t *testing.T, s audit.Store) {
+	ctx := context.Background()
+	h, err := s.AuditHead(ctx, "a")
+	if err != nil || h.Seq != 0 {
+		t.Fatalf("empty head: %+v %v", h, err)
+	}
+	es := chained("a", audit.Entry{}, 5, minutes)
+	if n, err := s.AppendAudit(ctx, es); n != 5 || err != nil {
+		t.Fatalf("append: %d %v", n, err)
+	}
+	h, err = s.AuditHead(ctx, "a")
+	if err != nil || h != es[4] {
+		t.Fatalf("head: %+v %v, want %+v", h, err, es[4])
+	}
+	got, err := s.AuditList(ctx, audit.Query{Chain: "a", Order: audit.BySeq})
+	if err != nil || len(got) != 5 {
+		t.Fatalf("list: %d %v", len(got), err)
+	}
+	for i := range got {
+		if got[i] != es[i] {
+			t.Errorf("entry %d read back as %+v, written %+v", i, got[i], es[i])
+		}
+	}
+	chains, err := s.AuditChains(ctx)
+	if err != nil || len(chains) != 1 || chains[0] != "a" {
+		t.Errorf("chains: %v %v", chains, err)
+	}
+	if reps, err := audit.Verify(ctx, s); err != nil || len(reps) != 1 || reps[0].Head != es[4] {
+		t.Errorf("verify: %+v %v", reps, err)
+	}
+}
+
+// A writer whose head is stale is refused, and writes nothing.
+func testConflict(t *testing.T, s audit.Store) {
+	ctx := context.Background()
+	first := chained("a", audit.Entry{}, 3, minutes)
+	if _, err := s.AppendAudit(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	again := chained("a", audit.Entry{}, 2, minutes) // seq 1 and 2 again
+	if n, err := s.AppendAudit(ctx, again); n != 0 || !errors.Is(err, audit.ErrConflict) {
+		t.Errorf("append at a taken seq: %d %v, want 0 ErrConflict", n, err)
+	}
+	stale := chained("a", first[1], 2, minutes) // after seq 2, when 3 exists
+	if n, err := s.AppendAudit(ctx, stale); n != 0 || !errors.Is(err, audit.ErrConflict) {
+		t.Errorf("append after a stale head: %d %v, want 0 ErrConflict", n, err)
+	}
+	if h, _ := s.AuditHead(ctx, "a"); h != first[2] {
+		t.Errorf("head changed by refused appends: %+v", h)
+	}
+	if _, err := audit.Verify(ctx, s); err != nil {
+		t.Error(err)
+	}
+}
+
+func testList(t *testing.T, s audit.Store) {
+	ctx := context.Background()
+	a := chained("a", audit.Entry{}, 30, minutes)
+	b := chained("b", audit.Entry{}, 30, minutes) // same times: ties broken by chain
+	for _, es := range [][]audit.Entry{a, b} {
+		if _, err := s.AppendAudit(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Newest first, in pages of 7, every entry once.
+	var seen []audit.Entry
+	q := audit.Query{Limit: 7}
+	for {
+		p, err := audit.List(ctx, s, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, p.Entries...)
+		if p.Next == "" {
+			break
+		}
+		q.After = p.Next
+	}
+	if len(seen) != 60 {
+		t.Fatalf("paged %d entries, want 60", len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		p, c := seen[i-1], seen[i]
+		if c.Time.After(p.Time) || c.Time.Equal(p.Time) && c.Chain >= p.Chain {
+			t.Fatalf("not newest first at %d: %v %s then %v %s", i, p.Time, p.Chain, c.Time, c.Chain)
+		}
+	}
+	// Filters.
+	got, err := s.AuditList(ctx, audit.Query{Actor: "actor1", Since: minutes(3), Until: minutes(9), Order: audit.Oldest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 { // i = 4, 7 in two chains
+		t.Errorf("actor1 in [3, 9) min: %d entries, want 4", len(got))
+	}
+	for _, e := range got {
+		if e.Actor != "actor1" || e.Time.Before(minutes(3)) || !e.Time.Before(minutes(9)) {
+			t.Errorf("filtered in: %+v", e)
+		}
+	}
+	got, err = s.AuditList(ctx, audit.Query{Target: "jti:5", Chain: "b"})
+	if err != nil || len(got) != 1 || got[0] != b[5] {
+		t.Errorf("by target and chain: %+v %v", got, err)
+	}
+	if got, err := s.AuditList(ctx, audit.Query{Action: "nothing"}); err != nil || len(got) != 0 {
+		t.Errorf("unknown action: %d %v", len(got), err)
+	}
+	if _, err := s.AuditList(ctx, audit.Query{After: "not-a-cursor!"}); !errors.Is(err, audit.ErrInvalidCursor) {
+		t.Errorf("bad cursor: %v", err)
+	}
+}
+
+// Trails of two instances, and two trails of one chain (two processes
+// with one instance name), write at once: every chain verifies and holds
+// every entry.
+func testConcurrentWriters(t *testing.T, s audit.Store) {
+	ctx := context.Background()
+	trails := []*audit.Trail{
+		audit.NewTrail(s, audit.Options{Chain: "one", Required: true}),
+		audit.NewTrail(s, audit.Options{Chain: "one", Required: true}),
+		audit.NewTrail(s, audit.Options{Chain: "two", Required: true}),
+	}
+	const each = 60
+	var wg sync.WaitGroup
+	for ti, tr := range trails {
+		for w := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each / 3 {
+					if err := tr.Record(ctx, audit.Entry{Actor: "k", Action: audit.ActionMint, Target: fmt.Sprintf("jti:%d-%d-%d", ti, w, i)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, tr := range trails {
+		tr.Close()
+	}
+	reps, err := audit.Verify(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, r := range reps {
+		counts[r.Chain] = r.Entries
+	}
+	if counts["one"] != 2*each || counts["two"] != each {
+		t.Errorf("entries per chain: %v, want one=%d two=%d", counts, 2*each, each)
+	}
+}
+
+// Entries older than the retention go, a chain's head stays, and the
+// chains verify after; an entry deleted in the middle is found.
+func testPurgeThenVerify(t *testing.T, s audit.Store) {
+	ctx := context.Background()
+	old := chained("a", audit.Entry{}, 450, minutes) // more than two purge chunks
+	if _, err := s.AppendAudit(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	onlyOld := chained("b", audit.Entry{}, 3, minutes)
+	if _, err := s.AppendAudit(ctx, onlyOld); err != nil {
+		t.Fatal(err)
+	}
+	tr := audit.NewTrail(s, audit.Options{Chain: "purger", Now: func() time.Time { return minutes(1000) }})
+	defer tr.Close()
+	n, err := audit.Purge(ctx, s, tr, minutes(420))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 420+2 {
+		t.Errorf("purged %d, want 422 (420 of a, all but b's head)", n)
+	}
+	reps, err := audit.Verify(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reps {
+		switch r.Chain {
+		case "a":
+			if r.First != 421 || r.Entries != 30 {
+				t.Errorf("chain a after purge: %+v", r)
+			}
+		case "b":
+			if r.First != 3 || r.Entries != 1 {
+				t.Errorf("chain b after purge: %+v", r)
+			}
+		}
+	}
+	// Now one entry taken out of the middle of a.
+	if _, err := s.PurgeAudit(ctx, "a", 422, 1); err != nil { // deletes 421 only: a now starts at 422, unclaimed
+		t.Fatal(err)
+	}
+	var br *audit.Break
+	if _, err := audit.Verify(ctx, s); !errors.As(err, &br) || br.Chain != "a" || br.Seq != 421 {
+		t.Errorf("verify after deleting the first kept entry: %v, want a break of a at 421", err)
+	}
+}
+
+// The purge entry that explains where a chain starts is itself chained:
+// deleting it is found.
+func testDeletedPurgeClaim(t *testing.T, s audit.Store) {
+	ctx := context.Background()
+	if _, err := s.AppendAudit(ctx, chained("a", audit.Entry{}, 10, minutes)); err != nil {
+		t.Fatal(err)
+	}
+	tr := audit.NewTrail(s, audit.Options{Chain: "p", Now: func() time.Time { return minutes(100) }})
+	if _, err := audit.Purge(ctx, s, tr, minutes(5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Commit(ctx, audit.Entry{Actor: "jwtd", Action: audit.ActionConfigReload}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	if _, err := audit.Verify(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PurgeAudit(ctx, "p", 2, 1); err != nil { // the claim, p's first entry
+		t.Fatal(err)
+	}
+	if _, err := audit.Verify(ctx, s); err == nil {
+		t.Error("verify passed with the purge entry deleted")
+	}
+}
+
+// A required trail answers only once the entry is written.
+func testRequiredWaits(t *testing.T, s audit.Store) {
+	ctx := context.Background()
+	tr := audit.NewTrail(s, audit.Options{Chain: "r", Required: true})
+	defer tr.Close()
+	if err := tr.Record(ctx, audit.Entry{Actor: "k", Action: audit.ActionRevoke, Target: "xid:x", Detail: "count=2"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.AuditHead(ctx, "r")
+	if err != nil || h.Seq != 1 || h.Target != "xid:x" || h.Instance != "r" || h.Result != audit.ResultOK {
+		t.Errorf("head right after Record: %+v %v", h, err)
+	}
+}

@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jwtd/jwtd/internal/audit"
+)
+
+var _ audit.Store = (*Store)(nil)
+
+const auditColumns = `chain, seq, time, instance, actor, action, target, result, request_id, client_ip, detail, prev, hash`
+
+// AppendAudit writes entries in one transaction if the chain's head is
+// still the entry before the first: all or none.
+func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	err := func() error {
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return unavailable(err)
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+		var head sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit WHERE chain = ?`, entries[0].Chain).Scan(&head); err != nil {
+			return unavailable(err)
+		}
+		if head.Int64 != entries[0].Seq-1 {
+			return audit.ErrConflict
+		}
+		var q strings.Builder
+		q.WriteString(`INSERT INTO audit (` + auditColumns + `) VALUES `)
+		args := make([]any, 0, 13*len(entries))
+		for i, e := range entries {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+			args = append(args, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
+				e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev, e.Hash)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			if strings.Contains(err.Error(), "UNIQUE constraint") {
+				return audit.ErrConflict
+			}
+			return unavailable(err)
+		}
+		if err := tx.Commit(); err != nil {
+			return unavailable(err)
+		}
+		return nil
+	}()
+	if err != nil {
+		return 0, err
+	}
+	return len(entries), nil
+}
+
+func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {
+	var e audit.Entry
+	var t int64
+	err := sc.Scan(&e.Chain, &e.Seq, &t, &e.Instance, &e.Actor, &e.Action, &e.Target, &e.Result,
+		&e.RequestID, &e.ClientIP, &e.Detail, &e.Prev, &e.Hash)
+	e.Time = time.Unix(0, t).UTC()
+	return e, err
+}
+
+// AuditHead returns a chain's last entry.
+func (s *Store) AuditHead(ctx context.Context, chain string) (audit.Entry, error) {
+	e, err := scanAudit(s.read.QueryRowContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1`, chain))
+	if errors.Is(err, sql.ErrNoRows) {
+		return audit.Entry{}, nil
+	}
+	if err != nil {
+		return audit.Entry{}, unavailable(err)
+	}
+	return e, nil
+}
+
+// AuditChains names every chain.
+func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT chain FROM audit ORDER BY chain`)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+// AuditList answers q.
+func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, error) {
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	for _, f := range []struct{ col, v string }{{"chain", q.Chain}, {"actor", q.Actor}, {"action", q.Action}, {"target", q.Target}} {
+		if f.v != "" {
+			add(f.col+" = ?", f.v)
+		}
+	}
+	if !q.Since.IsZero() {
+		add("time >= ?", q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		add("time < ?", q.Until.UnixNano())
+	}
+	order := ""
+	switch q.Order {
+	case audit.BySeq:
+		if q.Chain == "" {
+			return nil, errors.New("a listing by sequence number names its chain")
+		}
+		add("seq > ?", q.AfterSeq)
+		order = "seq"
+	case audit.Newest, audit.Oldest:
+		c, ok, err := audit.DecodeCursor(q.After)
+		if err != nil {
+			return nil, err
+		}
+		op, dir := ">", ""
+		if q.Order == audit.Newest {
+			op, dir = "<", " DESC"
+		}
+		if ok {
+			add("(time, chain, seq) "+op+" (?, ?, ?)", c.Time.UnixNano(), c.Chain, c.Seq)
+		}
+		order = "time" + dir + ", chain" + dir + ", seq" + dir
+	}
+	text := `SELECT ` + auditColumns + ` FROM audit`
+	if len(where) > 0 {
+		text += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	text += ` ORDER BY ` + order
+	if q.Limit > 0 {
+		text += fmt.Sprintf(` LIMIT %d`, q.Limit)
+	}
+	rows, err := s.read.QueryContext(ctx, text, args...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []audit.Entry
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+// PurgeAudit deletes up to limit entries of chain below beforeSeq, in one
+// short transaction.
+func (s *Store) PurgeAudit(ctx context.Context, chain string, beforeSeq int64, limit int) (int, error) {
+	return s.exec(ctx, `DELETE FROM audit WHERE chain = ? AND seq IN
+		(SELECT seq FROM audit WHERE chain = ? AND seq < ? ORDER BY seq LIMIT ?)`, chain, chain, beforeSeq, limit)
+}
+
+// Backup writes a consistent copy of the database to path (VACUUM INTO,
+// on a reader: commits go on meanwhile, and the copy holds every
+// transaction committed before it began). path must not exist.
+func (s *Store) Backup(ctx context.Context, path string) error {
+	// Made empty and 0600 first (VACUUM INTO takes an empty file): the
+	// copy holds what the store holds.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists: jwtd backup writes a new file; remove it or name another", path)
+	}
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if _, err := s.read.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("backing up to %s: %w", path, err)
+	}
+	return nil
+}
