@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,5 +40,120 @@ func TestAnonymousBurstLeavesKeyedMintsAlone(t *testing.T) {
 	}
 	if code, body := httpDo(t, "GET", base+"/v1/token/+14155552680/pv-11", "", "", ""); code != 429 {
 		t.Errorf("anonymous after the keyed mint: %d %s, want 429", code, body)
+	}
+}
+
+// modeOf is a file's permission bits and sticky bit.
+func modeOf(t *testing.T, path string) fs.FileMode {
+	t.Helper()
+	info, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Mode() & (fs.ModePerm | fs.ModeSticky)
+}
+
+// Every file and directory that holds a secret, or decides who is admin,
+// is checked at start and never changed: a loose one is refused with the
+// chmod (or chown) that fixes it, and is left as it was; a symbolic link
+// where jwtd keeps its own file is refused, its target untouched, even by
+// a command that only reads. What jwtd makes is 0600 in a 0700 directory.
+func TestLooseFilesRefusedNeverChanged(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	firstStart(t, nil, "--data-dir", data)
+	for path, want := range map[string]fs.FileMode{
+		data: 0o700, filepath.Join(data, "master.key"): 0o600,
+		filepath.Join(data, "admin-api-key.json"): 0o600, filepath.Join(data, "jwtd.db"): 0o600,
+	} {
+		if got := modeOf(t, path); got != want {
+			t.Errorf("%s was made %v, want %v", path, got, want)
+		}
+	}
+	serve := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", data}
+
+	refused := func(what, path string, mode fs.FileMode, says ...string) {
+		t.Helper()
+		before := modeOf(t, path)
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		out := failedStart(t, serve)
+		for _, s := range says {
+			if !strings.Contains(out, s) {
+				t.Errorf("%s at %v: the refusal does not say %q:\n%s", what, mode, s, out)
+			}
+		}
+		if got := modeOf(t, path); got != mode {
+			t.Errorf("%s: mode changed from %v to %v", what, mode, got)
+		}
+		os.Chmod(path, before)
+	}
+	masterKey := filepath.Join(data, "master.key")
+	admin := filepath.Join(data, "admin-api-key.json")
+	refused("master.key", masterKey, 0o666, "writable by group or others", "chmod 600 "+masterKey)
+	refused("master.key", masterKey, 0o640, "readable by group or others", "chmod 600 "+masterKey)
+	refused("admin-api-key.json", admin, 0o666, "writable by group or others", "chmod go-w "+admin)
+	refused("data directory", data, 0o777, "chmod 700 "+data)
+	refused("data directory", data, 0o777|fs.ModeSticky, "chmod 700 "+data)
+	refused("jwtd.db", filepath.Join(data, "jwtd.db"), 0o666, "chmod go-w "+filepath.Join(data, "jwtd.db"))
+	if os.Geteuid() == 0 { // root can give a file away
+		os.Chown(admin, 65534, 65534)
+		if out := failedStart(t, serve); !strings.Contains(out, "belongs to uid 65534") || !strings.Contains(out, "chown 0 "+admin) {
+			t.Errorf("another user's admin-api-key.json:\n%s", out)
+		}
+		os.Chown(admin, 0, 0)
+	}
+	// The admin key's hash may be readable (it is no secret), and the
+	// directory listable.
+	os.Chmod(admin, 0o644)
+	os.Chmod(data, 0o755)
+	firstStart(t, nil, "--data-dir", data)
+	if modeOf(t, admin) != 0o644 || modeOf(t, data) != 0o755 {
+		t.Errorf("a start changed modes: %v %v", modeOf(t, admin), modeOf(t, data))
+	}
+
+	// A configured master key file others can write or read.
+	mk := writeFile(t, dir, "master.b64", newMasterKey()+"\n")
+	cfg := writeFile(t, dir, "mk.yaml", "key_store: {master_key_file: master.b64}\n")
+	os.Chmod(mk, 0o666)
+	if out := failedStart(t, []string{"serve", "--listen", "127.0.0.1:0", "--config", cfg, "--data-dir", filepath.Join(dir, "d2")}); !strings.Contains(out, "chmod 600 "+mk) {
+		t.Errorf("a 0666 master_key_file:\n%s", out)
+	}
+	if got := modeOf(t, mk); got != 0o666 {
+		t.Errorf("master_key_file became %v", got)
+	}
+
+	// master.key a link to someone's file: keys list refuses it, and the
+	// file keeps its mode.
+	victim := writeFile(t, dir, "victim.txt", "a file of someone else\n")
+	os.Chmod(victim, 0o644)
+	saved := masterKey + ".saved"
+	os.Rename(masterKey, saved)
+	if err := os.Symlink(victim, masterKey); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCLI(t, nil, "", "keys", "list", "--data-dir", data)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("keys list with master.key a link: %v", err)
+	}
+	if got := modeOf(t, victim); got != 0o644 {
+		t.Errorf("keys list changed the link's target to %v", got)
+	}
+	if out := failedStart(t, serve); !strings.Contains(out, "symbolic link") {
+		t.Errorf("serve with master.key a link:\n%s", out)
+	}
+	if got := modeOf(t, victim); got != 0o644 {
+		t.Errorf("serve changed the link's target to %v", got)
+	}
+	os.Remove(masterKey)
+	os.Rename(saved, masterKey)
+	// A read-only command changes no mode either.
+	os.Chmod(masterKey, 0o644)
+	if _, _, err := runCLI(t, nil, "", "keys", "list", "--data-dir", data); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("keys list with a 0644 master.key: %v", err)
+	}
+	if got := modeOf(t, masterKey); got != 0o644 {
+		t.Errorf("keys list changed master.key to %v", got)
 	}
 }

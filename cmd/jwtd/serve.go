@@ -32,6 +32,7 @@ import (
 	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/secretfile"
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/tlsconfig"
 	"github.com/jwtd/jwtd/internal/token"
@@ -321,7 +322,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, obs
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := secretfile.MakeDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	s, err := sqlite.Open(path, sqlite.Options{GroupOptions: group})

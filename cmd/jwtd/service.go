@@ -114,12 +114,12 @@ func (plan keyPlan) sealer(cfg *config.Config, e env, create bool) (*keys.Sealer
 		if !filepath.IsAbs(file) && cfg.Dir() != "" {
 			file = filepath.Join(cfg.Dir(), file)
 		}
-		if masters, err = keys.LoadMasterKeys(file, cfg.KeyFiles(), false); err != nil {
+		if masters, err = keys.LoadMasterKeys(file, cfg.KeyFiles()); err != nil {
 			return nil, fmt.Errorf("key_store.master_key_file: %w", err)
 		}
 	case strings.HasPrefix(cfg.StoreURL(), "sqlite://"):
 		path := filepath.Join(cfg.DataDir, masterKeyFile)
-		masters, err = keys.LoadMasterKeys(path, cfg.KeyFiles(), create)
+		masters, err = keys.LoadOwnMasterKeys(path, cfg.KeyFiles(), create)
 		if errors.Is(err, fs.ErrNotExist) {
 			abs, _ := filepath.Abs(path)
 			return nil, fmt.Errorf("no master key at %s (jwtd serve makes it on its first start): %w\n"+
