@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jwtd/jwtd/internal/apikey"
 )
@@ -155,5 +160,125 @@ func TestLooseFilesRefusedNeverChanged(t *testing.T) {
 	}
 	if got := modeOf(t, masterKey); got != 0o644 {
 		t.Errorf("keys list changed master.key to %v", got)
+	}
+}
+
+// holdIdle opens n keep-alive connections to addr from 127.0.0.1, each
+// asking /healthz once and then idle, as the attack held them; it returns
+// them open.
+func holdIdle(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns = append(conns, c)
+		// Not every answer is awaited: a connection the server has already
+		// closed to make room answers nothing, and that is what is tested.
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		c.SetDeadline(time.Time{})
+	}
+	return conns
+}
+
+// otherClientHTTP is an HTTP client whose connections come from 127.0.0.2.
+var otherClientHTTP = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+	DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+
+// otherClient GETs url from 127.0.0.2.
+func otherClient(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := otherClientHTTP.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// fromOtherClient times /healthz on a new connection from 127.0.0.2: the
+// best of three, so that one scheduling hiccup on a loaded machine is not
+// taken for a wait (a client kept out waits seconds, not milliseconds).
+func fromOtherClient(t *testing.T, base string) time.Duration {
+	t.Helper()
+	best := time.Hour
+	for range 3 {
+		start := time.Now()
+		resp, err := otherClientHTTP.Get(base + "/healthz")
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("/healthz from 127.0.0.2: %v after %v", err, took)
+		}
+		resp.Body.Close()
+		best = min(best, took)
+	}
+	return best
+}
+
+// One address holding as many idle keep-alive connections as the server
+// takes does not keep another client out: past its share its own idle
+// connections are closed; and when the total is reached by idle
+// connections, the longest idle is closed to make room.
+func TestOneAddressCannotHoldTheServer(t *testing.T) {
+	for _, tc := range []struct{ name, config string }{
+		{"per-client share (default)", "http: {max_connections: 40}\n"},
+		{"total reached", "http: {max_connections: 40, max_connections_per_client: 40}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			base, logs := startServe(t, nil, "--config", writeFile(t, dir, "c.yaml", tc.config), "--data-dir", filepath.Join(dir, "data"))
+			http.DefaultClient.CloseIdleConnections()
+			holdIdle(t, strings.TrimPrefix(base, "http://"), 40)
+			took := fromOtherClient(t, base)
+			t.Logf("%s: /healthz from another address, with 40 idle connections from 127.0.0.1: %v", tc.name, took)
+			if took > 100*time.Millisecond {
+				t.Errorf("/healthz from another address took %v, want within 100ms", took)
+			}
+			if !strings.Contains(logs.String(), "connection limits") {
+				t.Errorf("no log line on shed connections:\n%s", logs)
+			}
+		})
+	}
+
+	// An address whose connections are all busy has its new ones refused
+	// at once, while another client is served.
+	dir := t.TempDir()
+	base, _ := startServe(t, nil, "--config", writeFile(t, dir, "c.yaml", "http: {max_connections: 40, max_connections_per_client: 3}\n"),
+		"--data-dir", filepath.Join(dir, "data"))
+	http.DefaultClient.CloseIdleConnections()
+	addr := strings.TrimPrefix(base, "http://")
+	for range 3 { // a request begun and never finished: busy
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\n")
+	}
+	time.Sleep(100 * time.Millisecond) // for the server to read them
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || os.IsTimeout(err) {
+		t.Errorf("a 4th connection from a busy address: read %d, %v; want it closed at once", n, err)
+	}
+	if took := fromOtherClient(t, base); took > 100*time.Millisecond {
+		t.Errorf("/healthz from another address took %v", took)
+	}
+	if !strings.Contains(otherClient(t, base+"/metrics"), `jwtd_connections_shed_total{reason="client_refused"}`) {
+		t.Error("the refusal is not counted in /metrics")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,10 +20,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/net/netutil"
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/config"
+	"github.com/jwtd/jwtd/internal/connlimit"
 	"github.com/jwtd/jwtd/internal/httpapi"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/logevery"
@@ -137,8 +138,23 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	limitRoutes := cfg.Limits.RouteRules()
 	maxConns := maxConnections(cfg.HTTP.MaxConnections)
-	ln = netutil.LimitListener(ln, maxConns)
+	perClient := perClientConnections(cfg.HTTP.MaxConnectionsPerClient, maxConns)
+	shedLog := logevery.New(10 * time.Second)
+	conns, err := connlimit.New(ln, connlimit.Options{Total: maxConns, PerClient: perClient, Exempt: clientIP.IsTrusted,
+		Shed: func(client netip.Addr, reason string) {
+			m.ConnectionShed(reason)
+			if ok, held := shedLog.Allow(); ok {
+				logger.Warn("connection limits: closing idle connections or refusing new ones", "client", client.String(),
+					"reason", reason, "max_connections", maxConns, "max_connections_per_client", perClient, "since_last_line", held)
+			}
+		}})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = conns
 	srv := &http.Server{
+		ConnState: conns.ConnState,
 		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
 			httpapi.Deps{
@@ -172,7 +188,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			serveErr <- srv.Serve(ln)
 		}
 	}()
-	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "max_connections", maxConns,
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "max_connections", maxConns, "max_connections_per_client", perClient,
 		"client_certs", cfg.TLS.ClientCAFile != "", "version", version, "data_dir", cfg.DataDir)
 
 	for {
@@ -349,6 +365,16 @@ func loadAPIKeys(cfg *config.Config, e env) (*apikey.Set, error) {
 			"Keep it secret. Its SHA-256 is kept in %s.\n", strings.Join(spec.Scopes, ", "), plain, apikey.AdminFile(cfg.DataDir))
 	}
 	return apikey.NewSet([]apikey.Spec{spec})
+}
+
+// perClientConnections is the configured bound on one client address's
+// connections or, for 0, a sixteenth of the total, at least 4 (and at
+// most the total).
+func perClientConnections(configured, total int) int {
+	if configured > 0 {
+		return configured
+	}
+	return min(max(total/16, 4), total)
 }
 
 // maxConnections is the configured bound on client connections or, for 0,

@@ -29,6 +29,7 @@ type Metrics struct {
 	keys           *prometheus.GaugeVec
 	keyChanges     *prometheus.CounterVec
 	keySyncErrors  prometheus.Counter
+	connsShed      *prometheus.CounterVec
 	activity       activity
 }
 
@@ -76,8 +77,11 @@ func New() *Metrics {
 		keySyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "jwtd_managed_key_sync_failures_total", Help: "Syncs of the managed keys with the store that failed (store unavailable, or a key that does not open).",
 		}),
+		connsShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_connections_shed_total", Help: "Connections closed or refused to keep to the connection limits, by reason (client_idle_closed, client_refused, idle_closed).",
+		}, []string{"reason"}),
 	}
-	m.registry.MustRegister(m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
+	m.registry.MustRegister(m.connsShed, m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
 		m.rateLimited, m.limiterErrors, m.httpSeconds, m.outcomes, m.keys, m.keyChanges, m.keySyncErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -128,6 +132,14 @@ func (m *Metrics) RateLimited(limit string) {
 	if m != nil {
 		m.rateLimited.WithLabelValues(limit).Inc()
 		m.activity.rateLimited(time.Now())
+	}
+}
+
+// ConnectionShed counts a connection closed or refused to keep to the
+// connection limits.
+func (m *Metrics) ConnectionShed(reason string) {
+	if m != nil {
+		m.connsShed.WithLabelValues(reason).Inc()
 	}
 }
 
