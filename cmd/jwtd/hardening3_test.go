@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -280,5 +281,58 @@ func TestOneAddressCannotHoldTheServer(t *testing.T) {
 	}
 	if !strings.Contains(otherClient(t, base+"/metrics"), `jwtd_connections_shed_total{reason="client_refused"}`) {
 		t.Error("the refusal is not counted in /metrics")
+	}
+}
+
+// The README's step that makes .env for compose makes it 0600 whatever
+// the umask, git ignores it, and .dockerignore keeps it, with .git, bin/
+// and jwtd-data/, out of the build context.
+func TestComposeEnvStepKeepsTheMasterKeyPrivate(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var step string
+	for _, c := range readmeCommands(string(readme)) {
+		if strings.Contains(c, "> .env") {
+			step = c
+		}
+	}
+	if step == "" {
+		t.Fatal("the README has no step that makes .env")
+	}
+	dir := t.TempDir()
+	copyTracked(t, root, dir)
+	for _, c := range [][]string{{"git", "init", "-q"}, {"bash", "-c", "umask 022; " + step}} {
+		cmd := exec.Command(c[0], c[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	if got := modeOf(t, filepath.Join(dir, ".env")); got != 0o600 {
+		t.Errorf("%s made .env %v, want 0600", step, got)
+	}
+	check := exec.Command("git", "check-ignore", "-q", ".env")
+	check.Dir = dir
+	if err := check.Run(); err != nil {
+		t.Errorf("git check-ignore .env: %v (not ignored)", err)
+	}
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{".env", ".git", "bin", "jwtd-data"} {
+		ignored := false
+		for line := range strings.Lines(string(ignore)) {
+			line = strings.TrimSpace(line)
+			if ok, _ := filepath.Match(strings.TrimSuffix(line, "/"), path); ok && !strings.HasPrefix(line, "#") {
+				ignored = true
+			}
+		}
+		if !ignored {
+			t.Errorf(".dockerignore does not keep %s out of the build context", path)
+		}
 	}
 }
