@@ -336,3 +336,38 @@ func TestComposeEnvStepKeepsTheMasterKeyPrivate(t *testing.T) {
 		}
 	}
 }
+
+// With seed000.require_caller, seed 000's route answers an anonymous
+// caller 401 (so it can neither bind an XID nor learn whose an XID is), a
+// key without the issue scope 403, and a key with it a token; without
+// the option the route stays anonymous, as in the seed.
+func TestSeed000CanRequireACaller(t *testing.T) {
+	dir := t.TempDir()
+	keys := fmt.Sprintf("api_keys:\n  - {name: crm, sha256: %q, scopes: [issue]}\n  - {name: ops, sha256: %q, scopes: [admin]}\n",
+		apikey.Hash(issueKey), apikey.Hash(testAdminKey))
+	base, _ := startServe(t, nil, "--config", writeFile(t, dir, "on.yaml", keys+"seed000: {require_caller: true}\n"),
+		"--data-dir", filepath.Join(dir, "on"))
+	u := base + "/v1/token/+14155552681/owned-xid"
+	if code, body := httpDo(t, "GET", u, issueKey, "", ""); code != 200 || strings.Count(body, ".") != 2 {
+		t.Fatalf("with an issue key: %d %s", code, body)
+	}
+	for _, other := range []string{"+14155552681", "+14155552682"} { // the owner, and another phone
+		req, _ := http.NewRequest("GET", base+"/v1/token/"+other+"/owned-xid", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" || !strings.Contains(string(body), "API key") {
+			t.Errorf("anonymous, %s: %d %s %q, want 401 whoever owns the XID", other, resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if code, body := httpDo(t, "GET", u, testAdminKey, "", ""); code != 403 || !strings.Contains(body, "issue scope") {
+		t.Errorf("a key without the issue scope: %d %s", code, body)
+	}
+	off, _ := startServe(t, nil, "--config", writeFile(t, dir, "off.yaml", keys), "--data-dir", filepath.Join(dir, "off"))
+	if code, body := httpDo(t, "GET", off+"/v1/token/+14155552681/tx-1", "", "", ""); code != 200 {
+		t.Errorf("anonymous without the option: %d %s", code, body)
+	}
+}

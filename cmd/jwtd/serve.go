@@ -168,7 +168,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			},
 			httpapi.Options{
 				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: limitRoutes["verify"],
-				RequireClientCert: cfg.TLS.ClientCAFile != "",
+				RequireClientCert: cfg.TLS.ClientCAFile != "", Seed000RequireCaller: cfg.Seed000.RequireCaller,
 			},
 		),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,

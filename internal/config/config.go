@@ -48,6 +48,7 @@ type Config struct {
 	Keys     []keys.Spec                  `koanf:"keys"`
 	Profiles map[string]token.ProfileSpec `koanf:"profiles"`
 	APIKeys  []apikey.Spec                `koanf:"api_keys"`
+	Seed000  Seed000                      `koanf:"seed000"`
 	// AllowReadableKeyFiles accepts key files (and the TLS key file) that
 	// group or others can read; never files they can write.
 	AllowReadableKeyFiles bool `koanf:"allow_readable_key_files"`
@@ -150,6 +151,13 @@ func (r RateLimit) RouteRules() map[string][]string {
 		out[group] = rules
 	}
 	return out
+}
+
+// Seed000 configures seed 000's GET /v1/token/{phone}/{xid}.
+type Seed000 struct {
+	// RequireCaller refuses callers without an API key of scope issue or
+	// a verified client certificate (off: the seed's anonymous route).
+	RequireCaller bool `koanf:"require_caller"`
 }
 
 // Phone holds phone-number parsing settings.

@@ -25,19 +25,33 @@ import (
 func (s *Server) require(scope string, next handler) http.Handler {
 	needCert := s.opts.RequireClientCert && (scope == apikey.ScopeAdmin || scope == apikey.ScopeIntrospect)
 	return s.problems(func(w http.ResponseWriter, r *http.Request) error {
-		if needCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+		if needCert && !hasClientCert(r) {
 			return &apiError{Status: http.StatusForbidden, Title: "Client certificate required",
 				Detail: "this route needs a TLS client certificate from the configured CA"}
 		}
-		name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
+		name, err := s.authorize(r, scope)
 		if err != nil {
-			if errors.Is(err, apikey.ErrForbidden) {
-				err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
-			}
 			return err
 		}
 		return next(w, r.WithContext(context.WithValue(r.Context(), apiKeyNameKey, name)))
 	})
+}
+
+// authorize returns the name of the request's API key if it has scope:
+// an error of apikey's (401) when it has no key or one jwtd does not know,
+// a 403 when the key lacks the scope.
+func (s *Server) authorize(r *http.Request, scope string) (string, error) {
+	name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
+	if errors.Is(err, apikey.ErrForbidden) {
+		err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
+	}
+	return name, err
+}
+
+// hasClientCert reports a TLS client certificate verified against the
+// configured client CA.
+func hasClientCert(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.VerifiedChains) > 0
 }
 
 // apiKeyNameKey keys the name of the request's API key in its context.
