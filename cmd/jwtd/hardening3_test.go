@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/seedexample"
 )
 
 // The attacks of the third hardening round (issue 22), each against a
@@ -370,4 +371,99 @@ func TestSeed000CanRequireACaller(t *testing.T) {
 	if code, body := httpDo(t, "GET", off+"/v1/token/+14155552681/tx-1", "", "", ""); code != 200 {
 		t.Errorf("anonymous without the option: %d %s", code, body)
 	}
+}
+
+// The smaller items: a ttl jwtd cannot honour is refused, free text with
+// control or bidi characters is refused, /metrics can live on a listener
+// of its own, and a revocation through one instance is refused by
+// another's /verifyToken within the 2 s the README says.
+func TestHardeningSmallItems(t *testing.T) {
+	dir := t.TempDir()
+	metricsAddr := freeAddr(t)
+	cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf("metrics: {listen: %q}\n", metricsAddr)+
+		fmt.Sprintf("api_keys:\n  - {name: ops, sha256: %q, scopes: [admin, issue, introspect, outcome]}\n", apikey.Hash(testAdminKey)))
+	base, _ := startServe(t, nil, "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+
+	t.Run("ttl", func(t *testing.T) {
+		for ttl, want := range map[string]int{`1e-10`: 400, `0.5`: 400, `1.5`: 400, `0`: 400, `-5`: 400, `1e2`: 400, `"500ms"`: 400,
+			`"1.5s"`: 400, `"0s"`: 400, `60`: 201, `"90s"`: 201, `1`: 201} {
+			code, body := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", `{"profile":"default","sub":"a","ttl":`+ttl+`}`)
+			if code != want || want == 400 && !strings.Contains(body, "whole") {
+				t.Errorf("ttl %s: %d %s, want %d", ttl, code, body, want)
+			}
+		}
+	})
+
+	t.Run("free text", func(t *testing.T) {
+		if code, body := httpDo(t, "GET", base+"/v1/token/+14155552690/tx-text", "", "", ""); code != 200 {
+			t.Fatalf("mint: %d %s", code, body)
+		}
+		outcome := base + "/v1/transactions/tx-text/outcome"
+		for _, bad := range []string{`a\u0000b`, `a\u001b[31mred`, `evil\u202egnp.exe`, `\u2066x`, `c1\u0085`} {
+			for _, field := range []string{"description", "source"} {
+				code, body := httpDo(t, "POST", outcome, testAdminKey, "application/json", `{"status":"verified","`+field+`":"`+bad+`"}`)
+				if code != 400 || !strings.Contains(body, field+" holds the") || !strings.Contains(body, "plain text") {
+					t.Errorf("%s %q: %d %s", field, bad, code, body)
+				}
+			}
+			code, body := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", `{"profile":"default","sub":"`+bad+`"}`)
+			if code != 400 || !strings.Contains(body, "sub holds the") {
+				t.Errorf("sub %q: %d %s", bad, code, body)
+			}
+		}
+		if code, body := httpDo(t, "POST", outcome, testAdminKey, "application/json", `{"status":"verified","description":"Zürich ✓","source":"cb"}`); code/100 != 2 {
+			t.Errorf("plain text refused: %d %s", code, body)
+		}
+	})
+
+	t.Run("metrics listener", func(t *testing.T) {
+		if code, _ := httpDo(t, "GET", base+"/metrics", "", "", ""); code != 404 {
+			t.Errorf("/metrics on the API port with metrics.listen set: %d", code)
+		}
+		if code, body := httpDo(t, "GET", "http://"+metricsAddr+"/metrics", "", "", ""); code != 200 || !strings.Contains(body, "jwtd_tokens_issued_total") {
+			t.Errorf("/metrics on metrics.listen: %d %.200s", code, body)
+		}
+		if code, _ := httpDo(t, "GET", "http://"+metricsAddr+"/v1/tokens/tx-text", testAdminKey, "", ""); code != 404 {
+			t.Errorf("the API on the metrics listener: %d", code)
+		}
+	})
+
+	t.Run("revocation between instances", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := castlabsConfig(t, dir)
+		data := filepath.Join(dir, "data")
+		a, logs := startServe(t, nil, "--config", cfg, "--data-dir", data)
+		admin := printedAdminKey(t, logs.String())
+		b, _ := startServe(t, nil, "--config", cfg, "--data-dir", data)
+		code, out := httpDo(t, "POST", a+"/generateToken", "", "application/json", `{"user_data":"u"}`)
+		tok := ""
+		if i := strings.Index(out, "eyJ"); code == 200 && i >= 0 {
+			tok = strings.TrimRight(out[i:], "\"}\n")
+		} else {
+			t.Fatalf("generateToken: %d %s", code, out)
+		}
+		verify := fmt.Sprintf(`{"Token":%q,"Signing_key":%q}`, tok, seedexample.Load(t).Key)
+		if _, body := httpDo(t, "POST", b+"/verifyToken", "", "application/json", verify); !strings.Contains(body, `"Signature Verification":true`) {
+			t.Fatalf("b verifies before the revocation: %s", body)
+		}
+		if code, body := httpDo(t, "POST", a+"/v1/revoke", admin, "application/json", fmt.Sprintf(`{"jti":%q}`, jtiOf(t, tok))); code/100 != 2 {
+			t.Fatalf("revoke through a: %d %s", code, body)
+		}
+		start := time.Now()
+		for {
+			_, body := httpDo(t, "POST", b+"/verifyToken", "", "application/json", verify)
+			if strings.Contains(body, "revoked") {
+				break
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("b never refused the revoked token: %s", body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		took := time.Since(start)
+		t.Logf("a revocation through one instance refused by the other's /verifyToken after %v", took)
+		if took > 2*time.Second {
+			t.Errorf("the other instance refused the revoked token after %v; the README says within 2 s", took)
+		}
+	})
 }

@@ -169,6 +169,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			httpapi.Options{
 				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: limitRoutes["verify"],
 				RequireClientCert: cfg.TLS.ClientCAFile != "", Seed000RequireCaller: cfg.Seed000.RequireCaller,
+				MetricsElsewhere: cfg.Metrics.Listen != "",
 			},
 		),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
@@ -181,6 +182,14 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
+	if cfg.Metrics.Listen != "" {
+		stopMetrics, err := serveMetrics(cfg, m, logger, serveErr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	go func() {
 		if useTLS {
 			serveErr <- srv.ServeTLS(ln, "", "")
@@ -213,6 +222,31 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			return nil
 		}
 	}
+}
+
+// serveMetrics serves /metrics alone on metrics.listen (plain HTTP, as
+// Prometheus scrapes exporters), so that the API's port need not show it;
+// a failure to serve ends serve through serveErr.
+func serveMetrics(cfg *config.Config, m *metrics.Metrics, logger *slog.Logger, serveErr chan<- error) (stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, ReadTimeout: cfg.HTTP.ReadTimeout,
+		WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxHeaderBytes: 16<<10 - 4096,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case serveErr <- fmt.Errorf("metrics.listen: %w", err):
+			default:
+			}
+		}
+	}()
+	logger.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 // live is what a reload replaces while serving: the token service (keys

@@ -49,6 +49,7 @@ type Config struct {
 	Profiles map[string]token.ProfileSpec `koanf:"profiles"`
 	APIKeys  []apikey.Spec                `koanf:"api_keys"`
 	Seed000  Seed000                      `koanf:"seed000"`
+	Metrics  Metrics                      `koanf:"metrics"`
 	// AllowReadableKeyFiles accepts key files (and the TLS key file) that
 	// group or others can read; never files they can write.
 	AllowReadableKeyFiles bool `koanf:"allow_readable_key_files"`
@@ -151,6 +152,13 @@ func (r RateLimit) RouteRules() map[string][]string {
 		out[group] = rules
 	}
 	return out
+}
+
+// Metrics says where /metrics is served.
+type Metrics struct {
+	// Listen is a host:port of its own for /metrics (plain HTTP), as
+	// Prometheus exporters run; "" serves it on the API's listener.
+	Listen string `koanf:"listen"`
 }
 
 // Seed000 configures seed 000's GET /v1/token/{phone}/{xid}.
@@ -365,6 +373,13 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q is not host:port; write one such as 127.0.0.1:8080, or :8080 for every interface", c.Listen))
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err))
+		} else if c.Metrics.Listen == c.Listen {
+			errs = append(errs, fmt.Errorf("metrics.listen %q is the API's listen address; give it a port of its own, or leave it empty to serve /metrics on the API port", c.Metrics.Listen))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir must not be empty"))

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,8 +76,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// ttl is a lifetime given as a Go duration string ("30s") or seconds.
+// ttl is a lifetime given as a Go duration string ("90s") or a JSON
+// number of seconds: whole seconds, at least one, since a token's exp is
+// whole seconds (1e-10 or 0.5 would otherwise become a ttl of 0, the
+// profile's full lifetime).
 type ttl time.Duration
+
+// maxTTLSeconds bounds a ttl in seconds far above any profile's, and far
+// below time.Duration's range.
+const maxTTLSeconds = 1e9
 
 func (t *ttl) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	v, err := dec.ReadValue()
@@ -85,22 +93,22 @@ func (t *ttl) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	}
 	switch v.Kind() {
 	case '0':
-		f, err := strconv.ParseFloat(string(v), 64)
-		if err != nil || f <= 0 || f > 1e9 {
-			return errors.New("ttl must be a positive number of seconds")
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil || n < 1 || n > maxTTLSeconds {
+			return fmt.Errorf("ttl %s is not a whole number of seconds from 1 to %d; write it such as 60, or as a duration such as \"90s\"", v, int64(maxTTLSeconds))
 		}
-		*t = ttl(time.Duration(f * float64(time.Second)))
+		*t = ttl(time.Duration(n) * time.Second)
 		return nil
 	case '"':
 		text, _ := strictjson.String(v)
 		d, err := time.ParseDuration(text)
-		if err != nil || d <= 0 {
-			return errors.New("ttl must be a positive duration such as \"30s\"")
+		if err != nil || d < time.Second || d%time.Second != 0 || d > maxTTLSeconds*time.Second {
+			return fmt.Errorf("ttl %s is not a duration of whole seconds, at least 1s, such as \"90s\" or \"5m\"", v)
 		}
 		*t = ttl(d)
 		return nil
 	}
-	return errors.New("ttl must be a duration such as \"30s\" or a number of seconds")
+	return errors.New("ttl must be a duration such as \"90s\" or a whole number of seconds such as 60")
 }
 
 // handleIssue is POST /v1/tokens.

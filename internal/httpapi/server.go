@@ -69,6 +69,9 @@ type Options struct {
 	// requests without an API key of scope issue or a verified client
 	// certificate (seed000.require_caller).
 	Seed000RequireCaller bool
+	// MetricsElsewhere leaves /metrics out of the API: another listener
+	// serves it (metrics.listen).
+	MetricsElsewhere bool
 }
 
 // Server holds what the handlers need. Build it with NewServer.
