@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	neturl "net/url"
 	"os"
 	"os/signal"
@@ -20,11 +21,11 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/net/netutil"
 
 	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/config"
+	"github.com/jwtd/jwtd/internal/connlimit"
 	"github.com/jwtd/jwtd/internal/httpapi"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/logevery"
@@ -34,6 +35,7 @@ import (
 	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
 	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/secretfile"
 	"github.com/jwtd/jwtd/internal/sqlite"
 	"github.com/jwtd/jwtd/internal/tlsconfig"
 	"github.com/jwtd/jwtd/internal/token"
@@ -159,8 +161,23 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	limitRoutes := cfg.Limits.RouteRules()
 	maxConns := maxConnections(cfg.HTTP.MaxConnections)
-	ln = netutil.LimitListener(ln, maxConns)
+	perClient := perClientConnections(cfg.HTTP.MaxConnectionsPerClient, maxConns)
+	shedLog := logevery.New(10 * time.Second)
+	conns, err := connlimit.New(ln, connlimit.Options{Total: maxConns, PerClient: perClient, Exempt: clientIP.IsTrusted,
+		Shed: func(client netip.Addr, reason string) {
+			m.ConnectionShed(reason)
+			if ok, held := shedLog.Allow(); ok {
+				logger.Warn("connection limits: closing idle connections or refusing new ones", "client", client.String(),
+					"reason", reason, "max_connections", maxConns, "max_connections_per_client", perClient, "since_last_line", held)
+			}
+		}})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = conns
 	srv := &http.Server{
+		ConnState: conns.ConnState,
 		TLSConfig: tlsCfg,
 		Handler: httpapi.NewServer(
 			httpapi.Deps{
@@ -175,7 +192,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			},
 			httpapi.Options{
 				MaxBodyBytes: cfg.HTTP.MaxBodyBytes, VerifyLimits: limitRoutes["verify"],
-				RequireClientCert: cfg.TLS.ClientCAFile != "",
+				RequireClientCert: cfg.TLS.ClientCAFile != "", Seed000RequireCaller: cfg.Seed000.RequireCaller,
+				MetricsElsewhere: cfg.Metrics.Listen != "",
 			},
 		),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
@@ -188,6 +206,14 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
+	if cfg.Metrics.Listen != "" {
+		stopMetrics, err := serveMetrics(cfg, m, logger, serveErr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	go func() {
 		if useTLS {
 			serveErr <- srv.ServeTLS(ln, "", "")
@@ -195,7 +221,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			serveErr <- srv.Serve(ln)
 		}
 	}()
-	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "max_connections", maxConns,
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "max_connections", maxConns, "max_connections_per_client", perClient,
 		"client_certs", cfg.TLS.ClientCAFile != "", "version", version, "data_dir", cfg.DataDir)
 
 	for {
@@ -220,6 +246,31 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			return nil
 		}
 	}
+}
+
+// serveMetrics serves /metrics alone on metrics.listen (plain HTTP, as
+// Prometheus scrapes exporters), so that the API's port need not show it;
+// a failure to serve ends serve through serveErr.
+func serveMetrics(cfg *config.Config, m *metrics.Metrics, logger *slog.Logger, serveErr chan<- error) (stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, ReadTimeout: cfg.HTTP.ReadTimeout,
+		WriteTimeout: cfg.HTTP.WriteTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxHeaderBytes: 16<<10 - 4096,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case serveErr <- fmt.Errorf("metrics.listen: %w", err):
+			default:
+			}
+		}
+	}()
+	logger.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }
 
 // live is what a reload replaces while serving: the token service (keys
@@ -384,7 +435,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger, obs
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := secretfile.MakeDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	s, err := sqlite.Open(path, sqlite.Options{GroupOptions: group})
@@ -411,6 +462,16 @@ func loadAPIKeys(cfg *config.Config, e env) (*apikey.Set, error) {
 			"Keep it secret. Its SHA-256 is kept in %s.\n", strings.Join(spec.Scopes, ", "), plain, apikey.AdminFile(cfg.DataDir))
 	}
 	return apikey.NewSet([]apikey.Spec{spec})
+}
+
+// perClientConnections is the configured bound on one client address's
+// connections or, for 0, a sixteenth of the total, at least 4 (and at
+// most the total).
+func perClientConnections(configured, total int) int {
+	if configured > 0 {
+		return configured
+	}
+	return min(max(total/16, 4), total)
 }
 
 // maxConnections is the configured bound on client connections or, for 0,

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 // Scopes.
@@ -170,7 +172,7 @@ func LoadOrCreateAdmin(dir string) (spec Spec, plain string, err error) {
 		return Spec{}, "", err
 	}
 	data, _ := json.Marshal(spec)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := secretfile.MakeDir(dir); err != nil {
 		return Spec{}, "", err
 	}
 	tmp, err := os.CreateTemp(dir, ".admin-api-key-*")
@@ -211,7 +213,10 @@ func ReadAdmin(dir string) (Spec, error) { return readAdmin(AdminFile(dir)) }
 
 func readAdmin(path string) (Spec, error) {
 	var spec Spec
-	data, err := os.ReadFile(path)
+	// Its hash is no secret, but whoever can change the file is admin:
+	// others may read it, never write it, nor the directory it is in, and
+	// it is never read through a symbolic link.
+	data, err := secretfile.Public.ReadOwn(path)
 	if err != nil {
 		return Spec{}, err
 	}

@@ -50,6 +50,8 @@ type Config struct {
 	Keys     []keys.Spec                  `koanf:"keys"`
 	Profiles map[string]token.ProfileSpec `koanf:"profiles"`
 	APIKeys  []apikey.Spec                `koanf:"api_keys"`
+	Seed000  Seed000                      `koanf:"seed000"`
+	Metrics  Metrics                      `koanf:"metrics"`
 	// AllowReadableKeyFiles accepts key files (and the TLS key file) that
 	// group or others can read; never files they can write.
 	AllowReadableKeyFiles bool `koanf:"allow_readable_key_files"`
@@ -78,6 +80,10 @@ type HTTP struct {
 	// MaxConnections bounds the open client connections; 0 derives it
 	// from the process's open-file limit.
 	MaxConnections int `koanf:"max_connections"`
+	// MaxConnectionsPerClient bounds those of one client address (IPv6
+	// by /64; trusted proxies are exempt); 0 is a sixteenth of
+	// MaxConnections, at least 4.
+	MaxConnectionsPerClient int `koanf:"max_connections_per_client"`
 }
 
 // Store is where records go.
@@ -173,6 +179,20 @@ func (r RateLimit) RouteRules() map[string][]string {
 	return out
 }
 
+// Metrics says where /metrics is served.
+type Metrics struct {
+	// Listen is a host:port of its own for /metrics (plain HTTP), as
+	// Prometheus exporters run; "" serves it on the API's listener.
+	Listen string `koanf:"listen"`
+}
+
+// Seed000 configures seed 000's GET /v1/token/{phone}/{xid}.
+type Seed000 struct {
+	// RequireCaller refuses callers without an API key of scope issue or
+	// a verified client certificate (off: the seed's anonymous route).
+	RequireCaller bool `koanf:"require_caller"`
+}
+
 // Phone holds phone-number parsing settings.
 type Phone struct {
 	// DefaultRegion reads numbers without a leading + (ISO 3166 alpha-2).
@@ -206,43 +226,44 @@ var settings = []setting{
 // defaults are the values with no configuration at all.
 func defaults() map[string]any {
 	d := map[string]any{
-		"listen":                     "127.0.0.1:8080",
-		"data_dir":                   "./jwtd-data",
-		"log_level":                  "info",
-		"leeway":                     "30s",
-		"http.read_header_timeout":   "5s",
-		"http.read_timeout":          "10s",
-		"http.write_timeout":         "15s",
-		"http.idle_timeout":          "60s",
-		"http.max_body_bytes":        1 << 20,
-		"http.shutdown_timeout":      "20s",
-		"http.max_connections":       0,
-		"store.url":                  "",
-		"store.retention":            "720h",
-		"store.purge_interval":       "1h",
-		"store.max_batch":            256,
-		"store.linger":               "0s",
-		"store.timeout":              "5s",
-		"store.max_waiting":          1024,
-		"audit.instance":             "",
-		"audit.retention":            "9600h",
-		"audit.required":             false,
-		"key_store.master_key_file":  "",
-		"key_store.sync_interval":    "10s",
-		"key_store.jwks_max_age":     "5m",
-		"phone.default_region":       "",
-		"ratelimit.url":              "memory://",
-		"ratelimit.per_ip":           "60 per minute",
-		"ratelimit.per_phone":        "10 per hour",
-		"ratelimit.per_ip_verify":    "50 per second",
-		"ratelimit.trusted_proxies":  []string{},
-		"ratelimit.on_backend_error": "open",
-		"ratelimit.max_keys":         100000,
-		"ratelimit.routes.token":     []string{"ip", "phone"},
-		"ratelimit.routes.issue":     []string{"ip", "phone"},
-		"ratelimit.routes.generate":  []string{"ip"},
-		"ratelimit.routes.verify":    []string{"ip"},
-		"allow_readable_key_files":   false,
+		"listen":                          "127.0.0.1:8080",
+		"data_dir":                        "./jwtd-data",
+		"log_level":                       "info",
+		"leeway":                          "30s",
+		"http.read_header_timeout":        "5s",
+		"http.read_timeout":               "10s",
+		"http.write_timeout":              "15s",
+		"http.idle_timeout":               "60s",
+		"http.max_body_bytes":             1 << 20,
+		"http.shutdown_timeout":           "20s",
+		"http.max_connections":            0,
+		"http.max_connections_per_client": 0,
+		"store.url":                       "",
+		"store.retention":                 "720h",
+		"store.purge_interval":            "1h",
+		"store.max_batch":                 256,
+		"store.linger":                    "0s",
+		"store.timeout":                   "5s",
+		"store.max_waiting":               1024,
+		"audit.instance":                  "",
+		"audit.retention":                 "9600h",
+		"audit.required":                  false,
+		"key_store.master_key_file":       "",
+		"key_store.sync_interval":         "10s",
+		"key_store.jwks_max_age":          "5m",
+		"phone.default_region":            "",
+		"ratelimit.url":                   "memory://",
+		"ratelimit.per_ip":                "60 per minute",
+		"ratelimit.per_phone":             "10 per hour",
+		"ratelimit.per_ip_verify":         "50 per second",
+		"ratelimit.trusted_proxies":       []string{},
+		"ratelimit.on_backend_error":      "open",
+		"ratelimit.max_keys":              100000,
+		"ratelimit.routes.token":          []string{"ip", "phone"},
+		"ratelimit.routes.issue":          []string{"ip", "phone"},
+		"ratelimit.routes.generate":       []string{"ip"},
+		"ratelimit.routes.verify":         []string{"ip"},
+		"allow_readable_key_files":        false,
 	}
 	for name, p := range token.BuiltinProfiles() {
 		prefix := "profiles." + name + "."
@@ -381,6 +402,13 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q is not host:port; write one such as 127.0.0.1:8080, or :8080 for every interface", c.Listen))
 	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics.listen %q: %w", c.Metrics.Listen, err))
+		} else if c.Metrics.Listen == c.Listen {
+			errs = append(errs, fmt.Errorf("metrics.listen %q is the API's listen address; give it a port of its own, or leave it empty to serve /metrics on the API port", c.Metrics.Listen))
+		}
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir must not be empty"))
 	}
@@ -416,6 +444,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxConnections < 0 {
 		errs = append(errs, errors.New("http.max_connections must be 0 (from the open-file limit) or positive"))
+	}
+	if c.HTTP.MaxConnectionsPerClient < 0 {
+		errs = append(errs, errors.New("http.max_connections_per_client must be 0 (a sixteenth of max_connections) or positive"))
 	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("http.max_body_bytes must be positive"))

@@ -113,7 +113,7 @@ func TestLoadRefuses(t *testing.T) {
 		"unknown in a list": {file: "keys:\n  - {kdi: a, alg: HS256, secret: x}\n",
 			want: "keys[0].kdi (in FILE): no such setting; did you mean keys[0].kid?"},
 		"unknown, nothing near": {file: "http: {zzz: 1}\n",
-			want: "http.zzz (in FILE): no such setting; the settings under http are idle_timeout, max_body_bytes, max_connections, " +
+			want: "http.zzz (in FILE): no such setting; the settings under http are idle_timeout, max_body_bytes, max_connections, max_connections_per_client, " +
 				"read_header_timeout, read_timeout, shutdown_timeout, write_timeout"},
 		"not a whole number": {file: "http:\n  max_body_bytes: abc\n",
 			want: `http.max_body_bytes (in FILE): "abc" is not a whole number; write digits only, such as 1024`},

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,20 +27,34 @@ import (
 func (s *Server) require(scope string, next handler) http.Handler {
 	needCert := s.opts.RequireClientCert && (scope == apikey.ScopeAdmin || scope == apikey.ScopeIntrospect)
 	return s.problems(func(w http.ResponseWriter, r *http.Request) error {
-		if needCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+		if needCert && !hasClientCert(r) {
 			return &apiError{Status: http.StatusForbidden, Title: "Client certificate required",
 				Detail: "this route needs a TLS client certificate from the configured CA"}
 		}
-		name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
+		name, err := s.authorize(r, scope)
 		if err != nil {
 			s.refused(r, name, err)
-			if errors.Is(err, apikey.ErrForbidden) {
-				err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
-			}
 			return err
 		}
 		return next(w, r.WithContext(context.WithValue(r.Context(), apiKeyNameKey, name)))
 	})
+}
+
+// authorize returns the name of the request's API key if it has scope:
+// an error of apikey's (401) when it has no key or one jwtd does not know,
+// a 403 when the key lacks the scope.
+func (s *Server) authorize(r *http.Request, scope string) (string, error) {
+	name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
+	if errors.Is(err, apikey.ErrForbidden) {
+		err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
+	}
+	return name, err
+}
+
+// hasClientCert reports a TLS client certificate verified against the
+// configured client CA.
+func hasClientCert(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.VerifiedChains) > 0
 }
 
 // apiKeyNameKey keys the name of the request's API key in its context.
@@ -63,8 +78,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// ttl is a lifetime given as a Go duration string ("30s") or seconds.
+// ttl is a lifetime given as a Go duration string ("90s") or a JSON
+// number of seconds: whole seconds, at least one, since a token's exp is
+// whole seconds (1e-10 or 0.5 would otherwise become a ttl of 0, the
+// profile's full lifetime).
 type ttl time.Duration
+
+// maxTTLSeconds bounds a ttl in seconds far above any profile's, and far
+// below time.Duration's range.
+const maxTTLSeconds = 1e9
 
 func (t *ttl) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	v, err := dec.ReadValue()
@@ -73,22 +95,22 @@ func (t *ttl) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	}
 	switch v.Kind() {
 	case '0':
-		f, err := strconv.ParseFloat(string(v), 64)
-		if err != nil || f <= 0 || f > 1e9 {
-			return errors.New("ttl must be a positive number of seconds")
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil || n < 1 || n > maxTTLSeconds {
+			return fmt.Errorf("ttl %s is not a whole number of seconds from 1 to %d; write it such as 60, or as a duration such as \"90s\"", v, int64(maxTTLSeconds))
 		}
-		*t = ttl(time.Duration(f * float64(time.Second)))
+		*t = ttl(time.Duration(n) * time.Second)
 		return nil
 	case '"':
 		text, _ := strictjson.String(v)
 		d, err := time.ParseDuration(text)
-		if err != nil || d <= 0 {
-			return errors.New("ttl must be a positive duration such as \"30s\"")
+		if err != nil || d < time.Second || d%time.Second != 0 || d > maxTTLSeconds*time.Second {
+			return fmt.Errorf("ttl %s is not a duration of whole seconds, at least 1s, such as \"90s\" or \"5m\"", v)
 		}
 		*t = ttl(d)
 		return nil
 	}
-	return errors.New("ttl must be a duration such as \"30s\" or a number of seconds")
+	return errors.New("ttl must be a duration such as \"90s\" or a whole number of seconds such as 60")
 }
 
 // handleIssue is POST /v1/tokens.

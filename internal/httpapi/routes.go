@@ -53,7 +53,7 @@ func (s *Server) routeTable() []route {
 		{"GET /{$}", http.RedirectHandler("/console/", http.StatusFound)},
 		{"GET /console/", consoleHandler()},
 	}
-	if s.Metrics != nil {
+	if s.Metrics != nil && !s.opts.MetricsElsewhere {
 		rs = append(rs, route{"GET /metrics", s.Metrics.Handler()})
 	}
 	return rs

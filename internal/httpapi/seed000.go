@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/jwtd/jwtd/internal/apikey"
 	"github.com/jwtd/jwtd/internal/mint"
 )
 
@@ -14,9 +15,20 @@ func (s *Server) handlePhoneToken(w http.ResponseWriter, r *http.Request) error 
 	if r.Method != http.MethodGet {
 		return &apiError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Detail: "only GET mints a token"}
 	}
+	// With seed000.require_caller, only a caller with an API key of scope
+	// issue, or a verified client certificate, mints here: an anonymous
+	// caller can then neither bind an unused XID to a phone nor learn,
+	// from 409 or 200, which phone an XID belongs to.
+	var key string
+	if s.opts.Seed000RequireCaller && !hasClientCert(r) {
+		var err error
+		if key, err = s.authorize(r, apikey.ScopeIssue); err != nil {
+			return err
+		}
+	}
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: "appverify", Phone: r.PathValue("phone"), XID: r.PathValue("xid"),
-		ClientIP: s.ClientIP.Resolve(r), Limits: "token",
+		ClientIP: s.ClientIP.Resolve(r), APIKey: key, Limits: "token",
 	})
 	if err != nil {
 		return err

@@ -71,6 +71,13 @@ type Options struct {
 	// RequireClientCert makes the admin and introspection routes refuse
 	// requests without a verified TLS client certificate.
 	RequireClientCert bool
+	// Seed000RequireCaller makes seed 000's GET /v1/token/... refuse
+	// requests without an API key of scope issue or a verified client
+	// certificate (seed000.require_caller).
+	Seed000RequireCaller bool
+	// MetricsElsewhere leaves /metrics out of the API: another listener
+	// serves it (metrics.listen).
+	MetricsElsewhere bool
 }
 
 // Server holds what the handlers need. Build it with NewServer.

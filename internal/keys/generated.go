@@ -41,11 +41,7 @@ func (k Kept) Path() string {
 // missing file is an error wrapping fs.ErrNotExist.
 func LoadKept(k Kept) (*Key, error) {
 	path := k.Path()
-	// jwtd's own file: give it back its 0600 if something widened it (a
-	// Kubernetes fsGroup makes files 0660); if jwtd does not own it, the
-	// chmod fails and the policy judges the file as it is.
-	_ = os.Chmod(path, 0o600)
-	data, err := k.Files.Read(path)
+	data, err := k.Files.ReadOwn(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		abs, _ := filepath.Abs(path)
@@ -78,10 +74,11 @@ func LoadKept(k Kept) (*Key, error) {
 
 // createFile writes data to a new file at path, 0600 in a 0700 directory,
 // atomically and durably, and returns it; if the file exists already (made
-// by another process first), it returns what that file holds instead.
-func createFile(path string, data []byte) ([]byte, error) {
+// by another process first), it returns what that file holds instead, read
+// as ReadOwn reads it.
+func createFile(path string, data []byte, files secretfile.Policy) ([]byte, error) {
 	kdir := filepath.Dir(path)
-	if err := os.MkdirAll(kdir, 0o700); err != nil {
+	if err := secretfile.MakeDir(kdir); err != nil {
 		return nil, err
 	}
 	tmp, err := os.CreateTemp(kdir, ".tmp-*")
@@ -107,7 +104,7 @@ func createFile(path string, data []byte) ([]byte, error) {
 	// Link, not rename: if another process made the file first, keep theirs.
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return os.ReadFile(path)
+			return files.ReadOwn(path)
 		}
 		return nil, err
 	}

@@ -343,7 +343,7 @@ func writeKept(t *testing.T, k Kept) {
 	} else if data, err = MarshalPrivatePEM(material); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := createFile(k.Path(), data); err != nil {
+	if _, err := createFile(k.Path(), data, secretfile.Policy{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -374,10 +374,10 @@ func TestLoadKept(t *testing.T) {
 	}
 	// createFile keeps what another process made first, 0600 in 0700.
 	path := filepath.Join(dir, "keys", "x")
-	if _, err := createFile(path, []byte("first")); err != nil {
+	if _, err := createFile(path, []byte("first"), secretfile.Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := createFile(path, []byte("second")); err != nil || string(got) != "first" {
+	if got, err := createFile(path, []byte("second"), secretfile.Policy{}); err != nil || string(got) != "first" {
 		t.Errorf("createFile over an existing file: %q, %v", got, err)
 	}
 	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {

@@ -38,11 +38,11 @@ func OpenSealer(src MasterKeySource, profiles []string) (*Sealer, error) {
 			return nil, fmt.Errorf("JWTD_MASTER_KEY: %w", err)
 		}
 	case src.File != "":
-		if masters, err = LoadMasterKeys(src.File, src.Files, false); err != nil {
+		if masters, err = LoadMasterKeys(src.File, src.Files); err != nil {
 			return nil, fmt.Errorf("key_store.master_key_file: %w", err)
 		}
 	case src.Embedded != "":
-		masters, err = LoadMasterKeys(src.Embedded, src.Files, src.Create)
+		masters, err = LoadOwnMasterKeys(src.Embedded, src.Files, src.Create)
 		if errors.Is(err, fs.ErrNotExist) {
 			abs, _ := filepath.Abs(src.Embedded)
 			return nil, fmt.Errorf("no master key at %s (jwtd serve makes it on its first start): %w\n"+

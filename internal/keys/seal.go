@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/jwtd/jwtd/internal/secretfile"
@@ -130,24 +129,42 @@ func (s *Sealer) SealedUnderFirst(sealed []byte) bool {
 	return len(sealed) >= 9 && bytes.Equal(sealed[1:9], s.masters[0].id[:])
 }
 
-// LoadMasterKeys reads the master keys in a file (base64, one per line or
-// comma-separated, the sealing one first). With create, a missing file is
-// made with one new random key, 0600: the embedded store's first start.
-func LoadMasterKeys(path string, files secretfile.Policy, create bool) ([][]byte, error) {
-	_ = os.Chmod(path, 0o600) // as for kept keys: undo a widened mode on jwtd's own file
+// LoadMasterKeys reads the master keys in a file the operator named
+// (key_store.master_key_file; base64, one per line or comma-separated, the
+// sealing one first), under the policy: a symbolic link is followed, as
+// secrets are mounted through them; a file others can change is refused.
+func LoadMasterKeys(path string, files secretfile.Policy) ([][]byte, error) {
 	data, err := files.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseMasterKeyFile(path, data)
+}
+
+// LoadOwnMasterKeys reads the master keys jwtd keeps in its data
+// directory, never through a symbolic link, in a directory only jwtd's
+// user can write (secretfile.ReadOwn). With create, a missing file is made
+// with one new random key, 0600 in a 0700 directory: the embedded store's
+// first start. Nothing is ever chmod-ed: a file or directory others could
+// change is refused with the command that fixes it.
+func LoadOwnMasterKeys(path string, files secretfile.Policy, create bool) ([][]byte, error) {
+	data, err := files.ReadOwn(path)
 	if errors.Is(err, fs.ErrNotExist) && create {
 		key := make([]byte, MasterKeySize)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
-		data, err = createFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
+		data, err = createFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), files)
 		if err != nil {
 			return nil, fmt.Errorf("making the master key: %w", err)
 		}
 	} else if err != nil {
 		return nil, err
 	}
+	return parseMasterKeyFile(path, data)
+}
+
+func parseMasterKeyFile(path string, data []byte) ([][]byte, error) {
 	masters, err := ParseMasterKeys(string(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

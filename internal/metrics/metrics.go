@@ -32,6 +32,7 @@ type Metrics struct {
 	auditEntries   *prometheus.CounterVec
 	auditHead      prometheus.Gauge
 	auditFailures  prometheus.Counter
+	connsShed      *prometheus.CounterVec
 	activity       activity
 }
 
@@ -88,8 +89,11 @@ func New() *Metrics {
 		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "jwtd_audit_write_failures_total", Help: "Writes of audit entries that failed (retried until they succeed).",
 		}),
+		connsShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jwtd_connections_shed_total", Help: "Connections closed or refused to keep to the connection limits, by reason (client_idle_closed, client_refused, idle_closed).",
+		}, []string{"reason"}),
 	}
-	m.registry.MustRegister(m.auditEntries, m.auditHead, m.auditFailures, m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
+	m.registry.MustRegister(m.connsShed, m.auditEntries, m.auditHead, m.auditFailures, m.tokensIssued, m.verifications, m.commitSeconds, m.batchSize, m.commitFailures,
 		m.rateLimited, m.limiterErrors, m.httpSeconds, m.outcomes, m.keys, m.keyChanges, m.keySyncErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -140,6 +144,14 @@ func (m *Metrics) RateLimited(limit string) {
 	if m != nil {
 		m.rateLimited.WithLabelValues(limit).Inc()
 		m.activity.rateLimited(time.Now())
+	}
+}
+
+// ConnectionShed counts a connection closed or refused to keep to the
+// connection limits.
+func (m *Metrics) ConnectionShed(reason string) {
+	if m != nil {
+		m.connsShed.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -31,6 +31,9 @@ func NewClientIP(trustedProxies []string) (*ClientIP, error) {
 	return c, nil
 }
 
+// IsTrusted reports whether a is in trusted_proxies.
+func (c *ClientIP) IsTrusted(a netip.Addr) bool { return c.isTrusted(a) }
+
 func (c *ClientIP) isTrusted(a netip.Addr) bool {
 	for _, p := range c.trusted {
 		if p.Contains(a) {

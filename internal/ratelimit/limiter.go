@@ -254,6 +254,23 @@ type Caller struct {
 	APIKey string // the key's configured name
 }
 
+// phoneKey is the caller's per_phone key for phone, or "" for no phone.
+// Anonymous callers share one bucket per phone: the limit is there against
+// SMS pumping, where many addresses aim at one number, so it must not be
+// per address. Each API key has a bucket of its own per phone: a keyed
+// caller is one the operator chose and can revoke, and none of them, nor
+// any anonymous caller, can spend another's. The buckets per phone are
+// thus bounded by the configured keys, plus one.
+func (c Caller) phoneKey(phone string) string {
+	switch {
+	case phone == "":
+		return ""
+	case c.APIKey != "":
+		return "apikey:" + c.APIKey + "\x00" + phone
+	}
+	return phone
+}
+
 // key is the caller's per_ip key, or "" when it has none.
 func (c Caller) key() string {
 	switch {
@@ -266,8 +283,8 @@ func (c Caller) key() string {
 }
 
 // Check counts one request against the named rules: per_phone is keyed
-// by phone, every other rule (per_ip, per_ip_verify) by the caller: its API
-// key or its address. A caller with neither, or an empty phone, skips the
+// by phone (and API key, for a keyed caller: see phoneKey), every other
+// rule (per_ip, per_ip_verify) by the caller: its API key or its address. A caller with neither, or an empty phone, skips the
 // rules keyed by it. It returns the tightest
 // decision (for the RateLimit headers; Remaining < 0 when none applied), a
 // *LimitedError when a limit refuses, or an error wrapping ErrBackend when
@@ -283,7 +300,7 @@ func (l *Limiter) Check(ctx context.Context, rules []string, caller Caller, phon
 	for _, rule := range rules {
 		key := caller.key()
 		if rule == PerPhone {
-			key = phone
+			key = caller.phoneKey(phone)
 		}
 		if key == "" {
 			continue

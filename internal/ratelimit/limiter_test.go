@@ -302,6 +302,23 @@ func testCheck(t *testing.T, b backend) {
 	if d, err := l.Check(ctx, []string{"per_ip"}, Caller{IP: ip, APIKey: key}, ""); err != nil || d.Remaining != 4 {
 		t.Errorf("an API key behind the /64: %+v %v", d, err)
 	}
+	// The phone's anonymous bucket is spent; each API key has a bucket of
+	// its own for the phone, which the others cannot spend either.
+	other := uniqueKey("crm")
+	for i := range 2 {
+		if d, err := l.Check(ctx, []string{"per_phone"}, Caller{IP: ip, APIKey: key}, phone); err != nil || d.Remaining != 1-i {
+			t.Fatalf("keyed mint %d for a phone anonymous callers spent: %+v %v", i+1, d, err)
+		}
+	}
+	if _, err := l.Check(ctx, []string{"per_phone"}, Caller{IP: ip, APIKey: key}, phone); !errors.As(err, &limited) {
+		t.Errorf("a key's third for the phone: %v", err)
+	}
+	if d, err := l.Check(ctx, []string{"per_phone"}, Caller{APIKey: other}, phone); err != nil || d.Remaining != 1 {
+		t.Errorf("another key for the phone: %+v %v", d, err)
+	}
+	if _, err := l.Check(ctx, []string{"per_phone"}, Caller{IP: netip.MustParseAddr("192.0.2.9")}, phone); !errors.As(err, &limited) {
+		t.Errorf("anonymous after the keyed mints: %v, want still limited", err)
+	}
 	// No kinds, an invalid address, or a nil Limiter: nothing applies.
 	for _, l := range []*Limiter{l, nil} {
 		if d, err := l.Check(ctx, nil, Caller{IP: ip}, phone); err != nil || d.Remaining != -1 {

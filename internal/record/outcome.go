@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jwtd/jwtd/internal/plaintext"
 )
 
 // OutcomeStatus is how a transaction's verification ended, or that it has
@@ -110,6 +112,11 @@ func CheckOutcome(o *Outcome, now time.Time, leeway time.Duration) error {
 	}
 	if n := utf8.RuneCountInString(o.Source); n > MaxOutcomeSource {
 		return bad("source is %d characters; at most %d", n, MaxOutcomeSource)
+	}
+	for _, f := range [...]struct{ name, text string }{{"description", o.Description}, {"source", o.Source}} {
+		if err := plaintext.Check(f.name, f.text); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidOutcome, err)
+		}
 	}
 	switch {
 	case o.UpdatedOn.IsZero():

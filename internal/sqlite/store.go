@@ -18,6 +18,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/jwtd/jwtd/internal/record"
+	"github.com/jwtd/jwtd/internal/secretfile"
 )
 
 var _ record.Store = (*Store)(nil)
@@ -143,7 +144,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: opening %s: %v", record.ErrUnavailable, path, err)
 	}
+	// Records and revocations decide which tokens verify: a file others
+	// can write is refused, never chmod-ed.
+	err = secretfile.Public.Check(f, false)
 	f.Close()
+	if err != nil {
+		return nil, err
+	}
 	dsn := func(extra string) string {
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {

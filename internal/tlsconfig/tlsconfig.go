@@ -54,7 +54,7 @@ func NewReloader(certFile, keyFile string, files secretfile.Policy, log *slog.Lo
 // load reads the pair: the key file only if others cannot change it (nor
 // read it, unless the policy allows).
 func (r *Reloader) load() (*tls.Certificate, error) {
-	certPEM, err := os.ReadFile(r.certFile)
+	certPEM, err := secretfile.Public.Read(r.certFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -130,7 +130,8 @@ func Server(certFile, keyFile, clientCAFile string, files secretfile.Policy, log
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		}}
 	if clientCAFile != "" {
-		pem, err := os.ReadFile(clientCAFile)
+		// Whoever could change the client CA could let themselves in.
+		pem, err := secretfile.Public.Read(clientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}

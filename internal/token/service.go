@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/keys"
+	"github.com/jwtd/jwtd/internal/plaintext"
 	"github.com/jwtd/jwtd/internal/suggest"
 )
 
@@ -208,6 +209,11 @@ const maxClaimText = 256
 func (p *Profile) Check(r Request) error {
 	if len(r.Subject) > maxClaimText || len(r.Audience) > maxClaimText {
 		return fmt.Errorf("%w: sub and aud are at most %d bytes", ErrInvalidRequest, maxClaimText)
+	}
+	for _, f := range [...]struct{ name, text string }{{"sub", r.Subject}, {"aud", r.Audience}} {
+		if err := plaintext.Check(f.name, f.text); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+		}
 	}
 	switch {
 	case r.TTL > p.TTL:
