@@ -6,6 +6,7 @@ import (
 	_ "crypto/sha512" // HS384 and HS512 fingerprints
 	"encoding/base64"
 	"slices"
+	"strings"
 )
 
 // Fingerprint names a key's material without holding it: two keys have
@@ -31,7 +32,7 @@ func Fingerprint(k *Key, alg string) string {
 	if !ok || info.family != familyHMAC {
 		return ""
 	}
-	return "hmac:" + alg + ":" + hmacFingerprint(info.hash, secret)
+	return hmacFingerprint(info.hash, alg, secret)
 }
 
 // Fingerprints are every fingerprint a key may be met under: its one
@@ -51,16 +52,27 @@ func Fingerprints(k *Key) []string {
 	return out
 }
 
-func hmacFingerprint(h crypto.Hash, secret []byte) string {
-	block := h.New().BlockSize()
-	key := secret
-	if len(key) > block {
-		d := h.New()
-		d.Write(key)
-		key = d.Sum(nil)
+func hmacFingerprint(h crypto.Hash, alg string, secret []byte) string {
+	block := 64 // SHA-256's
+	if h == crypto.SHA384 || h == crypto.SHA512 {
+		block = 128
 	}
-	padded := make([]byte, block)
-	copy(padded, key)
-	sum := sha256.Sum256(padded)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	var padded [128]byte
+	if len(secret) > block {
+		d := h.New()
+		d.Write(secret)
+		copy(padded[:], d.Sum(nil))
+	} else {
+		copy(padded[:], secret)
+	}
+	sum := sha256.Sum256(padded[:block])
+	var b strings.Builder
+	b.Grow(len("hmac::") + len(alg) + base64.RawURLEncoding.EncodedLen(len(sum)))
+	b.WriteString("hmac:")
+	b.WriteString(alg)
+	b.WriteByte(':')
+	var enc [43]byte
+	base64.RawURLEncoding.Encode(enc[:], sum[:])
+	b.Write(enc[:])
+	return b.String()
 }
