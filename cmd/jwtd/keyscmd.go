@@ -130,6 +130,11 @@ func cmdKeysShow(ctx context.Context, args []string, e env) error {
 	if *next {
 		i := slices.IndexFunc(p.VerifyKeys, (*keys.Key).PublishOnly)
 		if i < 0 {
+			list, err := listKeys(ctx, c.manager, c.svc)
+			if err == nil && slices.Contains(keys.PendingRotations(list, time.Now()), p.Name) {
+				return fmt.Errorf("profile %q: a rotation was started, and the servers make its next key at their next sync (within %s, key_store.sync_interval): run this again then",
+					p.Name, c.cfg.KeyStore.SyncInterval)
+			}
 			return fmt.Errorf("profile %q has no next key: start a rotation with jwtd keys rotate --profile %s", p.Name, p.Name)
 		}
 		k = p.VerifyKeys[i]
@@ -204,7 +209,14 @@ func cmdKeysList(ctx context.Context, args []string, e env) error {
 	for _, k := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Profile, k.Kid, k.Alg, k.State, at(k.Created), at(k.Activates), at(k.Retires), at(k.Deletes))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, name := range keys.PendingRotations(list, time.Now()) {
+		fmt.Fprintf(e.stdout, "profile %s: rotation pending: the servers make its next key at their next sync (within %s, key_store.sync_interval), publish it at once, and it signs once verifiers can have it.\n",
+			name, c.cfg.KeyStore.SyncInterval)
+	}
+	return nil
 }
 
 // cmdKeysRotate starts a rotation of a managed profile's keys in the

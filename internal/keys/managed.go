@@ -323,3 +323,19 @@ func Infos(ring Keyring) []Info {
 	}
 	return out
 }
+
+// PendingRotations are the profiles of list whose rotation was started
+// (their current key is due to retire) and whose next key no instance has
+// made yet: the servers make it at their next sync.
+func PendingRotations(list []Info, now time.Time) []string {
+	var out []string
+	for _, k := range list {
+		if k.State != string(KeyCurrent) || k.Retires == nil || k.Retires.After(now) {
+			continue
+		}
+		if !slices.ContainsFunc(list, func(o Info) bool { return o.Profile == k.Profile && o.State == string(KeyNext) }) {
+			out = append(out, k.Profile)
+		}
+	}
+	return out
+}
