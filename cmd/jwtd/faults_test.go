@@ -286,7 +286,10 @@ func ownFerretDB(t *testing.T, storeTimeout time.Duration, maxWaiting int) (ferr
 store: {url: %q, timeout: %s, max_waiting: %d, max_batch: %d}
 ratelimit: {routes: {token: [], issue: [], generate: [], verify: []}}
 `, masterKeySetting(t, dir), storeURL, storeTimeout, maxWaiting, min(256, maxWaiting)))
-	base, _ = startServe(t, nil, "--config", cfg, "--data-dir", t.TempDir())
+	// A process of its own: TestSlowStore reads its resident memory and
+	// goroutines from /metrics, which in-process would be the (race-built)
+	// test binary's.
+	_, base, _, _ = startProcess(t, "--config", cfg, "--data-dir", t.TempDir())
 	return ferret, storeURL, base
 }
 

@@ -126,7 +126,9 @@ func BenchmarkGroupCommit(b *testing.B) {
 // same XID with another phone is then accepted, as on SQLite, where the
 // failed transaction rolls the claim back.
 func TestFailedInsertReleasesXID(t *testing.T) {
-	s := open(t, testservice.MongoURL(t), Options{Retention: time.Hour})
+	// A minute for the commit: encoding 49 MiB on a busy machine can take
+	// the default 5 s, and a commit that times out keeps its claims.
+	s := open(t, testservice.MongoURL(t), Options{Retention: time.Hour, GroupOptions: record.GroupOptions{Timeout: time.Minute}})
 	ctx := context.Background()
 	now := time.Now().UTC()
 	// A document over the 48 MB wire message limit: the driver refuses
