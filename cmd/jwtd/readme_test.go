@@ -22,10 +22,11 @@ import (
 	"github.com/creack/pty"
 )
 
-// The README, tried as a newcomer would: the repository's files copied to
-// a temporary directory, make build, make run on a terminal, every curl and
-// jwtd command of the README's sh blocks run against it (placeholders
-// replaced by the real values), and Ctrl-C, after which make exits 0.
+// The README and docs/, tried as a newcomer would: the repository's files
+// copied to a temporary directory, make build, make run on a terminal, every
+// curl and jwtd command of the sh blocks of README.md and docs/*.md run
+// against it (placeholders replaced by the real values), and Ctrl-C, after
+// which make exits 0.
 // Commands that need the network or Docker (git clone, go install, docker)
 // and the make targets (run here, or this test itself) are not run.
 func TestReadmeCommands(t *testing.T) {
@@ -129,14 +130,25 @@ func TestReadmeCommands(t *testing.T) {
 		" TOKEN", ` "$TOKEN"`,
 	)
 
-	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
-	if err != nil {
-		t.Fatal(err)
+	// The README first, then docs/ in name order, against the one server.
+	pages, _ := filepath.Glob(filepath.Join(dir, "docs", "*.md"))
+	pages = append([]string{filepath.Join(dir, "README.md")}, pages...)
+	var commands []pageCommand
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := filepath.Rel(dir, page)
+		for _, c := range readmeCommands(string(text)) {
+			commands = append(commands, pageCommand{name, c})
+		}
 	}
-	commands := readmeCommands(string(readme))
 	bodyFile := filepath.Join(t.TempDir(), "body")
 	ran := 0
-	for _, c := range commands {
+	ranIn := map[string]int{}
+	for _, pc := range commands {
+		c := pc.command
 		first, _, _ := strings.Cut(c, " ")
 		if first != "curl" && first != "jwtd" || strings.HasPrefix(c, "jwtd serve") {
 			continue
@@ -154,25 +166,30 @@ func TestReadmeCommands(t *testing.T) {
 		sh.Stdout, sh.Stderr = &stdout, &stderr
 		err := sh.Run()
 		ran++
+		ranIn[pc.page]++
 		switch {
 		case err != nil:
-			t.Errorf("README: %s\n%v\n%s%s", c, err, stdout.String(), stderr.String())
+			t.Errorf("%s: %s\n%v\n%s%s", pc.page, c, err, stdout.String(), stderr.String())
 		case first == "curl":
 			status, _ := strconv.Atoi(stdout.String())
 			// 2xx, but for the refusals the README shows as such.
 			body, _ := os.ReadFile(bodyFile)
 			if want, ok := readmeRefusals[c]; ok && status != want || !ok && (status < 200 || status > 299) {
-				t.Errorf("README: %s\nanswered %d %s", c, status, body)
+				t.Errorf("%s: %s\nanswered %d %s", pc.page, c, status, body)
 			}
 			// /verifyToken answers 200 whether or not the token verifies.
 			if strings.Contains(c, "/verifyToken") && !strings.Contains(string(body), `"Signature Verification":true`) {
-				t.Errorf("README: %s\ndid not verify: %s", c, body)
+				t.Errorf("%s: %s\ndid not verify: %s", pc.page, c, body)
 			}
 		}
 	}
-	t.Logf("%d README commands run", ran)
-	if ran < 20 {
-		t.Errorf("only %d README commands found; the parser has drifted from the README", ran)
+	t.Logf("%d commands run: %v", ran, ranIn)
+	// Floors well under today's counts: a parser that drifted from the
+	// pages finds next to nothing.
+	for page, least := range map[string]int{"README.md": 10, "docs/http-api.md": 15, "docs/cli.md": 5, "docs/keys.md": 3} {
+		if ranIn[page] < least {
+			t.Errorf("only %d commands found in %s; the parser has drifted from it", ranIn[page], page)
+		}
 	}
 
 	// Ctrl-C on the terminal: jwtd stops cleanly and make exits 0.
@@ -201,13 +218,16 @@ func killRunning(path string) {
 	}
 }
 
+// pageCommand is a command of a sh block and the page it is on.
+type pageCommand struct{ page, command string }
+
 // readmeRefusals are the README's commands that show a refusal, and its
 // status.
 var readmeRefusals = map[string]int{
 	"curl http://127.0.0.1:8080/v1/token/4155552671/tx-1001": 400, // a national number, and no phone.default_region
 }
 
-// readmeCommands are the commands of the README's sh blocks, continuation
+// readmeCommands are the commands of a page's sh blocks, continuation
 // lines joined and comments dropped.
 func readmeCommands(readme string) []string {
 	var out []string
