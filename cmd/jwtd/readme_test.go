@@ -12,12 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/creack/pty"
 )
@@ -321,4 +323,78 @@ func copyTracked(t *testing.T, root, dir string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Every page of docs/ is linked from the README, and every relative link of
+// the README and docs/ reaches a file, and a heading of it when it names one
+// (#anchor, as GitHub makes them).
+func TestDocsLinks(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	pages, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	readme := filepath.Join(root, "README.md")
+	readmeText, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range pages {
+		name, _ := filepath.Rel(root, page)
+		if !strings.Contains(string(readmeText), "]("+name+")") {
+			t.Errorf("README.md does not link %s", name)
+		}
+	}
+	for _, page := range append([]string{readme}, pages...) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := filepath.Rel(root, page)
+		for _, m := range mdLink.FindAllStringSubmatch(string(text), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+			}
+			linked, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%s: link %s: %v", name, target, err)
+				continue
+			}
+			if anchor != "" && !slices.Contains(headingAnchors(string(linked)), anchor) {
+				t.Errorf("%s: link %s: no heading makes #%s", name, target, anchor)
+			}
+		}
+	}
+}
+
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// headingAnchors are the anchors GitHub makes of a page's headings:
+// lowercased, punctuation but hyphens dropped, spaces as hyphens.
+func headingAnchors(page string) []string {
+	var out []string
+	inFence := false
+	for line := range strings.Lines(page) {
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		heading := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(heading) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
 }
