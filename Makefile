@@ -15,8 +15,8 @@ FUZZTIME    ?= 200000x
 all: build
 
 build:
-	@echo "building bin/jwtd (the first build compiles SQLite and the MongoDB driver: a few minutes)"
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/jwtd ./cmd/jwtd
+	@echo "building bin/jwtd (with empty Go caches the first build downloads ~45 modules and compiles SQLite and the MongoDB driver: about 9 minutes on 2 cores; packages are named as they compile)"
+	CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags '$(LDFLAGS)' -o bin/jwtd ./cmd/jwtd
 
 # make run ARGS="--listen 127.0.0.1:9090": the same build as make build, so
 # neither compiles again after the other. On a terminal, jwtd runs as its own

@@ -12,20 +12,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/creack/pty"
 )
 
-// The README, tried as a newcomer would: the repository's files copied to
-// a temporary directory, make build, make run on a terminal, every curl and
-// jwtd command of the README's sh blocks run against it (placeholders
-// replaced by the real values), and Ctrl-C, after which make exits 0.
+// The README and docs/, tried as a newcomer would: the repository's files
+// copied to a temporary directory, make build, make run on a terminal, every
+// curl and jwtd command of the sh blocks of README.md and docs/*.md run
+// against it (placeholders replaced by the real values), and Ctrl-C, after
+// which make exits 0.
 // Commands that need the network or Docker (git clone, go install, docker)
 // and the make targets (run here, or this test itself) are not run.
 func TestReadmeCommands(t *testing.T) {
@@ -129,14 +132,25 @@ func TestReadmeCommands(t *testing.T) {
 		" TOKEN", ` "$TOKEN"`,
 	)
 
-	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
-	if err != nil {
-		t.Fatal(err)
+	// The README first, then docs/ in name order, against the one server.
+	pages, _ := filepath.Glob(filepath.Join(dir, "docs", "*.md"))
+	pages = append([]string{filepath.Join(dir, "README.md")}, pages...)
+	var commands []pageCommand
+	for _, page := range pages {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := filepath.Rel(dir, page)
+		for _, c := range readmeCommands(string(text)) {
+			commands = append(commands, pageCommand{name, c})
+		}
 	}
-	commands := readmeCommands(string(readme))
 	bodyFile := filepath.Join(t.TempDir(), "body")
 	ran := 0
-	for _, c := range commands {
+	ranIn := map[string]int{}
+	for _, pc := range commands {
+		c := pc.command
 		first, _, _ := strings.Cut(c, " ")
 		if first != "curl" && first != "jwtd" || strings.HasPrefix(c, "jwtd serve") {
 			continue
@@ -154,25 +168,30 @@ func TestReadmeCommands(t *testing.T) {
 		sh.Stdout, sh.Stderr = &stdout, &stderr
 		err := sh.Run()
 		ran++
+		ranIn[pc.page]++
 		switch {
 		case err != nil:
-			t.Errorf("README: %s\n%v\n%s%s", c, err, stdout.String(), stderr.String())
+			t.Errorf("%s: %s\n%v\n%s%s", pc.page, c, err, stdout.String(), stderr.String())
 		case first == "curl":
 			status, _ := strconv.Atoi(stdout.String())
 			// 2xx, but for the refusals the README shows as such.
 			body, _ := os.ReadFile(bodyFile)
 			if want, ok := readmeRefusals[c]; ok && status != want || !ok && (status < 200 || status > 299) {
-				t.Errorf("README: %s\nanswered %d %s", c, status, body)
+				t.Errorf("%s: %s\nanswered %d %s", pc.page, c, status, body)
 			}
 			// /verifyToken answers 200 whether or not the token verifies.
 			if strings.Contains(c, "/verifyToken") && !strings.Contains(string(body), `"Signature Verification":true`) {
-				t.Errorf("README: %s\ndid not verify: %s", c, body)
+				t.Errorf("%s: %s\ndid not verify: %s", pc.page, c, body)
 			}
 		}
 	}
-	t.Logf("%d README commands run", ran)
-	if ran < 20 {
-		t.Errorf("only %d README commands found; the parser has drifted from the README", ran)
+	t.Logf("%d commands run: %v", ran, ranIn)
+	// Floors well under today's counts: a parser that drifted from the
+	// pages finds next to nothing.
+	for page, least := range map[string]int{"README.md": 10, "docs/http-api.md": 15, "docs/cli.md": 5, "docs/keys.md": 3} {
+		if ranIn[page] < least {
+			t.Errorf("only %d commands found in %s; the parser has drifted from it", ranIn[page], page)
+		}
 	}
 
 	// Ctrl-C on the terminal: jwtd stops cleanly and make exits 0.
@@ -201,13 +220,16 @@ func killRunning(path string) {
 	}
 }
 
+// pageCommand is a command of a sh block and the page it is on.
+type pageCommand struct{ page, command string }
+
 // readmeRefusals are the README's commands that show a refusal, and its
 // status.
 var readmeRefusals = map[string]int{
 	"curl http://127.0.0.1:8080/v1/token/4155552671/tx-1001": 400, // a national number, and no phone.default_region
 }
 
-// readmeCommands are the commands of the README's sh blocks, continuation
+// readmeCommands are the commands of a page's sh blocks, continuation
 // lines joined and comments dropped.
 func readmeCommands(readme string) []string {
 	var out []string
@@ -301,4 +323,78 @@ func copyTracked(t *testing.T, root, dir string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Every page of docs/ is linked from the README, and every relative link of
+// the README and docs/ reaches a file, and a heading of it when it names one
+// (#anchor, as GitHub makes them).
+func TestDocsLinks(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	pages, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	readme := filepath.Join(root, "README.md")
+	readmeText, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range pages {
+		name, _ := filepath.Rel(root, page)
+		if !strings.Contains(string(readmeText), "]("+name+")") {
+			t.Errorf("README.md does not link %s", name)
+		}
+	}
+	for _, page := range append([]string{readme}, pages...) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _ := filepath.Rel(root, page)
+		for _, m := range mdLink.FindAllStringSubmatch(string(text), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+			}
+			linked, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%s: link %s: %v", name, target, err)
+				continue
+			}
+			if anchor != "" && !slices.Contains(headingAnchors(string(linked)), anchor) {
+				t.Errorf("%s: link %s: no heading makes #%s", name, target, anchor)
+			}
+		}
+	}
+}
+
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// headingAnchors are the anchors GitHub makes of a page's headings:
+// lowercased, punctuation but hyphens dropped, spaces as hyphens.
+func headingAnchors(page string) []string {
+	var out []string
+	inFence := false
+	for line := range strings.Lines(page) {
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		heading := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(heading) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
 }
