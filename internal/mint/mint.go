@@ -103,6 +103,17 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 	if p.Record && m.Store == nil {
 		return nil, fmt.Errorf("%w: profile %q records, and no store is open", record.ErrUnavailable, p.Name)
 	}
+	if !p.Record && out.XID != "" && m.Store != nil {
+		// A recorded token's closed transaction is refused by the store's
+		// commit; an unrecorded one is asked here.
+		closed, err := m.Store.ClosedAt(ctx, out.XID)
+		switch {
+		case err != nil:
+			return nil, err
+		case !closed.IsZero():
+			return nil, record.ErrXIDClosed
+		}
+	}
 	treq := token.Request{
 		Phone: out.Phone, XID: out.XID, Subject: req.Subject, Audience: req.Audience, Data: req.Data, TTL: req.TTL,
 	}

@@ -150,3 +150,21 @@ func TestMintStoreDown(t *testing.T) {
 		t.Errorf("got %v, %v", got, err)
 	}
 }
+
+// A revoked transaction takes no new token from any profile: a recording
+// one is refused by the store's commit, an unrecorded one by Mint.
+func TestMintRefusesClosedTransaction(t *testing.T) {
+	m, store := newMinter(t)
+	ctx := context.Background()
+	if _, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155550123", XID: "closed-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RevokeXID(ctx, "closed-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, profile := range []string{"appverify", "quiet"} {
+		if _, err := m.Mint(ctx, mint.Request{Profile: profile, Phone: "+14155550123", XID: "closed-1"}); !errors.Is(err, record.ErrXIDClosed) {
+			t.Errorf("%s on the revoked transaction: %v, want ErrXIDClosed", profile, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,10 +37,12 @@ type Verified struct {
 	Key    *keys.Key
 }
 
-// ownKey is what the service knows of one of jwtd's keys.
+// ownKey is what the service knows of one of jwtd's keys: of every key
+// with its fingerprint, when several kids share one material.
 type ownKey struct {
 	keys.KnownKey
-	inSet bool // in the key set now
+	algs  []string // the algorithms jwtd uses it with
+	inSet bool     // in the key set now
 }
 
 // learnKeys indexes the key set and the history by fingerprint. A key in
@@ -55,20 +58,33 @@ func (s *Service) learnKeys() {
 	now := s.opts.Now().UTC()
 	for _, k := range s.keys.All() {
 		own := ownKey{KnownKey: keys.KnownKey{Kid: k.Kid(), Alg: k.Alg(), Profiles: strings.Join(served[k], ","),
-			Recorded: s.recorded[k], Lifetime: s.noExpTTL[k], Added: now}, inSet: true}
+			Recorded: s.recorded[k], Lifetime: s.noExpTTL[k], Added: now}, algs: []string{k.Alg()}, inSet: true}
 		for _, fp := range keys.Fingerprints(k) {
 			own.Fingerprint = fp
-			s.own[fp] = own
+			s.own[fp] = merge(s.own[fp], own)
 		}
 	}
 	for _, k := range s.opts.Known {
+		if _, inSet := s.keys.Lookup(k.Kid); !inSet {
+			s.gone[k.Kid] = true
+		}
 		if _, ok := s.own[k.Fingerprint]; !ok {
-			s.own[k.Fingerprint] = ownKey{KnownKey: k}
-			if _, inSet := s.keys.Lookup(k.Kid); !inSet {
-				s.gone[k.Kid] = true
-			}
+			s.own[k.Fingerprint] = ownKey{KnownKey: k, algs: slices.DeleteFunc([]string{k.Alg}, func(a string) bool { return a == "" })}
 		}
 	}
+}
+
+// merge is what jwtd's rules hold of a material that several keys share:
+// recorded only if every key's profiles record, the longest lifetime of
+// their exp-less tokens, each key's algorithm.
+func merge(a, b ownKey) ownKey {
+	if a.Fingerprint == "" {
+		return b
+	}
+	a.Recorded = a.Recorded && b.Recorded
+	a.Lifetime = max(a.Lifetime, b.Lifetime)
+	a.algs = append(a.algs, b.algs...)
+	return a
 }
 
 // KnownKeys describes every key of the set as the key history keeps it,
@@ -257,8 +273,12 @@ func (s *Service) VerifyWithKey(ctx context.Context, tok string, key []byte, loo
 		}
 	}
 	err = s.checkWithKey(ctx, tok, j, c, claimsErr, key, lookup)
-	if err != nil && !IsReason(err) {
-		return Checked{}, err // the record could not be read: no verdict
+	switch {
+	case err == nil, IsReason(err):
+	case errors.Is(err, keys.ErrPrivateKey), errors.Is(err, record.ErrUnavailable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return Checked{}, err
+	default: // the record could not be read: no verdict
+		return Checked{}, fmt.Errorf("%w: reading the token's record: %w", record.ErrUnavailable, err)
 	}
 	return Checked{Header: j.RawHeader, Claims: j.Payload, Err: err}, nil
 }
@@ -284,6 +304,14 @@ func (s *Service) checkWithKey(ctx context.Context, tok string, j *JWS, c *Claim
 		return claimsErr
 	}
 	own, isOwn := s.own[keys.Fingerprint(k, j.Header.Alg)]
+	switch {
+	case isOwn && len(own.algs) > 0 && !slices.Contains(own.algs, j.Header.Alg):
+		// jwtd's material under another algorithm is no token of jwtd's.
+		return fmt.Errorf("%w: the key is jwtd's (kid %s) for %s, and this token is %s", ErrBadSignature, own.Kid, strings.Join(own.algs, ", "), j.Header.Alg)
+	case isOwn && own.Lifetime > 0 && c.Expires.IsZero() && c.IssuedAt.IsZero():
+		// As Verify: jwtd's exp-less tokens live from their iat.
+		return badClaim("claim \"exp\" is required, or \"iat\" for a token of a key whose tokens live from it")
+	}
 	if isOwn && !own.inSet {
 		// As introspection answers it: by the record, when it is one.
 		if decided, verdict := s.byRecord(ctx, tok, c.JTI, lookup); decided {

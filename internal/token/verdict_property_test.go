@@ -33,8 +33,9 @@ type world struct {
 
 // held is a token and the key a /verifyToken caller would send with it.
 type held struct {
-	tok string
-	key []byte
+	tok    string
+	key    []byte
+	forged bool
 }
 
 const castlabsTTL = time.Minute
@@ -105,7 +106,7 @@ func (w *world) step() {
 			k := w.def[len(w.def)-1]
 			key, _ = keys.MarshalPublicPEM(k.Public())
 		}
-		w.tokens = append(w.tokens, held{is.Token, key})
+		w.tokens = append(w.tokens, held{is.Token, key, false})
 	case op == 3 && len(w.tokens) > 0: // revoke
 		c := claimsOfToken(w.tokens[w.rng.IntN(len(w.tokens))].tok)
 		if r, ok := w.recs[c]; ok {
@@ -137,7 +138,7 @@ func (w *world) step() {
 		}
 		iat := w.now.Add(-time.Duration(w.rng.IntN(120)) * time.Second).Unix()
 		tok := attacktest.Signed(w.t, k, `{"typ":"JWT","alg":"HS512"}`, fmt.Sprintf(`{"iat":%d,"jti":%q,"payload":{"data":"forged"}}`, iat, jti))
-		w.tokens = append(w.tokens, held{tok, k.Secret()})
+		w.tokens = append(w.tokens, held{tok, k.Secret(), true})
 	default: // the clock steps
 		w.now = w.now.Add(time.Duration(w.rng.IntN(40)) * time.Second)
 	}
@@ -177,6 +178,12 @@ func TestVerdictPathsAgree(t *testing.T) {
 					t.Fatalf("seed %d token %d: VerifyWithKey: %v", seed, i, err)
 				}
 				in, wk := reasonOf(ierr), reasonOf(c.Err)
+				// And the oracle: a forgery, or a token whose record was
+				// revoked, is never active on either path.
+				r, recorded := w.recs[claimsOfToken(h.tok)]
+				if (h.forged || recorded && r.revoked) && (in == "active" || wk == "active") {
+					t.Fatalf("seed %d token %d (forged %v): introspect %s, verifyToken %s", seed, i, h.forged, in, wk)
+				}
 				exact := false
 				if r, ok := w.recs[claimsOfToken(h.tok)]; ok {
 					exact = r.sha256 == HashToken(h.tok)

@@ -106,7 +106,7 @@ func TestVerdictDeletedKey(t *testing.T) {
 	var known []keys.KnownKey
 	for _, k := range []*keys.Key{oldKey, esKey} {
 		for _, fp := range keys.Fingerprints(k) {
-			known = append(known, keys.KnownKey{Fingerprint: fp, Kid: k.Kid(), Recorded: true, Lifetime: map[string]time.Duration{"cl1": time.Hour}[k.Kid()]})
+			known = append(known, keys.KnownKey{Fingerprint: fp, Kid: k.Kid(), Alg: k.Alg(), Recorded: true, Lifetime: map[string]time.Duration{"cl1": time.Hour}[k.Kid()]})
 		}
 	}
 	s, err := NewService(set, map[string]ProfileSpec{
@@ -168,4 +168,52 @@ func TestVerdictRecordUnreadable(t *testing.T) {
 	if _, err := s.Introspect(context.Background(), is.Token, fail); !errors.Is(err, down) || IsReason(err) {
 		t.Errorf("Introspect with the store down: %v", err)
 	}
+}
+
+// Keys of jwtd's that share one material hold their tokens to the
+// strictest of their rules; jwtd's secret under another algorithm, or a
+// token of an exp-less profile's key without iat, is no token of jwtd's.
+func TestVerdictSharedMaterialAndAlgorithms(t *testing.T) {
+	cl, _ := keys.New("cl1", "HS512", []byte(castlabsSecret))
+	twin, _ := keys.New("twin", "HS512", []byte(castlabsSecret))
+	set, _ := keys.NewSet(cl, twin)
+	no := false
+	for _, order := range [][2]string{{"castlabs", "other"}, {"other", "castlabs"}} {
+		s, err := NewService(set, map[string]ProfileSpec{
+			order[0]: map[string]ProfileSpec{"castlabs": {Key: "cl1", Layout: LayoutCastlabs, TTL: time.Hour}, "other": {Key: "twin", TTL: time.Minute, Record: &no}}[order[0]],
+			order[1]: map[string]ProfileSpec{"castlabs": {Key: "cl1", Layout: LayoutCastlabs, TTL: time.Hour}, "other": {Key: "twin", TTL: time.Minute, Record: &no}}[order[1]],
+		}, Options{Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := records{}
+		is, _ := s.Issue("castlabs", Request{Data: json.RawMessage(`"a"`)})
+		recs.add(is)
+		later := *s
+		later.opts.Now = func() time.Time { return testNow.Add(3 * time.Hour) }
+		if c, err := later.VerifyWithKey(context.Background(), is.Token, []byte(castlabsSecret), recs.lookup); err != nil || Reason(c.Err) != "expired" || c.Err == nil {
+			t.Errorf("%v: a castlabs token 3h old with a secret two kids share: %v %v, want expired", order, err, c.Err)
+		}
+	}
+	s, recs := testService(t), records{}
+	noIat := attacktest.Signed(t, mustKey(t, "HS512", castlabsSecret), `{"typ":"JWT","alg":"HS512"}`, `{"jti":"x","payload":{"data":"d"}}`)
+	otherAlg := attacktest.Signed(t, mustKey(t, "HS256", castlabsSecret), `{"typ":"JWT","alg":"HS256"}`, fmt.Sprintf(`{"iat":%d,"exp":%d}`, testNow.Unix(), testNow.Unix()+60))
+	for name, tc := range map[string]struct{ tok, want string }{
+		"no exp, no iat":            {noIat, "malformed"},
+		"castlabs secret for HS256": {otherAlg, "bad_signature"},
+	} {
+		c, err := s.VerifyWithKey(context.Background(), tc.tok, []byte(castlabsSecret), recs.lookup)
+		if err != nil || c.Err == nil || Reason(c.Err) != tc.want {
+			t.Errorf("%s: %v %v, want %s", name, err, c.Err, tc.want)
+		}
+	}
+}
+
+func mustKey(t *testing.T, alg, secret string) *keys.Key {
+	t.Helper()
+	k, err := keys.New("", alg, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
