@@ -275,6 +275,20 @@ func TestAuditTwoInstances(t *testing.T) {
 			if per["node-a"] != each || per["node-b"] != 2*each {
 				t.Errorf("mint entries per chain: %v, want node-a %d, node-b %d\n%s", per, each, 2*each, out)
 			}
+			// A key's change of state is recorded by the instance that
+			// wrote it, once, not by every instance that applies it.
+			changes := map[string]int{}
+			for _, e := range count(es, audit.ActionKeyState, "jwtd") {
+				changes[e.Target+" "+e.Detail]++
+			}
+			if len(changes) < 3 {
+				t.Errorf("key state entries %v, want the first key of each built-in profile", changes)
+			}
+			for change, n := range changes {
+				if n != 1 {
+					t.Errorf("%s recorded %d times", change, n)
+				}
+			}
 		})
 	}
 }

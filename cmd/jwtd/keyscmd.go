@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -65,9 +64,7 @@ func cmdKeys(ctx context.Context, args []string, e env) error {
 	if secret, ok := material.([]byte); ok {
 		data = []byte(base64.RawURLEncoding.EncodeToString(secret) + "\n")
 		if *kid == "" {
-			var b [6]byte
-			_, _ = rand.Read(b[:])
-			*kid = "hs-" + base64.RawURLEncoding.EncodeToString(b[:])
+			*kid = keys.SecretKid()
 		}
 	} else {
 		if data, err = keys.MarshalPrivatePEM(material); err != nil {

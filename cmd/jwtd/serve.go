@@ -82,7 +82,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	trail := newTrail(cfg, store, logger, m)
 	defer trail.Close() // before the store closes: deferred calls run last first
 	var running live
-	signing, err := newSigningKeys(ctx, cfg, e, store, &running, logger, m)
+	signing, err := newServeKeys(ctx, cfg, e, store, &running, logger, m, trail)
 	if errors.Is(err, keys.ErrSealed) {
 		//nolint:errcheck // the start is refused either way
 		trail.Commit(ctx, audit.Entry{Actor: audit.ActorJWTD, Action: audit.ActionKeyOpenFail, Result: audit.ResultFailed, Detail: err.Error()})
@@ -90,7 +90,6 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	signing.audit = trail
 	apiKeys, err := loadAPIKeys(cfg, e)
 	if err != nil {
 		return err
@@ -283,7 +282,7 @@ type live struct {
 // reload re-reads the configuration, keys and API keys (SIGHUP). The
 // listener and its connections are untouched; on any error everything
 // running stays.
-func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, signing *signingKeys, trail *audit.Trail) {
+func reload(ctx context.Context, fs *pflag.FlagSet, e env, logger *slog.Logger, running *live, signing *serveKeys, trail *audit.Trail) {
 	before := running.apiKeys.Load().Names()
 	err := func() error {
 		cfg, err := config.Load(fs, e.getenv)

@@ -25,9 +25,7 @@ func SealedKeys(s *Sealer, text bool) MakeKey {
 		}
 		kid := ""
 		if secret, ok := material.([]byte); ok {
-			var b [9]byte
-			_, _ = rand.Read(b[:])
-			kid = "hs-" + base64.RawURLEncoding.EncodeToString(b[:])
+			kid = SecretKid()
 			if text {
 				material = hex.AppendEncode(nil, secret)
 			}
@@ -43,6 +41,14 @@ func SealedKeys(s *Sealer, text bool) MakeKey {
 		}
 		return seal(s, k)
 	}
+}
+
+// SecretKid is a new kid for a secret, which has no thumbprint to name it:
+// "hs-" and 72 random bits, so that kids of keys made apart never meet.
+func SecretKid() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return "hs-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // seal makes a key a managed one, its private material sealed under s.
@@ -119,26 +125,30 @@ const syncAttempts = 5
 // keys no verifier has, or with keys long retired.
 var ErrRegressed = errors.New("the keyring went back to an older version")
 
-// Sync brings every managed profile's keyring to now and returns them.
-// seen holds the versions this instance last read (nil at start): a
-// keyring older than that is ErrRegressed, and is neither advanced nor
-// written.
-func (m *Manager) Sync(ctx context.Context, now time.Time, seen map[string]int64) (map[string]Keyring, error) {
+// Sync brings every managed profile's keyring to now and returns them,
+// with the changes this call wrote: each change of a shared keyring is
+// written, and so returned, by exactly one instance (even when a later
+// profile fails, and the keyrings are not returned). seen holds the
+// versions this instance last read (nil at start): a keyring older than
+// that is ErrRegressed, and is neither advanced nor written.
+func (m *Manager) Sync(ctx context.Context, now time.Time, seen map[string]int64) (map[string]Keyring, []Change, error) {
 	out := make(map[string]Keyring, len(m.Policies))
+	var wrote []Change
 	for _, profile := range m.profiles() {
-		ring, err := m.update(ctx, profile, now, true, func(ring Keyring) ([]ManagedKey, error) {
+		ring, changes, err := m.update(ctx, profile, now, true, func(ring Keyring) ([]ManagedKey, error) {
 			if ring.Version < seen[profile] {
 				return nil, fmt.Errorf("%w: profile %q is at version %d, after version %d was read (a restored backup, or a keyring deleted?); "+
 					"restart jwtd to take the store as it is now", ErrRegressed, profile, ring.Version, seen[profile])
 			}
 			return ring.Keys, nil
 		})
+		wrote = append(wrote, changes...)
 		if err != nil {
-			return nil, err
+			return nil, wrote, err
 		}
 		out[profile] = ring
 	}
-	return out, nil
+	return out, wrote, nil
 }
 
 // Read returns every managed profile's keyring as stored, changing
@@ -169,7 +179,7 @@ func (m *Manager) Rotate(ctx context.Context, profile string, now time.Time) (Ke
 	if _, ok := m.Policies[profile]; !ok {
 		return Keyring{}, fmt.Errorf("%w: profile %q signs with a configured key; rotate it by changing the configuration", ErrNotManaged, profile)
 	}
-	return m.update(ctx, profile, now, false, func(r Keyring) ([]ManagedKey, error) {
+	ring, _, err := m.update(ctx, profile, now, false, func(r Keyring) ([]ManagedKey, error) {
 		ring := r.Keys
 		out, ok := RotateNow(ring, now)
 		if !ok {
@@ -179,6 +189,7 @@ func (m *Manager) Rotate(ctx context.Context, profile string, now time.Time) (Ke
 		}
 		return out, nil
 	})
+	return ring, err
 }
 
 // Adopt makes k, a key that already signs (one kept in a file by an
@@ -213,7 +224,7 @@ func (m *Manager) Reseal(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for _, r := range rings {
 		n := 0
-		_, err := m.update(ctx, r.Profile, now, false, func(ring Keyring) ([]ManagedKey, error) {
+		_, _, err := m.update(ctx, r.Profile, now, false, func(ring Keyring) ([]ManagedKey, error) {
 			out := slices.Clone(ring.Keys)
 			n = 0
 			for i, k := range out {
@@ -241,44 +252,45 @@ func (m *Manager) Reseal(ctx context.Context, now time.Time) (int, error) {
 
 // update reads a profile's keyring, applies change, and with advance (for
 // a profile with a policy) Advance, and writes it back by compare-and-swap
-// when anything changed, reading again when another instance wrote first.
-// It writes nothing unless every stored key opens: an instance given a
-// wrong master key must not add keys the others cannot open.
-func (m *Manager) update(ctx context.Context, profile string, now time.Time, advance bool, change func(Keyring) ([]ManagedKey, error)) (Keyring, error) {
+// when anything changed, reading again when another instance wrote first;
+// it returns the keyring and the changes of state it wrote. It writes
+// nothing unless every stored key opens: an instance given a wrong master
+// key must not add keys the others cannot open.
+func (m *Manager) update(ctx context.Context, profile string, now time.Time, advance bool, change func(Keyring) ([]ManagedKey, error)) (Keyring, []Change, error) {
 	p, managed := m.Policies[profile]
 	for range syncAttempts {
 		ring, err := m.Store.Keyring(ctx, profile)
 		if err != nil {
-			return ring, err
+			return ring, nil, err
 		}
 		for _, k := range ring.Keys {
 			if _, err := m.Sealer.Open(k.Kid, k.Private); err != nil {
-				return ring, fmt.Errorf("the keys of profile %q: %w", profile, err)
+				return ring, nil, fmt.Errorf("the keys of profile %q: %w", profile, err)
 			}
 		}
 		keys, err := change(ring)
 		if err != nil {
-			return ring, err
+			return ring, nil, err
 		}
 		if advance && managed {
 			if keys, _, err = Advance(keys, p, now, SealedKeys(m.Sealer, p.Text)); err != nil {
-				return ring, err
+				return ring, nil, err
 			}
 		}
 		if slices.EqualFunc(keys, ring.Keys, sameManagedKey) {
-			return ring, nil
+			return ring, nil, nil
 		}
 		next := Keyring{Profile: profile, Version: ring.Version, Keys: keys}
 		v, err := m.Store.PutKeyring(ctx, next)
 		switch {
 		case err == nil:
 			next.Version = v
-			return next, nil
+			return next, Changes(profile, ring.Keys, keys), nil
 		case !errors.Is(err, ErrConflict):
-			return ring, err
+			return ring, nil, err
 		}
 	}
-	return Keyring{}, fmt.Errorf("the keyring of %q kept changing under %d attempts to write it", profile, syncAttempts)
+	return Keyring{}, nil, fmt.Errorf("the keyring of %q kept changing under %d attempts to write it", profile, syncAttempts)
 }
 
 func sameManagedKey(a, b ManagedKey) bool {

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -75,9 +76,12 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 	// Four instances start at once on an empty store.
 	var wg sync.WaitGroup
 	kids := make([]string, 4)
+	wrote := make([][]keys.Change, 4)
 	for i := range kids {
 		wg.Go(func() {
-			rings, err := manager(sealer).Sync(ctx, t0, nil)
+			var rings map[string]keys.Keyring
+			var err error
+			rings, wrote[i], err = manager(sealer).Sync(ctx, t0, nil)
 			if err != nil {
 				t.Error(err)
 				return
@@ -94,9 +98,19 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 	if kids[0] == "" || kids[1] != kids[0] || kids[2] != kids[0] || kids[3] != kids[0] {
 		t.Fatalf("instances disagree on the current key: %v", kids)
 	}
+	// Each keyring was made by one of them, and only that one says so.
+	var made []string
+	for _, changes := range wrote {
+		for _, c := range changes {
+			made = append(made, fmt.Sprint(c.Profile, " ", c.Kind))
+		}
+	}
+	if slices.Sort(made); !slices.Equal(made, []string{"castlabs activated", "default activated"}) {
+		t.Errorf("the changes the four instances wrote: %v, want each keyring's first key activated once", made)
+	}
 
 	// A rotation: the next key is published, not signing, then signs.
-	rings, err := m.Sync(ctx, t0.Add(55*time.Minute), nil)
+	rings, _, err := m.Sync(ctx, t0.Add(55*time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +122,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 		t.Errorf("rotating while a rotation is under way: %v", err)
 	}
 	// Published at 55 min, it signs PublishLead later: at 65 min.
-	rings, err = m.Sync(ctx, t0.Add(66*time.Minute), nil)
+	rings, _, err = m.Sync(ctx, t0.Add(66*time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +144,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 	if len(secret.Secret()) != 128 || strings.Trim(string(secret.Secret()), "0123456789abcdef") != "" {
 		t.Errorf("the castlabs secret is not 128 hex digits: %q", secret.Secret())
 	}
-	if later, err := m.Sync(ctx, t0.Add(10000*time.Hour), nil); err != nil || len(later["castlabs"].Keys) != 1 {
+	if later, _, err := m.Sync(ctx, t0.Add(10000*time.Hour), nil); err != nil || len(later["castlabs"].Keys) != 1 {
 		t.Errorf("a secret that never rotates rotated: %+v, %v", later["castlabs"], err)
 	}
 	// Rotate only makes the current key due; the next sync makes its
@@ -139,13 +153,13 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 	if err != nil || len(ring.Keys) != 1 || !ring.Keys[0].Retires.Equal(t0.Add(10001*time.Hour)) {
 		t.Fatalf("rotating the secret by hand: %+v, %v", ring, err)
 	}
-	rings, err = m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), nil)
+	rings, _, err = m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), nil)
 	if ring := rings["castlabs"]; err != nil || len(ring.Keys) != 2 || ring.Keys[1].State != keys.KeyNext ||
 		!ring.Keys[1].Activates.Equal(t0.Add(10001*time.Hour+time.Second+time.Minute)) || !ring.Keys[0].Retires.Equal(ring.Keys[1].Activates) {
 		t.Fatalf("the sync after a rotation by hand: %+v, %v", ring, err)
 	}
 	seen := map[string]int64{"castlabs": rings["castlabs"].Version + 1, "default": rings["default"].Version}
-	if _, err := m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), seen); !errors.Is(err, keys.ErrRegressed) {
+	if _, _, err := m.Sync(ctx, t0.Add(10001*time.Hour+time.Second), seen); !errors.Is(err, keys.ErrRegressed) {
 		t.Errorf("a keyring older than one seen: %v", err)
 	}
 	if _, err := m.Rotate(ctx, "nope", t0); !errors.Is(err, keys.ErrNotManaged) {
@@ -160,7 +174,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 		t.Errorf("opened under another master key: %v", err)
 	}
 	before, _ := store.Keyring(ctx, "default")
-	if _, err := manager(other).Sync(ctx, t0.Add(2000*time.Hour), nil); !errors.Is(err, keys.ErrSealed) {
+	if _, _, err := manager(other).Sync(ctx, t0.Add(2000*time.Hour), nil); !errors.Is(err, keys.ErrSealed) {
 		t.Errorf("a sync under another master key: %v", err)
 	}
 	if after, _ := store.Keyring(ctx, "default"); after.Version != before.Version {
@@ -201,7 +215,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 	if ok, err := m.Adopt(ctx, "appverify", kept, t0); ok || err != nil {
 		t.Errorf("adopting into a keyring that has keys: %v, %v", ok, err)
 	}
-	rings, err = m.Sync(ctx, t0.Add(time.Hour), nil)
+	rings, _, err = m.Sync(ctx, t0.Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,12 +303,12 @@ func BenchmarkSync(b *testing.B) {
 	m := &keys.Manager{Store: s, Sealer: sealer, Policies: map[string]keys.Policy{"default": p,
 		"appverify": {Alg: "HS256", PublishLead: time.Minute, Keep: time.Minute}, "castlabs": {Alg: "HS512", Text: true, PublishLead: time.Minute, Keep: time.Minute}}}
 	now := time.Now()
-	if _, err := m.Sync(context.Background(), now, nil); err != nil {
+	if _, _, err := m.Sync(context.Background(), now, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := m.Sync(context.Background(), now, nil); err != nil {
+		if _, _, err := m.Sync(context.Background(), now, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
