@@ -69,6 +69,15 @@ post_lua() { # file content-type body [auth]
 }
 post_lua generate application/json '{"user_data":"this is test"}'
 post_lua verify application/json "{\"Token\":\"$cl_tok\",\"Signing_key\":\"$key\"}"
+# The same claims signed with a key jwtd never had: a caller's own key,
+# which needs no record read (jwtd's key above reads the token's record).
+fkey=0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0
+fsig=$(printf %s "${cl_tok%.*}" | openssl dgst -sha512 -hmac "$fkey" -binary | base64 -w0 | tr '+/' '-_' | tr -d '=')
+post_lua verify-foreign application/json "{\"Token\":\"${cl_tok%.*}.$fsig\",\"Signing_key\":\"$fkey\"}"
+for body in "{\"Token\":\"$cl_tok\",\"Signing_key\":\"$key\"}" "{\"Token\":\"${cl_tok%.*}.$fsig\",\"Signing_key\":\"$fkey\"}"; do
+  curl -sf -H 'Content-Type: application/json' -d "$body" http://127.0.0.1:18080/verifyToken | grep -q '"Signature Verification":true' ||
+    { echo "bench: /verifyToken did not verify its token: $body" >&2; exit 1; }
+done
 post_lua introspect-hs application/x-www-form-urlencoded "token=$av_tok" "$apikey"
 post_lua introspect-es application/x-www-form-urlencoded "token=$es_tok" "$apikey"
 post_lua issue-es application/json '{"sub":"bench"}' "$apikey"
@@ -107,7 +116,8 @@ j=http://127.0.0.1:18080
 measure "floor (bare net/http)" http://127.0.0.1:18081/
 measure "GET /healthz" $j/healthz
 measure "GET /.well-known/jwks.json" $j/.well-known/jwks.json
-measure "POST /verifyToken (HS512, caller's key)" $j/verifyToken "$work/verify.lua"
+measure "POST /verifyToken (HS512, jwtd's key: record read)" $j/verifyToken "$work/verify.lua"
+measure "POST /verifyToken (HS512, a key not jwtd's)" $j/verifyToken "$work/verify-foreign.lua"
 measure "POST /generateToken (HS512, recorded)" $j/generateToken "$work/generate.lua"
 measure "GET /v1/token/{phone}/{xid} (HS256, recorded)" $j/v1/token "$work/phone.lua"
 empty_phone_rps=$last_rps
