@@ -25,12 +25,11 @@ build:
 run: build
 	@if [ -t 0 ]; then set -m; fi; ./bin/jwtd serve $(ARGS)
 
-# lint and the FerretDB build (for scripts/with-test-services.sh, which finds
-# it built) run side by side: from a fresh clone both mostly wait on module
-# downloads.
-test: deps
-	$(MAKE) -j2 lint ferretdb
-	$(MAKE) unit
+# The FerretDB build first (scripts/with-test-services.sh finds it built),
+# then lint beside the tests: the end-to-end tests mostly wait on
+# processes, timers and failovers, and lint fills that time.
+test: deps ferretdb
+	$(MAKE) -j2 lint unit
 
 ferretdb:
 	@mkdir -p bin
@@ -46,8 +45,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# -parallel 4: the tests marked parallel (their own processes, servers and
+# ports) mostly wait, so more of them than the 2 CPUs run at once.
 unit:
-	scripts/with-test-services.sh $(GO) test -race -count=1 -timeout 30m ./...
+	scripts/with-test-services.sh $(GO) test -race -count=1 -parallel 4 -timeout 30m ./...
 	$(MAKE) fuzz FUZZTIME=20000x
 
 # Go benchmarks (sign, verify, group commit), the CPU, memory and latency

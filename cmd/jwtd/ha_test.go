@@ -20,6 +20,7 @@ import (
 // two jwtd instances, one with on_backend_error open and one closed; see
 // limiterFailover for what must hold.
 func TestRedisSentinelFailover(t *testing.T) {
+	t.Parallel() // its own Redis servers and jwtd processes; it mostly waits on the failover
 	s := testservice.RedisSentinel(t)
 	old := s.Primary.Addr()
 	limiterFailover(t, s.URL, "primary "+old, s.Primary.Stop, func(ctx context.Context) error {
@@ -34,6 +35,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 // One master of a three-master Redis Cluster is killed under load; see
 // limiterFailover.
 func TestRedisClusterFailover(t *testing.T) {
+	t.Parallel() // its own Redis servers and jwtd processes; it mostly waits on the failover
 	c := testservice.RedisCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -35,6 +35,7 @@ func TestReadmeCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the repository afresh")
 	}
+	t.Parallel() // a clone, a port and processes of its own
 	root, _ := filepath.Abs("../..")
 	dir := t.TempDir()
 	copyTracked(t, root, dir)
