@@ -100,10 +100,12 @@ type Hooks struct {
 type Limiter struct {
 	rules  map[string][]limiter
 	remote bool // the store is across a network (Redis): checks get a deadline
-	open   bool
-	log    *slog.Logger
-	hooks  Hooks
-	policy map[string]string
+	// deadline bounds a check against a remote store (backendDeadline).
+	deadline time.Duration
+	open     bool
+	log      *slog.Logger
+	hooks    Hooks
+	policy   map[string]string
 
 	logEvery *logevery.Every // backend-error log lines
 }
@@ -121,7 +123,7 @@ type limiter struct {
 // New builds a limiter. onBackendError is "open" (allow, log, count) or
 // "closed" (refuse) for when the store cannot be reached.
 func New(store *Store, rules []Rule, onBackendError string, log *slog.Logger, hooks Hooks) (*Limiter, error) {
-	l := &Limiter{rules: map[string][]limiter{}, remote: store.redis != nil, log: log, hooks: hooks, policy: map[string]string{},
+	l := &Limiter{rules: map[string][]limiter{}, remote: store.redis != nil, deadline: backendDeadline, log: log, hooks: hooks, policy: map[string]string{},
 		logEvery: logevery.New(backendLogEvery)}
 	switch onBackendError {
 	case "", "open":
@@ -165,6 +167,10 @@ type Decision struct {
 	Policy     string        // the RateLimit-Policy header value
 }
 
+// backendDeadline is how long a check may wait on a remote store before
+// it is answered as on_backend_error says.
+const backendDeadline = time.Second
+
 // Allow counts one request against every limit of the rule for key. When
 // the store cannot be reached it returns an error wrapping ErrBackend and a
 // Decision that follows on_backend_error.
@@ -172,7 +178,7 @@ func (l *Limiter) Allow(ctx context.Context, rule, key string) (Decision, error)
 	d := Decision{Allowed: true, Rule: rule, Remaining: -1, Policy: l.policy[rule]}
 	if l.remote {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Second)
+		ctx, cancel = context.WithTimeout(ctx, l.deadline)
 		defer cancel()
 	}
 	sum := sha256.Sum256([]byte(key))
