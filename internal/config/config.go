@@ -304,6 +304,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	if path != "" {
 		fk := koanf.New(".")
 		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			if text, rerr := os.ReadFile(path); rerr == nil {
+				return nil, yamlError(path, text, err) // read, but not as YAML
+			}
 			return nil, fmt.Errorf("reading %s: %w", path, err)
 		}
 		// A relative data_dir in the file is relative to the file, as its
