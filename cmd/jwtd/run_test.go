@@ -369,6 +369,9 @@ func TestCommandLineMistakes(t *testing.T) {
 		says string
 	}{
 		{[]string{"serve", "--port", "8081"}, "unknown flag: --port"},
+		{[]string{"serve", "--lisen", "127.0.0.1:9090"}, "unknown flag: --lisen; did you mean --listen?"},
+		{[]string{"serve", "-listen", "127.0.0.1:9090"}, "did you mean --listen? (a flag's name takes two dashes)"},
+		{[]string{"keys", "show", "--profiel", "castlabs"}, "unknown flag: --profiel; did you mean --profile?"},
 		{[]string{"serve", "--listen"}, "flag needs an argument: --listen"},
 		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
 		{[]string{"token", "sign", "--profil", "default"}, "unknown flag: --profil"},
@@ -401,6 +404,25 @@ func TestCommandLineMistakes(t *testing.T) {
 		if want := `unknown profile "defualt": did you mean default? the profiles are appverify, castlabs, default`; err == nil || err.Error() != want {
 			t.Errorf("%v --profile defualt: %v, want %s", cmd, err, want)
 		}
+	}
+}
+
+// A JWTD_ variable jwtd does not read is told at start, with the one most
+// likely meant: a log line of serve, a warning of the other commands; the
+// variables jwtd reads and those of its tests are not.
+func TestRunWarnsOfUnreadEnv(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JWTD_DATA_DIR": dir, "JWTD_LISEN": "127.0.0.1:9090", "JWTD_TEST_REQUIRE_SERVICES": "1"}
+	_, logs, stop := startServeFull(t, env)
+	stop()
+	want := `"level":"WARN","msg":"JWTD_LISEN is set, but jwtd reads no such variable; did you mean JWTD_LISTEN?","variable":"JWTD_LISEN","did_you_mean":"JWTD_LISTEN"`
+	if out := logs.String(); !strings.Contains(out, want) || strings.Count(out, "reads no such variable") != 1 {
+		t.Errorf("serve's logs lack the one warning %s:\n%s", want, out)
+	}
+	env = map[string]string{"JWTD_DATA_DIR": dir, "JWTD_DATADIR": dir}
+	_, stderr, _ := runCLI(t, env, "", "keys", "list")
+	if want := "jwtd: warning: JWTD_DATADIR is set, but jwtd reads no such variable; did you mean JWTD_DATA_DIR?\n"; !strings.HasPrefix(stderr, want) {
+		t.Errorf("keys list: %q, want it to start with %q", stderr, want)
 	}
 }
 

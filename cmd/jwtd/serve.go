@@ -55,6 +55,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	level, _ := cfg.Level()
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	for _, u := range config.UnreadEnv(e.environ) {
+		logger.Warn(u.String(), "variable", u.Name, "did_you_mean", u.Near)
+	}
 	if e.getenv("GOGC") == "" {
 		// jwtd's live heap is small (a few MB) and nearly all it allocates
 		// is garbage at the end of a request, so Go's default of collecting

@@ -312,3 +312,27 @@ func TestExampleListsEverySetting(t *testing.T) {
 		t.Errorf("%s does not load: %v", example, err)
 	}
 }
+
+// A JWTD_ variable jwtd does not read is found, with the one most likely
+// meant; those it reads, those of its tests and scripts, and variables of
+// other programs are not.
+func TestConfigUnreadEnv(t *testing.T) {
+	got := UnreadEnv([]string{
+		"JWTD_LISEN=127.0.0.1:9090", "JWTD_LISTEN=127.0.0.1:8080", "JWTD_MASTER_KEY=x", "JWTD_CONFIG=c.yaml",
+		"JWTD_DATADIR=d", "JWTD_LOG=debug", "JWTD_FROBNICATE=1", "JWTD_TEST_REQUIRE_SERVICES=1", "JWTD_BIN=b",
+		"HOME=/root", "LISTEN=x", "JWTD_MASTER_KEYS=y",
+	})
+	want := []UnreadVar{
+		{"JWTD_LISEN", "JWTD_LISTEN"}, {"JWTD_DATADIR", "JWTD_DATA_DIR"}, {"JWTD_LOG", "JWTD_LOG_LEVEL"},
+		{"JWTD_FROBNICATE", ""}, {"JWTD_MASTER_KEYS", "JWTD_MASTER_KEY"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+	if s := want[0].String(); s != "JWTD_LISEN is set, but jwtd reads no such variable; did you mean JWTD_LISTEN?" {
+		t.Errorf("%s", s)
+	}
+	if s := want[3].String(); !strings.HasSuffix(s, "it reads "+EnvNames()) || !strings.Contains(s, "JWTD_MASTER_KEY") {
+		t.Errorf("%s", s)
+	}
+}
