@@ -272,8 +272,14 @@ func TestCLI(t *testing.T) {
 	if info, err := os.Stat(keyFile); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", info, err)
 	}
-	if _, _, err := runCLI(t, env, "", "keys", "generate", "--alg", "ES384", "--out", keyFile); err == nil {
+	before, _ := os.ReadFile(keyFile)
+	_, _, err = runCLI(t, env, "", "keys", "generate", "--alg", "ES384", "--out", keyFile)
+	if after, _ := os.ReadFile(keyFile); !bytes.Equal(after, before) {
 		t.Error("keys generate overwrote a file")
+	}
+	if want := keyFile + " exists, and jwtd will not overwrite a key (the one there may still sign or verify tokens): " +
+		"give another --out, or remove " + keyFile + " first if you are sure no configuration uses it"; err == nil || err.Error() != want {
+		t.Errorf("keys generate over a file: %v, want %s", err, want)
 	}
 	cfg := writeFile(t, dir, "c.yaml", "keys:\n  - {kid: e1, alg: ES384, private_key_file: es.pem}\nprofiles:\n  p: {key: e1, ttl: 1m}\n")
 	tok, errOut, err = runCLI(t, env, "", "token", "sign", "--config", cfg, "--profile", "p")
