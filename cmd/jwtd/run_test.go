@@ -432,6 +432,24 @@ func TestRunWarnsOfUnreadEnv(t *testing.T) {
 	}
 }
 
+// On shutdown, "stopped" is the last line: the audit entries still held
+// (here a refused API key, counted until the trail flushes) are written,
+// and logged, before it.
+func TestRunLogsStoppedLast(t *testing.T) {
+	base, logs, stop := startServeFull(t, map[string]string{"JWTD_DATA_DIR": t.TempDir()})
+	if code, _ := httpDo(t, "GET", base+"/v1/keys", "jwtd_not-a-key", "", ""); code != 401 {
+		t.Fatalf("an unknown key: %d", code)
+	}
+	stop()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"stopped"`) {
+		t.Errorf("the last line is %s, not stopped:\n%s", last, logs)
+	}
+	if !strings.Contains(logs.String(), `"action":"auth.refused"`) {
+		t.Errorf("the refusal was not audited:\n%s", logs)
+	}
+}
+
 // Each command's --help lists the environment variables it reads, with
 // JWTD_MASTER_KEY wherever the managed keys are opened, and apikey create
 // lists every scope there is.
