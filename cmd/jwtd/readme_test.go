@@ -42,8 +42,13 @@ func TestReadmeCommands(t *testing.T) {
 
 	build := exec.Command("make", "build")
 	build.Dir = dir
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
+	built, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make build: %v\n%s", err, built)
+	}
+	const banner = "building bin/jwtd for the first time"
+	if !strings.Contains(string(built), banner) {
+		t.Errorf("the first make build has no banner:\n%s", built)
 	}
 	addr := freeAddr(t)
 	run := exec.Command("make", "run", "ARGS=--listen "+addr)
@@ -94,6 +99,9 @@ func TestReadmeCommands(t *testing.T) {
 	}
 	base := "http://" + addr
 	adminKey := printedAdminKey(t, output())
+	if strings.Contains(output(), banner) {
+		t.Errorf("make run, bin/jwtd built, shows the first build's banner:\n%s", output())
+	}
 
 	// The values the README's placeholders stand for.
 	code, out := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"this is test3"}`)
