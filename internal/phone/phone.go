@@ -62,9 +62,11 @@ func checkCharacters(raw string) error {
 		case unicode.IsLetter(r):
 			return fmt.Errorf("%w: character %d is the letter %q, and a phone number is digits: jwtd reads no keypad letters "+
 				"and takes no extension (x12, ext 12); %s", ErrInvalid, pos, r, form)
+		case strings.ContainsRune("#;,*", r):
+			return fmt.Errorf("%w: character %d, %q, is not part of a phone number (jwtd takes no extension or dialling pause, "+
+				"such as #12, ;ext=12 or ,12); %s", ErrInvalid, pos, r, form)
 		default:
-			return fmt.Errorf("%w: character %d, %q, is not part of a phone number (jwtd takes no extension, such as #12 or ;ext=12); %s",
-				ErrInvalid, pos, r, form)
+			return fmt.Errorf("%w: character %d, %q, is not part of a phone number; %s", ErrInvalid, pos, r, form)
 		}
 	}
 	return nil
