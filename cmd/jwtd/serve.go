@@ -65,7 +65,11 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		}
 	}()
 	for _, u := range config.UnreadEnv(e.environ) {
-		logger.Warn(u.String(), "variable", u.Name, "did_you_mean", u.Near)
+		attrs := []any{"variable", u.Name}
+		if u.Near != "" {
+			attrs = append(attrs, "did_you_mean", u.Near)
+		}
+		logger.Warn(u.String(), attrs...)
 	}
 	if e.getenv("GOGC") == "" {
 		// jwtd's live heap is small (a few MB) and nearly all it allocates
