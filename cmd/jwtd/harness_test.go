@@ -107,7 +107,7 @@ func startServeFull(t *testing.T, env map[string]string, args ...string) (string
 	done := make(chan error, 1)
 	argv := append([]string{"jwtd", "serve", "--listen", "127.0.0.1:0"}, args...)
 	go func() {
-		done <- run(ctx, argv, func(k string) string { return env[k] }, strings.NewReader(""), io.Discard, logs)
+		done <- run(ctx, argv, environ(env), strings.NewReader(""), io.Discard, logs)
 	}()
 	var once sync.Once
 	stop := func() {
@@ -139,9 +139,17 @@ func firstStart(t *testing.T, env map[string]string, args ...string) {
 func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err = run(context.Background(), append([]string{"jwtd"}, args...), func(k string) string { return env[k] },
-		strings.NewReader(stdin), &out, &errb)
+	err = run(context.Background(), append([]string{"jwtd"}, args...), environ(env), strings.NewReader(stdin), &out, &errb)
 	return out.String(), errb.String(), err
+}
+
+// environ is env as run takes it: "NAME=value" pairs.
+func environ(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 func get(t *testing.T, url string) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -88,6 +89,10 @@ func cmdKeys(ctx context.Context, args []string, e env) error {
 		}
 	} else {
 		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s exists, and jwtd will not overwrite a key (the one there may still sign or verify tokens): "+
+				"give another --out, or remove %s first if you are sure no configuration uses it", *out, *out)
+		}
 		if err != nil {
 			return err
 		}

@@ -26,9 +26,11 @@ import (
 
 // The README and docs/, tried as a newcomer would: the repository's files
 // copied to a temporary directory, make build, make run on a terminal, every
-// curl and jwtd command of the sh blocks of README.md and docs/*.md run
-// against it (placeholders replaced by the real values), and Ctrl-C, after
-// which make exits 0.
+// curl and jwtd (or ./bin/jwtd) command of the sh blocks of README.md and
+// docs/*.md run against it, and Ctrl-C, after which make exits 0. A
+// variable a page fills from a command (TOKEN=$(curl … | sed …)) is filled
+// so, and passed to the page's commands after it; the admin key K, printed
+// on the terminal, and the placeholders (<token>) are the real values.
 // Commands that need the network or Docker (git clone, go install, docker)
 // and the make targets (run here, or this test itself) are not run.
 func TestReadmeCommands(t *testing.T) {
@@ -42,8 +44,13 @@ func TestReadmeCommands(t *testing.T) {
 
 	build := exec.Command("make", "build")
 	build.Dir = dir
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
+	built, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make build: %v\n%s", err, built)
+	}
+	const banner = "building bin/jwtd for the first time"
+	if !strings.Contains(string(built), banner) {
+		t.Errorf("the first make build has no banner:\n%s", built)
 	}
 	addr := freeAddr(t)
 	run := exec.Command("make", "run", "ARGS=--listen "+addr)
@@ -94,6 +101,9 @@ func TestReadmeCommands(t *testing.T) {
 	}
 	base := "http://" + addr
 	adminKey := printedAdminKey(t, output())
+	if strings.Contains(output(), banner) {
+		t.Errorf("make run, bin/jwtd built, shows the first build's banner:\n%s", output())
+	}
 
 	// The values the README's placeholders stand for.
 	code, out := httpDo(t, "POST", base+"/generateToken", "", "application/json", `{"user_data":"this is test3"}`)
@@ -150,29 +160,48 @@ func TestReadmeCommands(t *testing.T) {
 	bodyFile := filepath.Join(t.TempDir(), "body")
 	ran := 0
 	ranIn := map[string]int{}
-	for _, pc := range commands {
+	var filled []string // NAME=value of the variables the page's commands filled so far
+	for i, pc := range commands {
+		if i > 0 && commands[i-1].page != pc.page {
+			filled = nil
+		}
 		c := pc.command
-		first, _, _ := strings.Cut(c, " ")
-		if first != "curl" && first != "jwtd" || strings.HasPrefix(c, "jwtd serve") {
-			continue
-		}
-		line := replacer.Replace(c)
-		if first == "jwtd" {
-			line = jwtd + strings.TrimPrefix(line, "jwtd")
-		} else {
-			line = "curl -sS -o " + bodyFile + " -w '%{http_code}' " + strings.TrimPrefix(line, "curl ")
-		}
-		sh := exec.Command("bash", "-c", line)
+		sh := exec.Command("bash", "-c", "")
 		sh.Dir = dir
-		sh.Env = append(os.Environ(), "K="+adminKey, "TOKEN="+native.Token)
+		sh.Env = append(append(os.Environ(), "K="+adminKey, "TOKEN="+native.Token), filled...)
 		var stdout, stderr bytes.Buffer
 		sh.Stdout, sh.Stderr = &stdout, &stderr
+		line := replacer.Replace(c)
+		first, _, _ := strings.Cut(c, " ")
+		name, _, _ := strings.Cut(c, "=")
+		// K=$(… apikey create …) makes a key the running server is not
+		// configured with; the admin key stands for it.
+		fills := filledVariable.MatchString(c) && name != "K"
+		switch {
+		case fills:
+			sh.Args[2] = line + `; printf %s "$` + name + `"`
+		case first == "curl":
+			sh.Args[2] = "curl -sS -o " + bodyFile + " -w '%{http_code}' " + strings.TrimPrefix(line, "curl ")
+		case first == "jwtd" && !strings.HasPrefix(c, "jwtd serve"):
+			sh.Args[2] = jwtd + strings.TrimPrefix(line, "jwtd")
+		case first == "./bin/jwtd" && !strings.HasPrefix(c, "./bin/jwtd serve"):
+			sh.Args[2] = line
+		default:
+			continue
+		}
 		err := sh.Run()
 		ran++
 		ranIn[pc.page]++
 		switch {
 		case err != nil:
 			t.Errorf("%s: %s\n%v\n%s%s", pc.page, c, err, stdout.String(), stderr.String())
+		case fills:
+			// What a page's sed or CLI picks out: one token or key, never
+			// an answer it failed to pick from.
+			if v := stdout.String(); v == "" || strings.ContainsAny(v, " {}\n") {
+				t.Errorf("%s: %s\nfilled %s with %q\n%s", pc.page, c, name, v, stderr.String())
+			}
+			filled = append(filled, name+"="+stdout.String())
 		case first == "curl":
 			status, _ := strconv.Atoi(stdout.String())
 			// 2xx, but for the refusals the README shows as such.
@@ -180,9 +209,13 @@ func TestReadmeCommands(t *testing.T) {
 			if want, ok := readmeRefusals[c]; ok && status != want || !ok && (status < 200 || status > 299) {
 				t.Errorf("%s: %s\nanswered %d %s", pc.page, c, status, body)
 			}
-			// /verifyToken answers 200 whether or not the token verifies.
+			// /verifyToken and /v1/introspect answer 200 whether or not the
+			// token is good.
 			if strings.Contains(c, "/verifyToken") && !strings.Contains(string(body), `"Signature Verification":true`) {
 				t.Errorf("%s: %s\ndid not verify: %s", pc.page, c, body)
+			}
+			if strings.Contains(c, "/v1/introspect") && !strings.Contains(string(body), `"active":true`) {
+				t.Errorf("%s: %s\nnot active: %s", pc.page, c, body)
 			}
 		}
 	}
@@ -267,6 +300,10 @@ func readmeCommands(readme string) []string {
 }
 
 var whitespace = regexp.MustCompile(`\s+`)
+
+// filledVariable is a command that fills a shell variable with the output
+// of commands: NAME=$(…).
+var filledVariable = regexp.MustCompile(`^[A-Z][A-Z0-9_]*=\$\(.*\)$`)
 
 // jsonText is s as the inside of a JSON string.
 func jsonText(s string) string {

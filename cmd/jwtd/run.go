@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/jwtd/jwtd/internal/config"
+	"github.com/jwtd/jwtd/internal/suggest"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -25,10 +26,11 @@ func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) 
 
 // env is what every subcommand gets from the process.
 type env struct {
-	getenv func(string) string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	environ []string            // "NAME=value", as os.Environ
+	getenv  func(string) string // one variable of environ
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 const usage = `jwtd is a self-hosted JWT token service.
@@ -46,14 +48,21 @@ Run "jwtd <command> --help" for a command's flags.
 `
 
 // run is the whole program; main only supplies the process's context,
-// arguments, environment and streams.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+// arguments, environment and streams. The environment comes whole, not as
+// a getenv, so that a JWTD_ variable jwtd does not read can be told.
+func run(ctx context.Context, args []string, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := env{environ: environ, getenv: lookupEnv(environ), stdin: stdin, stdout: stdout, stderr: stderr}
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return exitCode(2)
 	}
 	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "token", "keys", "apikey", "audit", "backup": // serve logs them
+		for _, u := range config.UnreadEnv(environ) {
+			fmt.Fprintf(stderr, "jwtd: warning: %s\n", u)
+		}
+	}
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, rest, e)
@@ -76,6 +85,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	fmt.Fprintf(stderr, "jwtd: unknown command %q\n\n%s", cmd, usage)
 	return exitCode(2)
+}
+
+// lookupEnv is getenv over environ: the first value of a name, as
+// os.Getenv has it.
+func lookupEnv(environ []string) func(string) string {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if name, value, ok := strings.Cut(kv, "="); ok {
+			if _, seen := vars[name]; !seen {
+				vars[name] = value
+			}
+		}
+	}
+	return func(name string) string { return vars[name] }
 }
 
 func goVersion() string {
@@ -122,9 +145,31 @@ func parseFlags(fs *pflag.FlagSet, args []string) (help bool, err error) {
 		if errors.Is(err, pflag.ErrHelp) {
 			return true, nil
 		}
-		return false, usageError(fs, err.Error())
+		return false, usageError(fs, err.Error()+flagMeant(fs, err))
 	}
 	return false, nil
+}
+
+// flagMeant names the flag most likely meant by an unknown one, as "; did
+// you mean --listen?": a typo (--lisen), or a long name written with one
+// dash (-listen, which pflag reads as the short flags l, i, s, t, e, n).
+func flagMeant(fs *pflag.FlagSet, err error) string {
+	var unknown *pflag.NotExistError
+	if !errors.As(err, &unknown) {
+		return ""
+	}
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	if group := unknown.GetSpecifiedShortnames(); group != "" {
+		if name, _, _ := strings.Cut(group, "="); slices.Contains(names, name) {
+			return fmt.Sprintf("; did you mean --%s? (a flag's name takes two dashes)", name)
+		}
+		return ""
+	}
+	if near := suggest.Nearest(unknown.GetSpecifiedName(), names); near != "" {
+		return "; did you mean --" + near + "?"
+	}
+	return ""
 }
 
 // parseFlagsNoArgs is parseFlags for a command that takes no arguments

@@ -272,8 +272,14 @@ func TestCLI(t *testing.T) {
 	if info, err := os.Stat(keyFile); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", info, err)
 	}
-	if _, _, err := runCLI(t, env, "", "keys", "generate", "--alg", "ES384", "--out", keyFile); err == nil {
+	before, _ := os.ReadFile(keyFile)
+	_, _, err = runCLI(t, env, "", "keys", "generate", "--alg", "ES384", "--out", keyFile)
+	if after, _ := os.ReadFile(keyFile); !bytes.Equal(after, before) {
 		t.Error("keys generate overwrote a file")
+	}
+	if want := keyFile + " exists, and jwtd will not overwrite a key (the one there may still sign or verify tokens): " +
+		"give another --out, or remove " + keyFile + " first if you are sure no configuration uses it"; err == nil || err.Error() != want {
+		t.Errorf("keys generate over a file: %v, want %s", err, want)
 	}
 	cfg := writeFile(t, dir, "c.yaml", "keys:\n  - {kid: e1, alg: ES384, private_key_file: es.pem}\nprofiles:\n  p: {key: e1, ttl: 1m}\n")
 	tok, errOut, err = runCLI(t, env, "", "token", "sign", "--config", cfg, "--profile", "p")
@@ -369,6 +375,9 @@ func TestCommandLineMistakes(t *testing.T) {
 		says string
 	}{
 		{[]string{"serve", "--port", "8081"}, "unknown flag: --port"},
+		{[]string{"serve", "--lisen", "127.0.0.1:9090"}, "unknown flag: --lisen; did you mean --listen?"},
+		{[]string{"serve", "-listen", "127.0.0.1:9090"}, "did you mean --listen? (a flag's name takes two dashes)"},
+		{[]string{"keys", "show", "--profiel", "castlabs"}, "unknown flag: --profiel; did you mean --profile?"},
 		{[]string{"serve", "--listen"}, "flag needs an argument: --listen"},
 		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
 		{[]string{"token", "sign", "--profil", "default"}, "unknown flag: --profil"},
@@ -401,6 +410,43 @@ func TestCommandLineMistakes(t *testing.T) {
 		if want := `unknown profile "defualt": did you mean default? the profiles are appverify, castlabs, default`; err == nil || err.Error() != want {
 			t.Errorf("%v --profile defualt: %v, want %s", cmd, err, want)
 		}
+	}
+}
+
+// A JWTD_ variable jwtd does not read is told at start, with the one most
+// likely meant: a log line of serve, a warning of the other commands; the
+// variables jwtd reads and those of its tests are not.
+func TestRunWarnsOfUnreadEnv(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"JWTD_DATA_DIR": dir, "JWTD_LISEN": "127.0.0.1:9090", "JWTD_TEST_REQUIRE_SERVICES": "1"}
+	_, logs, stop := startServeFull(t, env)
+	stop()
+	want := `"level":"WARN","msg":"JWTD_LISEN is set, but jwtd reads no such variable; did you mean JWTD_LISTEN?","variable":"JWTD_LISEN","did_you_mean":"JWTD_LISTEN"`
+	if out := logs.String(); !strings.Contains(out, want) || strings.Count(out, "reads no such variable") != 1 {
+		t.Errorf("serve's logs lack the one warning %s:\n%s", want, out)
+	}
+	env = map[string]string{"JWTD_DATA_DIR": dir, "JWTD_DATADIR": dir}
+	_, stderr, _ := runCLI(t, env, "", "keys", "list")
+	if want := "jwtd: warning: JWTD_DATADIR is set, but jwtd reads no such variable; did you mean JWTD_DATA_DIR?\n"; !strings.HasPrefix(stderr, want) {
+		t.Errorf("keys list: %q, want it to start with %q", stderr, want)
+	}
+}
+
+// On shutdown, "stopped" is the last line: the audit entries still held
+// (here a refused API key, counted until the trail flushes) are written,
+// and logged, before it.
+func TestRunLogsStoppedLast(t *testing.T) {
+	base, logs, stop := startServeFull(t, map[string]string{"JWTD_DATA_DIR": t.TempDir()})
+	if code, _ := httpDo(t, "GET", base+"/v1/keys", "jwtd_not-a-key", "", ""); code != 401 {
+		t.Fatalf("an unknown key: %d", code)
+	}
+	stop()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"stopped"`) {
+		t.Errorf("the last line is %s, not stopped:\n%s", last, logs)
+	}
+	if !strings.Contains(logs.String(), `"action":"auth.refused"`) {
+		t.Errorf("the refusal was not audited:\n%s", logs)
 	}
 }
 

@@ -55,6 +55,22 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	level, _ := cfg.Level()
 	logger := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	stopped := false
+	defer func() {
+		// Deferred first, so it runs last: after the deferred calls below
+		// have flushed the refusals, closed the audit trail (which logs
+		// each entry it still held as it writes it) and closed the store.
+		if stopped {
+			logger.Info("stopped")
+		}
+	}()
+	for _, u := range config.UnreadEnv(e.environ) {
+		attrs := []any{"variable", u.Name}
+		if u.Near != "" {
+			attrs = append(attrs, "did_you_mean", u.Near)
+		}
+		logger.Warn(u.String(), attrs...)
+	}
 	if e.getenv("GOGC") == "" {
 		// jwtd's live heap is small (a few MB) and nearly all it allocates
 		// is garbage at the end of a request, so Go's default of collecting
@@ -241,7 +257,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 			}
 			// In-flight requests are done; the deferred Close commits
 			// whatever the group committer still holds.
-			logger.Info("stopped")
+			stopped = true
 			return nil
 		}
 	}

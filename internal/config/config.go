@@ -304,6 +304,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 	if path != "" {
 		fk := koanf.New(".")
 		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			if text, rerr := os.ReadFile(path); rerr == nil {
+				return nil, yamlError(path, text, err) // read, but not as YAML
+			}
 			return nil, fmt.Errorf("reading %s: %w", path, err)
 		}
 		// A relative data_dir in the file is relative to the file, as its
@@ -511,6 +514,10 @@ func (c *Config) Dir() string {
 // own, and, for a command that opens the record store (store.url), where
 // the managed keys are kept sealed, JWTD_MASTER_KEY.
 func EnvNames(only ...string) string {
+	return strings.Join(envNames(only...), ", ")
+}
+
+func envNames(only ...string) []string {
 	names := []string{"JWTD_CONFIG"}
 	for _, s := range settings {
 		if len(only) == 0 || slices.Contains(only, s.key) {
@@ -520,7 +527,48 @@ func EnvNames(only ...string) string {
 	if len(only) == 0 || slices.Contains(only, "store.url") {
 		names = append(names, "JWTD_MASTER_KEY")
 	}
-	return strings.Join(names, ", ")
+	return names
+}
+
+// notJwtds are JWTD_ variables that jwtd's tests and scripts read, never
+// jwtd: they are set beside it without being a mistake.
+var notJwtds = []string{"JWTD_BIN", "JWTD_SCREENSHOTS"}
+
+// UnreadVar is a JWTD_ variable jwtd does not read, and the one most
+// likely meant ("" when none is near).
+type UnreadVar struct{ Name, Near string }
+
+func (u UnreadVar) String() string {
+	if u.Near != "" {
+		return fmt.Sprintf("%s is set, but jwtd reads no such variable; did you mean %s?", u.Name, u.Near)
+	}
+	return fmt.Sprintf("%s is set, but jwtd reads no such variable; it reads %s", u.Name, EnvNames())
+}
+
+// UnreadEnv finds the JWTD_ variables of environ ("NAME=value" pairs) that
+// jwtd does not read: a mistyped JWTD_LISEN would otherwise leave listen at
+// its default without a word. Those of jwtd's tests and scripts
+// (JWTD_TEST_*, JWTD_BIN, JWTD_SCREENSHOTS) are not reported.
+func UnreadEnv(environ []string) []UnreadVar {
+	known := envNames()
+	var suffixes []string // compared without the JWTD_ they all share
+	for _, k := range known {
+		suffixes = append(suffixes, strings.TrimPrefix(k, "JWTD_"))
+	}
+	var out []UnreadVar
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "JWTD_") || slices.Contains(known, name) ||
+			strings.HasPrefix(name, "JWTD_TEST_") || slices.Contains(notJwtds, name) {
+			continue
+		}
+		u := UnreadVar{Name: name}
+		if near := suggest.Nearest(strings.TrimPrefix(name, "JWTD_"), suffixes); near != "" {
+			u.Near = "JWTD_" + near
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 func (r *RateLimit) validate() []error {

@@ -172,16 +172,42 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
-// What the YAML parser and the file system say keeps their words, with the file named.
+// A file the YAML parser cannot read is told in jwtd's words: the file,
+// the line, the likely mistake and how settings are written (FILE stands
+// for the file, HOW for how settings are written); a missing file keeps
+// the file system's words, with the file named.
 func TestLoadRefusesFiles(t *testing.T) {
-	for name, tc := range map[string]struct{ path, want string }{
-		"broken YAML":  {writeConfig(t, "listen: [\n"), "reading"},
-		"missing file": {"/nonexistent/jwtd.yaml", "nonexistent"},
+	const how = `write each setting as key: value, a colon and a space after the key, and nest a setting ` +
+		`by indenting it with spaces under its section (http:, then "  max_body_bytes: 1024" on the next line)`
+	for name, tc := range map[string]struct{ text, want string }{
+		"no colon": {"listen 127.0.0.1:8080\n",
+			`FILE, near line 1 ("listen 127.0.0.1:8080"): a value where settings were expected; is the colon after a key missing?; HOW`},
+		"a list": {"- listen: 127.0.0.1:8080\n",
+			`FILE, near line 1 ("- listen: 127.0.0.1:8080"): a list where settings were expected; HOW`},
+		"a key without its colon": {"profiles:\n  default:\n    ttl: 1m\n  key es1\n",
+			`FILE, near line 4 ("  key es1"): a key without its colon; HOW`},
+		"a tab": {"http:\n\tmax_body_bytes: 1024\n",
+			`FILE, near line 2 ("\tmax_body_bytes: 1024"): a tab; indent with spaces only; HOW`},
+		"indented too deep": {"http:\n  max_body_bytes: 1\n   read_timeout: 2s\n",
+			`FILE, near line 3 ("   read_timeout: 2s"): a colon and a space inside a value (put the value in quotes), ` +
+				`or a key indented deeper than the one before it; HOW`},
+		"twice": {"listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n",
+			`FILE, near line 2 ("listen: 127.0.0.1:2"): a setting given twice ("listen" already defined at line 1); keep one; HOW`},
+		"unclosed quote": {"listen: \"127.0.0.1:1\n",
+			`FILE, near line 2: the file ends inside a quoted value or a bracket; close it; HOW`},
+		"unforeseen": {"listen: [\n",
+			`FILE, near line 1 ("listen: ["): not YAML jwtd can read (the YAML parser says: did not find expected node content); HOW`},
 	} {
-		_, err := load(t, nil, map[string]string{"JWTD_CONFIG": tc.path})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, want an error mentioning %q", name, err, tc.want)
+		path := writeConfig(t, tc.text)
+		_, err := load(t, nil, map[string]string{"JWTD_CONFIG": path})
+		want := strings.NewReplacer("FILE", path, "HOW", how).Replace(tc.want)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: got  %v\nwant %s", name, err, want)
 		}
+	}
+	_, err := load(t, nil, map[string]string{"JWTD_CONFIG": "/nonexistent/jwtd.yaml"})
+	if err == nil || !strings.Contains(err.Error(), "reading /nonexistent/jwtd.yaml") {
+		t.Errorf("missing file: %v", err)
 	}
 }
 
@@ -284,5 +310,29 @@ func TestExampleListsEverySetting(t *testing.T) {
 	}
 	if _, err := load(t, nil, map[string]string{"JWTD_CONFIG": example}); err != nil {
 		t.Errorf("%s does not load: %v", example, err)
+	}
+}
+
+// A JWTD_ variable jwtd does not read is found, with the one most likely
+// meant; those it reads, those of its tests and scripts, and variables of
+// other programs are not.
+func TestConfigUnreadEnv(t *testing.T) {
+	got := UnreadEnv([]string{
+		"JWTD_LISEN=127.0.0.1:9090", "JWTD_LISTEN=127.0.0.1:8080", "JWTD_MASTER_KEY=x", "JWTD_CONFIG=c.yaml",
+		"JWTD_DATADIR=d", "JWTD_LOG=debug", "JWTD_FROBNICATE=1", "JWTD_TEST_REQUIRE_SERVICES=1", "JWTD_BIN=b",
+		"HOME=/root", "LISTEN=x", "JWTD_MASTER_KEYS=y",
+	})
+	want := []UnreadVar{
+		{"JWTD_LISEN", "JWTD_LISTEN"}, {"JWTD_DATADIR", "JWTD_DATA_DIR"}, {"JWTD_LOG", "JWTD_LOG_LEVEL"},
+		{"JWTD_FROBNICATE", ""}, {"JWTD_MASTER_KEYS", "JWTD_MASTER_KEY"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+	if s := want[0].String(); s != "JWTD_LISEN is set, but jwtd reads no such variable; did you mean JWTD_LISTEN?" {
+		t.Errorf("%s", s)
+	}
+	if s := want[3].String(); !strings.HasSuffix(s, "it reads "+EnvNames()) || !strings.Contains(s, "JWTD_MASTER_KEY") {
+		t.Errorf("%s", s)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -369,4 +370,51 @@ func isStruct(t reflect.Type) bool {
 		t = t.Elem()
 	}
 	return t.Kind() == reflect.Struct
+}
+
+// yamlLine finds the line the YAML parser names: "yaml: line 3: …", or
+// "line 1: …" among a type error's lines.
+var yamlLine = regexp.MustCompile(`(?m)line (\d+): (.*)$`)
+
+// yamlError says what the YAML parser could not read in the configuration
+// file, in jwtd's words: the file, the line the parser names (where the
+// construct it could not finish starts, so the mistake can be on a line
+// after it), the likely mistake and how settings are written. The parser's
+// own words are kept only for a mistake not foreseen here.
+func yamlError(path string, text []byte, err error) error {
+	const how = "write each setting as key: value, a colon and a space after the key, and nest a setting " +
+		"by indenting it with spaces under its section (http:, then \"  max_body_bytes: 1024\" on the next line)"
+	said := strings.TrimPrefix(err.Error(), "yaml: ")
+	said = strings.TrimSpace(strings.TrimPrefix(said, "unmarshal errors:"))
+	where := path
+	if m := yamlLine.FindStringSubmatch(said); m != nil {
+		where += ", near line " + m[1]
+		n, _ := strconv.Atoi(m[1])
+		if lines := strings.Split(string(text), "\n"); n >= 1 && n <= len(lines) && strings.TrimSpace(lines[n-1]) != "" {
+			where += fmt.Sprintf(" (%q)", strings.TrimRight(lines[n-1], "\r"))
+		}
+		said = m[2]
+	}
+	var mistake string
+	switch {
+	case strings.Contains(said, "cannot unmarshal !!seq"):
+		mistake = "a list where settings were expected"
+	case strings.Contains(said, "cannot unmarshal !!"):
+		mistake = "a value where settings were expected; is the colon after a key missing?"
+	case strings.Contains(said, "already defined"):
+		mistake = "a setting given twice (" + strings.TrimPrefix(said, "mapping key ") + "); keep one"
+	case strings.Contains(said, "cannot start any token") && bytes.Contains(text, []byte("\t")):
+		mistake = "a tab; indent with spaces only"
+	case strings.Contains(said, "could not find expected ':'"):
+		mistake = "a key without its colon"
+	case strings.Contains(said, "mapping values are not allowed"):
+		mistake = "a colon and a space inside a value (put the value in quotes), or a key indented deeper than the one before it"
+	case strings.Contains(said, "did not find expected key"):
+		mistake = "a key indented less than the ones beside it, or a list item (- x) among settings"
+	case strings.Contains(said, "unexpected end of stream"):
+		mistake = "the file ends inside a quoted value or a bracket; close it"
+	default:
+		mistake = "not YAML jwtd can read (the YAML parser says: " + said + ")"
+	}
+	return fmt.Errorf("%s: %s; %s", where, mistake, how)
 }
