@@ -129,7 +129,8 @@ func (s *Set) find(header string) (*entry, error) {
 		}
 	}
 	if found == nil {
-		return nil, ErrInvalid
+		return nil, fmt.Errorf("%w: no api_keys entry has its SHA-256; a key made with `jwtd apikey create` works once "+
+			"the entry it printed is in the configuration and jwtd has read it again (kill -HUP, or a restart)", ErrInvalid)
 	}
 	return found, nil
 }

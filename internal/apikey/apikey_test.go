@@ -34,6 +34,9 @@ func TestAuthorize(t *testing.T) {
 			t.Errorf("%q %s: %v, want %v", tc.header, tc.scope, err, tc.want)
 		}
 	}
+	if _, err := s.Authorize("Bearer made-but-not-configured", ScopeAdmin); err == nil || !strings.Contains(err.Error(), "kill -HUP") {
+		t.Errorf("an unknown key is not told how a new key comes into use: %v", err)
+	}
 	for _, bad := range []Spec{
 		{Name: "", SHA256: Hash("x")},
 		{Name: "n", SHA256: "abc"},

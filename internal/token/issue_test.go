@@ -106,7 +106,7 @@ func TestIssueErrors(t *testing.T) {
 	if _, err := s.Issue("nope", Request{}); !errors.Is(err, ErrUnknownProfile) {
 		t.Errorf("unknown profile: %v", err)
 	}
-	if _, err := s.Issue("default", Request{TTL: 6 * time.Minute}); !errors.Is(err, ErrTTLTooLong) {
+	if _, err := s.Issue("default", Request{TTL: 6 * time.Minute}); !errors.Is(err, ErrTTLTooLong) || !strings.Contains(err.Error(), "ask for 5m0s or less, or raise profiles.default.ttl") {
 		t.Errorf("ttl above the profile's: %v", err)
 	}
 	is, err := s.Issue("default", Request{TTL: time.Minute})

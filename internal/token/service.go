@@ -217,7 +217,7 @@ func (p *Profile) Check(r Request) error {
 	}
 	switch {
 	case r.TTL > p.TTL:
-		return fmt.Errorf("%w: %s > %s", ErrTTLTooLong, r.TTL, p.TTL)
+		return fmt.Errorf("%w: %s > %s; ask for %s or less, or raise profiles.%s.ttl", ErrTTLTooLong, r.TTL, p.TTL, p.TTL, p.Name)
 	case r.TTL > 0 && r.TTL < p.Backdate+time.Second:
 		// exp is whole seconds after iat, which is backdated: a shorter
 		// ttl would mint a token that has expired already.
