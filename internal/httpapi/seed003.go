@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -50,41 +49,18 @@ func seedString(v jsontext.Value, dst *string, present *bool, name string) error
 	return nil
 }
 
-// limitFirst counts an anonymous request against the limits named by kinds
-// by its address, before its body is read (as the seed did: a refused
-// client costs no parsing), and sets the RateLimit headers. It returns the
-// address.
-func (s *Server) limitFirst(w http.ResponseWriter, r *http.Request, kinds []string) (netip.Addr, error) {
-	ip := s.ClientIP.Resolve(r)
-	d, err := s.Limiter.Check(r.Context(), kinds, ratelimit.Caller{IP: ip}, "")
-	if err == nil {
-		setRateLimitHeaders(w, d)
-	}
-	return ip, err
-}
-
 // handleGenerateToken is seed 003's POST /generateToken:
 // {"user_data": "<string>"} → {"JWT Token": "<token>"}, castlabs profile.
+// The body is read once the request has passed its limits, as the seed
+// did: a refused client costs no parsing.
 func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) error {
-	ip, err := s.limitFirst(w, r, s.Minter.LimitBy["generate"])
-	if err != nil {
-		return err
-	}
-	var data string
-	var has bool
-	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
-		if name == "user_data" {
-			return seedString(v, &data, &has, name)
-		}
-		return nil
+	minted, err := s.Minter.Mint(r.Context(), mint.Request{
+		Profile: "castlabs", ClientIP: s.ClientIP.Resolve(r), Limits: "generate",
+		ReadData: func(limit ratelimit.Decision) (json.RawMessage, error) {
+			setRateLimitHeaders(w, limit)
+			return s.readUserData(r)
+		},
 	})
-	if err != nil {
-		return err
-	}
-	if !has {
-		return badRequest("Invalid request body", "Missing user_data in POST request body")
-	}
-	minted, err := s.Minter.Mint(r.Context(), mint.Request{Profile: "castlabs", Data: appendString(nil, data), ClientIP: ip})
 	if err != nil {
 		return err
 	}
@@ -94,19 +70,43 @@ func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
+// readUserData reads /generateToken's body: its user_data, as the JSON
+// string that goes into the token.
+func (s *Server) readUserData(r *http.Request) (json.RawMessage, error) {
+	var data string
+	var has bool
+	err := s.readSeedBody(r, func(name string, v jsontext.Value) error {
+		if name == "user_data" {
+			return seedString(v, &data, &has, name)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !has:
+		return nil, badRequest("Invalid request body", "Missing user_data in POST request body")
+	}
+	return appendString(nil, data), nil
+}
+
 // handleVerifyToken is seed 003's GET (and POST) /verifyToken:
 // {"Token", "Signing_key"} → {"Header", "Claims", "Signature Verification"},
 // plus "Error" when it does not verify. Signing_key is an HMAC secret (its
 // UTF-8 bytes), a PEM public key or a JWK (as a string or a JSON object).
 func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.limitFirst(w, r, s.opts.VerifyLimits); err != nil {
+	// Limited before the body is read, as the seed did: a refused client
+	// costs no parsing.
+	d, err := s.Limiter.Check(r.Context(), s.opts.VerifyLimits, ratelimit.Caller{IP: s.ClientIP.Resolve(r)}, "")
+	if err != nil {
 		return err
 	}
+	setRateLimitHeaders(w, d)
 	var tok, keyText string
 	var key []byte
 	var hasTok, hasKey bool
 	var badKey error // reported after a missing Token, as the seed did
-	err := s.readSeedBody(r, func(name string, v jsontext.Value) error {
+	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
 		switch {
 		case name == "Token":
 			return seedString(v, &tok, &hasTok, name)

@@ -2,8 +2,12 @@ package mint_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +171,56 @@ func TestMintRefusesClosedTransaction(t *testing.T) {
 			t.Errorf("%s on the revoked transaction: %v, want ErrXIDClosed", profile, err)
 		}
 	}
+}
+
+// A request whose data is read after its limits (ReadData: seed 003's
+// /generateToken) is counted whether its data reads or not, with the
+// decision handed to ReadData; a caller the limits refuse has none read.
+func TestMintReadsDataAfterLimits(t *testing.T) {
+	m, store := newMinter(t)
+	ctx := context.Background()
+	ls, _ := ratelimit.NewMemoryStore(100, nil)
+	lims, _ := ratelimit.ParseLimits("2 per hour")
+	limiter, err := ratelimit.New(ls, []ratelimit.Rule{{Name: "per_ip", Limits: lims}}, "open", nil, ratelimit.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Limiter, m.LimitBy = limiter, map[string][]string{"generate": {"per_ip"}}
+	errBody := errors.New("a body that does not read")
+	var remaining []int // of each decision ReadData was given
+	req := func(data string, err error) mint.Request {
+		return mint.Request{Profile: "castlabs", ClientIP: netip.MustParseAddr("203.0.113.7"), Limits: "generate",
+			ReadData: func(d ratelimit.Decision) (json.RawMessage, error) {
+				remaining = append(remaining, d.Remaining)
+				return json.RawMessage(data), err
+			}}
+	}
+	if got, err := m.Mint(ctx, req("", errBody)); got != nil || !errors.Is(err, errBody) {
+		t.Fatalf("data that does not read: %v, %v", got, err)
+	}
+	got, err := m.Mint(ctx, req(`"x"`, nil))
+	if err != nil || got.Limit.Remaining != 0 || !strings.Contains(claimsOf(t, got.Token), `"data":"x"`) {
+		t.Fatalf("second: %+v, %v", got, err)
+	}
+	if rec, err := store.ByJTI(ctx, got.JTI); err != nil || rec.ClientIP != "203.0.113.7" {
+		t.Errorf("record %+v, %v", rec, err)
+	}
+	var limited *ratelimit.LimitedError
+	if got, err := m.Mint(ctx, req(`"x"`, nil)); got != nil || !errors.As(err, &limited) {
+		t.Errorf("third in an hour: %v, %v", got, err)
+	}
+	if !slices.Equal(remaining, []int{1, 0}) {
+		t.Errorf("ReadData was given %v remaining; want [1 0], and not called for the refused request", remaining)
+	}
+}
+
+// claimsOf is a token's claims JSON.
+func claimsOf(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
