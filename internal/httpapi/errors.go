@@ -65,6 +65,15 @@ func errorFor(err error) (e *apiError, fault bool) {
 	case errors.Is(err, record.ErrXIDClosed):
 		return &apiError{Status: http.StatusConflict, Title: "Transaction revoked",
 			Detail: "this XID's transaction was revoked, and a revoked transaction takes no new tokens; start a new transaction with a new XID"}, false
+	case errors.Is(err, record.ErrUnknownXID):
+		return &apiError{Status: http.StatusNotFound, Title: "Unknown XID", Detail: "no token was recorded with this XID"}, false
+	case errors.Is(err, record.ErrUnknownJTI):
+		return &apiError{Status: http.StatusNotFound, Title: "Unknown jti",
+			Detail: "no token was recorded with this jti (tokens of a profile with record: false cannot be revoked)"}, false
+	case errors.Is(err, record.ErrTarget):
+		return badRequest("Invalid request body", err.Error()), false
+	case errors.Is(err, record.ErrInvalidJTI):
+		return badRequest("Invalid jti", err.Error()), false
 	case errors.Is(err, record.ErrXIDConflict):
 		return &apiError{Status: http.StatusConflict, Title: "The XID belongs to another phone number",
 			Detail: "a transaction belongs to the phone number it was first issued for; use a new XID"}, false
