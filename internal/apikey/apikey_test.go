@@ -34,6 +34,10 @@ func TestAuthorize(t *testing.T) {
 			t.Errorf("%q %s: %v, want %v", tc.header, tc.scope, err, tc.want)
 		}
 	}
+	// A key without the scope is told which scope it lacks.
+	if name, err := s.Authorize("Bearer app-key", ScopeAdmin); name != "app" || err == nil || err.Error() != "the API key lacks the admin scope" {
+		t.Errorf("a key without the scope: %q, %v", name, err)
+	}
 	for _, bad := range []Spec{
 		{Name: "", SHA256: Hash("x")},
 		{Name: "n", SHA256: "abc"},

@@ -28,8 +28,7 @@ func (s *Server) require(scope string, next handler) http.Handler {
 	needCert := s.opts.RequireClientCert && (scope == apikey.ScopeAdmin || scope == apikey.ScopeIntrospect)
 	return s.problems(func(w http.ResponseWriter, r *http.Request) error {
 		if needCert && !hasClientCert(r) {
-			return &apiError{Status: http.StatusForbidden, Title: "Client certificate required",
-				Detail: "this route needs a TLS client certificate from the configured CA"}
+			return errClientCert
 		}
 		name, err := s.authorize(r, scope)
 		if err != nil {
@@ -40,15 +39,12 @@ func (s *Server) require(scope string, next handler) http.Handler {
 	})
 }
 
-// authorize returns the name of the request's API key if it has scope:
-// an error of apikey's (401) when it has no key or one jwtd does not know,
-// a 403 when the key lacks the scope.
+// authorize returns the name of the request's API key if it has scope,
+// else an error of apikey's: ErrMissing or ErrInvalid (401) when it has no
+// key or one jwtd does not know, ErrForbidden (403) when the key lacks the
+// scope.
 func (s *Server) authorize(r *http.Request, scope string) (string, error) {
-	name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
-	if errors.Is(err, apikey.ErrForbidden) {
-		err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
-	}
-	return name, err
+	return s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
 }
 
 // hasClientCert reports a TLS client certificate verified against the
@@ -226,18 +222,15 @@ func (s *Server) handleListByPhone(w http.ResponseWriter, r *http.Request) error
 	q := r.URL.Query()
 	if strings.HasPrefix(q.Get("phone"), " ") {
 		// An unencoded + in a query string arrives as a space.
-		return badRequest("Invalid phone number", "the phone starts with a space, which is what an unencoded + in a query string "+
-			"becomes: write the + as %2B, as in ?phone=%2B14155552671")
+		return errPhoneSpace
 	}
 	num, err := s.Phones.Normalize(q.Get("phone"))
 	if err != nil {
 		return err
 	}
-	limit := 50
-	if l := q.Get("limit"); l != "" {
-		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 500 {
-			return badRequest("Invalid limit", "limit is 1 to 500")
-		}
+	limit, err := limitParam(q, 50)
+	if err != nil {
+		return err
 	}
 	page, err := s.Store.ByPhone(r.Context(), num, limit, q.Get("cursor"))
 	if err != nil {
@@ -248,6 +241,20 @@ func (s *Server) handleListByPhone(w http.ResponseWriter, r *http.Request) error
 		Records    []recordJSON `json:"records"`
 		NextCursor string       `json:"next_cursor,omitempty"`
 	}{num, s.recordsJSON(page.Records), page.Next})
+}
+
+// limitParam is a listing's limit query parameter: 1 to 500, def when
+// absent.
+func limitParam(q url.Values, def int) (int, error) {
+	l := q.Get("limit")
+	if l == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 500 {
+		return 0, errLimit
+	}
+	return n, nil
 }
 
 // handleRevoke is POST /v1/revoke with {"jti"} or {"xid"}.
@@ -281,17 +288,16 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 // handleIntrospect is RFC 7662: POST /v1/introspect, form field token.
 // Inactive answers carry a reason.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readBody(r, "application/x-www-form-urlencoded", &apiError{Status: http.StatusUnsupportedMediaType,
-		Title: "Unsupported media type", Detail: "send application/x-www-form-urlencoded with a token field"}, tokenBodyBytes)
+	body, err := s.readBody(r, "application/x-www-form-urlencoded", errFormType, tokenBodyBytes)
 	if err != nil {
 		return err
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return badRequest("Malformed form body", err.Error())
+		return withDetail(errMalformedForm, err.Error())
 	}
 	if _, ok := form["token"]; !ok {
-		return badRequest("Missing token", "the form field token is required")
+		return errFormToken
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	v, err := s.Tokens().Introspect(r.Context(), form.Get("token"), s.Store.ByJTI)
@@ -333,16 +339,16 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	if err := s.Store.Ping(ctx); err != nil {
 		s.Logger.Warn("not ready", "err", err)
-		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the record store does not answer, or cannot commit"}
+		return errStoreNotReady
 	}
 	if err := s.Keys.Ready(); err != nil {
 		s.Logger.Warn("not ready", "err", err)
-		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the managed signing keys cannot be synced with the store or opened; the log says why"}
+		return errKeysNotReady
 	}
 	if s.LimitStore != nil {
 		if err := s.LimitStore.Ping(ctx); err != nil {
 			s.Logger.Warn("not ready", "err", err)
-			return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the rate-limit backend does not answer"}
+			return errLimitsNotReady
 		}
 	}
 	writeBody(w, http.StatusOK, "application/json", []byte("{\"status\":\"ready\"}\n"))

@@ -2,19 +2,14 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/ratelimit"
-	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/strictjson"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -31,7 +26,7 @@ func (s *Server) readSeedBody(r *http.Request, member func(name string, v jsonte
 		if _, ok := err.(*apiError); ok {
 			return err
 		}
-		return badRequest("Malformed JSON body", "Malformed JSON body: "+err.Error())
+		return withDetail(errMalformedJSON, "Malformed JSON body: "+err.Error())
 	}
 	return nil
 }
@@ -43,7 +38,7 @@ func seedString(v jsontext.Value, dst *string, present *bool, name string) error
 	}
 	text, ok := strictjson.String(v)
 	if !ok {
-		return badRequest("Invalid request body", name+" must be a string")
+		return withDetail(errInvalidBody, name+" must be a string")
 	}
 	*dst, *present = text, true
 	return nil
@@ -85,7 +80,7 @@ func (s *Server) readUserData(r *http.Request) (json.RawMessage, error) {
 	case err != nil:
 		return nil, err
 	case !has:
-		return nil, badRequest("Invalid request body", "Missing user_data in POST request body")
+		return nil, errMissingUserData
 	}
 	return appendString(nil, data), nil
 }
@@ -116,7 +111,7 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 		case v.Kind() == '"':
 			return seedString(v, &keyText, &hasKey, name)
 		default:
-			badKey = badRequest("Invalid request body", "Signing_key must be a string or a JWK object")
+			badKey = errKeyType
 		}
 		return nil
 	})
@@ -134,13 +129,8 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 		key = []byte(keyText)
 	}
 	checked, err := s.Tokens().VerifyWithKey(r.Context(), tok, key, s.Store.ByJTI)
-	switch {
-	case errors.Is(err, token.ErrBusy), errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return err // no verdict: the caller may ask again
-	case errors.Is(err, keys.ErrPrivateKey):
-		return badRequest("Private key refused", "Signing_key: "+strings.TrimPrefix(err.Error(), keys.ErrUnsafeKey.Error()+": "))
-	case err != nil:
-		return badRequest("Malformed token", "Malformed token: "+err.Error())
+	if err != nil {
+		return err // a token that does not read, a private key, or no verdict
 	}
 	reason := "active"
 	if checked.Err != nil {

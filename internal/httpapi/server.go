@@ -146,6 +146,6 @@ func unmatched(mux *http.ServeMux) http.Handler {
 			writeProblem(w, errMethod)
 			return
 		}
-		writeProblem(w, &apiError{Status: http.StatusNotFound, Title: "Not found", Detail: "no route matches " + r.Method + " " + r.URL.Path})
+		writeProblem(w, withDetail(errNoRoute, "no route matches "+r.Method+" "+r.URL.Path))
 	})
 }
