@@ -2,7 +2,6 @@ package mint_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -199,8 +198,11 @@ func TestMintReadsDataAfterLimits(t *testing.T) {
 		t.Fatalf("data that does not read: %v, %v", got, err)
 	}
 	got, err := m.Mint(ctx, req(`"x"`, nil))
-	if err != nil || got.Limit.Remaining != 0 || !strings.Contains(claimsOf(t, got.Token), `"data":"x"`) {
+	if err != nil || got.Limit.Remaining != 0 {
 		t.Fatalf("second: %+v, %v", got, err)
+	}
+	if j, err := token.Decode(got.Token); err != nil || !strings.Contains(string(j.Payload), `"data":"x"`) {
+		t.Errorf("the token does not carry the data read: %v", err)
 	}
 	if rec, err := store.ByJTI(ctx, got.JTI); err != nil || rec.ClientIP != "203.0.113.7" {
 		t.Errorf("record %+v, %v", rec, err)
@@ -212,15 +214,4 @@ func TestMintReadsDataAfterLimits(t *testing.T) {
 	if !slices.Equal(remaining, []int{1, 0}) {
 		t.Errorf("ReadData was given %v remaining; want [1 0], and not called for the refused request", remaining)
 	}
-}
-
-// claimsOf is a token's claims JSON.
-func claimsOf(t *testing.T, tok string) string {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
