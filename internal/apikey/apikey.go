@@ -43,6 +43,12 @@ var (
 	ErrForbidden = errors.New("API key lacks the scope")
 )
 
+// scopeError is ErrForbidden naming the scope the key lacks.
+type scopeError struct{ scope string }
+
+func (e *scopeError) Error() string { return "the API key lacks the " + e.scope + " scope" }
+func (e *scopeError) Unwrap() error { return ErrForbidden }
+
 // Spec is one configured key.
 type Spec struct {
 	Name   string   `koanf:"name" json:"name"`
@@ -109,7 +115,7 @@ func (s *Set) Authorize(header, scope string) (string, error) {
 		return "", err
 	}
 	if scope != "" && !slices.Contains(e.scopes, scope) {
-		return e.name, ErrForbidden
+		return e.name, &scopeError{scope}
 	}
 	return e.name, nil
 }

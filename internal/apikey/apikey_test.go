@@ -37,6 +37,10 @@ func TestAuthorize(t *testing.T) {
 	if _, err := s.Authorize("Bearer made-but-not-configured", ScopeAdmin); err == nil || !strings.Contains(err.Error(), "kill -HUP") {
 		t.Errorf("an unknown key is not told how a new key comes into use: %v", err)
 	}
+	// A key without the scope is told which scope it lacks.
+	if name, err := s.Authorize("Bearer app-key", ScopeAdmin); name != "app" || err == nil || err.Error() != "the API key lacks the admin scope" {
+		t.Errorf("a key without the scope: %q, %v", name, err)
+	}
 	for _, bad := range []Spec{
 		{Name: "", SHA256: Hash("x")},
 		{Name: "n", SHA256: "abc"},

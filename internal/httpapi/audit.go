@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/apikey"
@@ -35,9 +34,6 @@ func (s *Server) auditReady() error {
 	return nil
 }
 
-var errAuditNotWritten = &apiError{Status: http.StatusServiceUnavailable, Title: "Audit trail unavailable",
-	Detail: "audit.required is set and the audit entry of this action cannot be written to the store; try again when the store answers"}
-
 // refused counts an authentication refused by require.
 func (s *Server) refused(r *http.Request, name string, err error) {
 	if s.Refusals == nil {
@@ -56,33 +52,28 @@ func (s *Server) refused(r *http.Request, name string, err error) {
 // entries newest first.
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 	if s.AuditStore == nil {
-		return &apiError{Status: http.StatusNotFound, Title: "No audit trail", Detail: "this server keeps no audit trail"}
+		return errNoAuditTrail
 	}
 	q := r.URL.Query()
 	aq := audit.Query{Actor: q.Get("actor"), Action: q.Get("action"), Target: q.Get("target"), After: q.Get("cursor"), Limit: 100}
 	for _, t := range []struct {
 		name string
 		dst  *time.Time
-	}{{"since", &aq.Since}, {"until", &aq.Until}} {
+		bad  error
+	}{{"since", &aq.Since, errSince}, {"until", &aq.Until, errUntil}} {
 		if v := q.Get(t.name); v != "" {
 			at, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
-				return badRequest("Invalid "+t.name, t.name+" is an RFC 3339 time such as 2026-12-01T00:00:00Z")
+				return t.bad
 			}
 			*t.dst = at
 		}
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 500 {
-			return badRequest("Invalid limit", "limit is 1 to 500")
-		}
-		aq.Limit = n
+	var err error
+	if aq.Limit, err = limitParam(q, 100); err != nil {
+		return err
 	}
 	page, err := audit.List(r.Context(), s.AuditStore, aq)
-	if errors.Is(err, audit.ErrInvalidCursor) {
-		return badRequest("Invalid cursor", err.Error())
-	}
 	if err != nil {
 		return err
 	}

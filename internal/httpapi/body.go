@@ -29,7 +29,7 @@ const tokenBodyBytes = 16 << 10
 // readBody reads a request body of mediaType (parameters such as charset
 // are fine) of at most limit bytes (and never more than
 // http.max_body_bytes).
-func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError, limit int64) ([]byte, error) {
+func (s *Server) readBody(r *http.Request, mediaType string, wrongType error, limit int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != mediaType {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != mediaType {
 			return nil, wrongType
@@ -37,8 +37,7 @@ func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError
 	}
 	limit = min(limit, s.opts.MaxBodyBytes)
 	tooLarge := func() error {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
-			Detail: fmt.Sprintf("Request body is larger than %d bytes", limit)}
+		return withDetail(errBodyTooLarge, fmt.Sprintf("Request body is larger than %d bytes", limit))
 	}
 	if r.ContentLength > limit {
 		return nil, tooLarge() // refused before a byte of it is read
@@ -53,7 +52,7 @@ func (s *Server) readBody(r *http.Request, mediaType string, wrongType *apiError
 	case int64(buf.Len()) > limit || err != nil && isTooLarge(err):
 		return nil, tooLarge()
 	case err != nil:
-		return nil, badRequest("Could not read the request body", "")
+		return nil, errBodyUnread
 	}
 	return buf.Bytes(), nil
 }
@@ -66,7 +65,7 @@ func (s *Server) readJSON(r *http.Request, dst any) error {
 		return err
 	}
 	if err := strictjson.Unmarshal(body, dst, nativeBodyDepth); err != nil {
-		return badRequest("Invalid request body", err.Error())
+		return withDetail(errInvalidBody, err.Error())
 	}
 	return nil
 }

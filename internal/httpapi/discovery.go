@@ -65,12 +65,11 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) error {
 			} else {
 				detail += "; the document of the default profile's issuer is at /.well-known/openid-configuration"
 			}
-			return &apiError{Status: http.StatusNotFound, Title: "Unknown issuer", Detail: detail}
+			return withDetail(errUnknownIssuer, detail)
 		}
 	}
 	if issuer == "" {
-		return &apiError{Status: http.StatusNotFound, Title: "No issuer",
-			Detail: "the default profile sets no issuer: set profiles.default.issuer to the URL verifiers reach jwtd at"}
+		return errNoIssuer
 	}
 	base := url.URL{Scheme: "http", Host: r.Host}
 	if r.TLS != nil {

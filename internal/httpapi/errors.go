@@ -6,10 +6,12 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
@@ -20,8 +22,8 @@ import (
 // apiError is what a client is told: an HTTP status, a title that names the
 // kind of problem, and a detail about this occurrence. SeedCode is seed
 // 003's own code where it differs from the status (202, 203, 204, which the
-// seed sent as statuses). Handlers return *apiError for what is wrong with
-// the request itself; errorFor maps the domain's errors to one.
+// seed sent as statuses). Handlers return the domain's errors, which
+// errorFor maps to one, or one of the errors of the request below.
 type apiError struct {
 	Status   int
 	SeedCode int
@@ -35,13 +37,62 @@ func badRequest(title, detail string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Title: title, Detail: detail}
 }
 
-// Errors of the request itself. The seed 003 ones keep the seed's codes and
-// texts ("singing" is the seed's spelling, kept for its clients).
+// withDetail is e, an error of the request below, with what is wrong in
+// this one.
+func withDetail(e *apiError, detail string) *apiError {
+	c := *e
+	c.Detail = detail
+	return &c
+}
+
+// Errors of the request itself, and of the routes that answer without a
+// domain call; those without a Detail are given one by withDetail.
 var (
-	errContentType  = &apiError{Status: http.StatusUnsupportedMediaType, SeedCode: 202, Title: "Invalid content type", Detail: "send Content-Type: application/json"}
-	errMissingToken = &apiError{Status: http.StatusBadRequest, SeedCode: 203, Title: "Missing token in GET request body"}
-	errMissingKey   = &apiError{Status: http.StatusBadRequest, SeedCode: 204, Title: "Missing singing key in GET request body"}
-	errMethod       = &apiError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed"}
+	// Seed 003's body, with the seed's codes and texts ("singing" is the
+	// seed's spelling, kept for its clients).
+	errContentType     = &apiError{Status: http.StatusUnsupportedMediaType, SeedCode: 202, Title: "Invalid content type", Detail: "send Content-Type: application/json"}
+	errMissingToken    = &apiError{Status: http.StatusBadRequest, SeedCode: 203, Title: "Missing token in GET request body"}
+	errMissingKey      = &apiError{Status: http.StatusBadRequest, SeedCode: 204, Title: "Missing singing key in GET request body"}
+	errMissingUserData = badRequest("Invalid request body", "Missing user_data in POST request body")
+	errKeyType         = badRequest("Invalid request body", "Signing_key must be a string or a JWK object")
+	errMalformedJSON   = badRequest("Malformed JSON body", "")
+
+	// Bodies and forms.
+	errInvalidBody     = badRequest("Invalid request body", "")
+	errProfileRequired = badRequest("Invalid request body", "profile is required")
+	errBodyTooLarge    = &apiError{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large"}
+	errBodyUnread      = badRequest("Could not read the request body", "")
+	errFormType        = &apiError{Status: http.StatusUnsupportedMediaType, Title: "Unsupported media type", Detail: "send application/x-www-form-urlencoded with a token field"}
+	errMalformedForm   = badRequest("Malformed form body", "")
+	errFormToken       = badRequest("Missing token", "the form field token is required")
+
+	// Query parameters.
+	errPhoneSpace = badRequest("Invalid phone number", "the phone starts with a space, which is what an unencoded + in a query string "+
+		"becomes: write the + as %2B, as in ?phone=%2B14155552671")
+	errLimit = badRequest("Invalid limit", "limit is 1 to 500")
+	errSince = badRequest("Invalid since", "since is an RFC 3339 time such as 2026-12-01T00:00:00Z")
+	errUntil = badRequest("Invalid until", "until is an RFC 3339 time such as 2026-12-01T00:00:00Z")
+
+	// Routes and callers.
+	errMethod     = &apiError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed"}
+	errGETOnly    = &apiError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Detail: "only GET mints a token"}
+	errNoRoute    = &apiError{Status: http.StatusNotFound, Title: "Not found"}
+	errClientCert = &apiError{Status: http.StatusForbidden, Title: "Client certificate required",
+		Detail: "this route needs a TLS client certificate from the configured CA"}
+
+	// The audit trail and discovery.
+	errNoAuditTrail    = &apiError{Status: http.StatusNotFound, Title: "No audit trail", Detail: "this server keeps no audit trail"}
+	errAuditNotWritten = &apiError{Status: http.StatusServiceUnavailable, Title: "Audit trail unavailable",
+		Detail: "audit.required is set and the audit entry of this action cannot be written to the store; try again when the store answers"}
+	errNoIssuer = &apiError{Status: http.StatusNotFound, Title: "No issuer",
+		Detail: "the default profile sets no issuer: set profiles.default.issuer to the URL verifiers reach jwtd at"}
+	errUnknownIssuer = &apiError{Status: http.StatusNotFound, Title: "Unknown issuer"}
+
+	// /readyz, and what nothing else maps (a panic too).
+	errStoreNotReady  = &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the record store does not answer, or cannot commit"}
+	errKeysNotReady   = &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the managed signing keys cannot be synced with the store or opened; the log says why"}
+	errLimitsNotReady = &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the rate-limit backend does not answer"}
+	errInternal       = &apiError{Status: http.StatusInternalServerError, Title: "Internal error"}
 )
 
 // errorFor maps any error to what the client is told, and says whether it
@@ -65,6 +116,15 @@ func errorFor(err error) (e *apiError, fault bool) {
 	case errors.Is(err, record.ErrXIDClosed):
 		return &apiError{Status: http.StatusConflict, Title: "Transaction revoked",
 			Detail: "this XID's transaction was revoked, and a revoked transaction takes no new tokens; start a new transaction with a new XID"}, false
+	case errors.Is(err, record.ErrUnknownXID):
+		return &apiError{Status: http.StatusNotFound, Title: "Unknown XID", Detail: "no token was recorded with this XID"}, false
+	case errors.Is(err, record.ErrUnknownJTI):
+		return &apiError{Status: http.StatusNotFound, Title: "Unknown jti",
+			Detail: "no token was recorded with this jti (tokens of a profile with record: false cannot be revoked)"}, false
+	case errors.Is(err, record.ErrTarget):
+		return badRequest("Invalid request body", err.Error()), false
+	case errors.Is(err, record.ErrInvalidJTI):
+		return badRequest("Invalid jti", err.Error()), false
 	case errors.Is(err, record.ErrXIDConflict):
 		return &apiError{Status: http.StatusConflict, Title: "The XID belongs to another phone number",
 			Detail: "a transaction belongs to the phone number it was first issued for; use a new XID"}, false
@@ -80,6 +140,8 @@ func errorFor(err error) (e *apiError, fault bool) {
 		return badRequest("Invalid request", err.Error()), false
 	case errors.Is(err, record.ErrBadCursor):
 		return badRequest("Invalid cursor", "give next_cursor exactly as a previous page returned it"), false
+	case errors.Is(err, audit.ErrInvalidCursor):
+		return badRequest("Invalid cursor", err.Error()), false
 	case errors.Is(err, apikey.ErrForbidden):
 		return &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: err.Error()}, false
 	case errors.Is(err, apikey.ErrMissing), errors.Is(err, apikey.ErrInvalid):
@@ -93,8 +155,12 @@ func errorFor(err error) (e *apiError, fault bool) {
 		return &apiError{Status: http.StatusServiceUnavailable, Title: "Too busy", Detail: err.Error() + "; try again in a second"}, false
 	case errors.Is(err, context.Canceled):
 		return &apiError{Status: 499, Title: "Client closed the request"}, false
+	case errors.Is(err, keys.ErrPrivateKey): // a caller's key at /verifyToken
+		return badRequest("Private key refused", "Signing_key: "+strings.TrimPrefix(err.Error(), keys.ErrUnsafeKey.Error()+": ")), false
+	case errors.Is(err, token.ErrMalformed): // a token /verifyToken cannot read
+		return badRequest("Malformed token", "Malformed token: "+err.Error()), false
 	}
-	return &apiError{Status: http.StatusInternalServerError, Title: "Internal error"}, true
+	return errInternal, true
 }
 
 // handler is a route that returns its error rather than writing it.

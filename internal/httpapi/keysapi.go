@@ -51,7 +51,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Profile == "" {
-		return badRequest("Invalid request body", "profile is required")
+		return errProfileRequired
 	}
 	if err := s.auditReady(); err != nil {
 		return err

@@ -46,7 +46,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				}
 				s.Logger.Error("panic in handler", "request_id", id, "panic", p, "stack", string(debug.Stack()))
 				if rec.status == 0 {
-					writeProblem(rec, &apiError{Status: http.StatusInternalServerError, Title: "Internal error"})
+					writeProblem(rec, errInternal)
 				}
 			}
 			took := time.Since(start)

@@ -28,8 +28,7 @@ func (s *Server) require(scope string, next handler) http.Handler {
 	needCert := s.opts.RequireClientCert && (scope == apikey.ScopeAdmin || scope == apikey.ScopeIntrospect)
 	return s.problems(func(w http.ResponseWriter, r *http.Request) error {
 		if needCert && !hasClientCert(r) {
-			return &apiError{Status: http.StatusForbidden, Title: "Client certificate required",
-				Detail: "this route needs a TLS client certificate from the configured CA"}
+			return errClientCert
 		}
 		name, err := s.authorize(r, scope)
 		if err != nil {
@@ -40,15 +39,12 @@ func (s *Server) require(scope string, next handler) http.Handler {
 	})
 }
 
-// authorize returns the name of the request's API key if it has scope:
-// an error of apikey's (401) when it has no key or one jwtd does not know,
-// a 403 when the key lacks the scope.
+// authorize returns the name of the request's API key if it has scope,
+// else an error of apikey's: ErrMissing or ErrInvalid (401) when it has no
+// key or one jwtd does not know, ErrForbidden (403) when the key lacks the
+// scope.
 func (s *Server) authorize(r *http.Request, scope string) (string, error) {
-	name, err := s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
-	if errors.Is(err, apikey.ErrForbidden) {
-		err = &apiError{Status: http.StatusForbidden, Title: "Forbidden", Detail: "the API key lacks the " + scope + " scope"}
-	}
-	return name, err
+	return s.APIKeys().Authorize(r.Header.Get("Authorization"), scope)
 }
 
 // hasClientCert reports a TLS client certificate verified against the
@@ -192,15 +188,10 @@ func (s *Server) recordsJSON(recs []record.Record) []recordJSON {
 	return out
 }
 
-var errUnknownXID = &apiError{Status: http.StatusNotFound, Title: "Unknown XID", Detail: "no token was recorded with this XID"}
-
 // handleTransaction is Get Status: GET /v1/tokens/{xid}.
 func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) error {
 	t, err := record.ReadTransaction(r.Context(), s.Store, r.PathValue("xid"))
-	switch {
-	case errors.Is(err, record.ErrNotFound):
-		return errUnknownXID
-	case err != nil:
+	if err != nil {
 		return err
 	}
 	out := struct {
@@ -231,18 +222,15 @@ func (s *Server) handleListByPhone(w http.ResponseWriter, r *http.Request) error
 	q := r.URL.Query()
 	if strings.HasPrefix(q.Get("phone"), " ") {
 		// An unencoded + in a query string arrives as a space.
-		return badRequest("Invalid phone number", "the phone starts with a space, which is what an unencoded + in a query string "+
-			"becomes: write the + as %2B, as in ?phone=%2B14155552671")
+		return errPhoneSpace
 	}
 	num, err := s.Phones.Normalize(q.Get("phone"))
 	if err != nil {
 		return err
 	}
-	limit := 50
-	if l := q.Get("limit"); l != "" {
-		if limit, err = strconv.Atoi(l); err != nil || limit < 1 || limit > 500 {
-			return badRequest("Invalid limit", "limit is 1 to 500")
-		}
+	limit, err := limitParam(q, 50)
+	if err != nil {
+		return err
 	}
 	page, err := s.Store.ByPhone(r.Context(), num, limit, q.Get("cursor"))
 	if err != nil {
@@ -255,6 +243,20 @@ func (s *Server) handleListByPhone(w http.ResponseWriter, r *http.Request) error
 	}{num, s.recordsJSON(page.Records), page.Next})
 }
 
+// limitParam is a listing's limit query parameter: 1 to 500, def when
+// absent.
+func limitParam(q url.Values, def int) (int, error) {
+	l := q.Get("limit")
+	if l == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 500 {
+		return 0, errLimit
+	}
+	return n, nil
+}
+
 // handleRevoke is POST /v1/revoke with {"jti"} or {"xid"}.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
@@ -264,25 +266,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readJSON(r, &req); err != nil {
 		return err
 	}
-	var n int
-	var err error
 	if err := s.auditReady(); err != nil {
 		return err
 	}
-	switch {
-	case (req.JTI == "") == (req.XID == ""):
-		return badRequest("Invalid request body", "give exactly one of jti and xid")
-	case req.JTI != "":
-		if len(req.JTI) > 128 {
-			return badRequest("Invalid jti", "a jti is at most 128 characters")
-		}
-		n, err = s.Store.RevokeJTI(r.Context(), req.JTI, s.Now())
-	default:
-		if !record.ValidXID(req.XID) {
-			return record.ErrInvalidXID
-		}
-		n, err = s.Store.RevokeXID(r.Context(), req.XID, s.Now())
-	}
+	n, err := record.Revoke(r.Context(), s.Store, record.Target{JTI: req.JTI, XID: req.XID}, s.Now())
 	if err != nil {
 		return err
 	}
@@ -293,17 +280,6 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 	if err := s.auditEntry(r, audit.Entry{Action: audit.ActionRevoke, Target: target, Detail: "count=" + strconv.Itoa(n)}); err != nil {
 		return err
 	}
-	if n == 0 {
-		// Unknown, or revoked already: say which.
-		if req.JTI != "" {
-			if _, err := s.Store.ByJTI(r.Context(), req.JTI); errors.Is(err, record.ErrNotFound) {
-				return &apiError{Status: http.StatusNotFound, Title: "Unknown jti",
-					Detail: "no token was recorded with this jti (tokens of a profile with record: false cannot be revoked)"}
-			}
-		} else if recs, err := s.Store.ByXID(r.Context(), req.XID); err == nil && len(recs) == 0 {
-			return errUnknownXID
-		}
-	}
 	return writeJSON(w, http.StatusOK, struct {
 		Revoked int `json:"revoked"`
 	}{n})
@@ -312,17 +288,16 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) error {
 // handleIntrospect is RFC 7662: POST /v1/introspect, form field token.
 // Inactive answers carry a reason.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readBody(r, "application/x-www-form-urlencoded", &apiError{Status: http.StatusUnsupportedMediaType,
-		Title: "Unsupported media type", Detail: "send application/x-www-form-urlencoded with a token field"}, tokenBodyBytes)
+	body, err := s.readBody(r, "application/x-www-form-urlencoded", errFormType, tokenBodyBytes)
 	if err != nil {
 		return err
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return badRequest("Malformed form body", err.Error())
+		return withDetail(errMalformedForm, err.Error())
 	}
 	if _, ok := form["token"]; !ok {
-		return badRequest("Missing token", "the form field token is required")
+		return errFormToken
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	v, err := s.Tokens().Introspect(r.Context(), form.Get("token"), s.Store.ByJTI)
@@ -364,16 +339,16 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	if err := s.Store.Ping(ctx); err != nil {
 		s.Logger.Warn("not ready", "err", err)
-		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the record store does not answer, or cannot commit"}
+		return errStoreNotReady
 	}
 	if err := s.Keys.Ready(); err != nil {
 		s.Logger.Warn("not ready", "err", err)
-		return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the managed signing keys cannot be synced with the store or opened; the log says why"}
+		return errKeysNotReady
 	}
 	if s.LimitStore != nil {
 		if err := s.LimitStore.Ping(ctx); err != nil {
 			s.Logger.Warn("not ready", "err", err)
-			return &apiError{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "the rate-limit backend does not answer"}
+			return errLimitsNotReady
 		}
 	}
 	writeBody(w, http.StatusOK, "application/json", []byte("{\"status\":\"ready\"}\n"))

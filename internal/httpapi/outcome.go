@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -32,14 +31,9 @@ func toOutcomeJSON(o record.Outcome) outcomeJSON {
 
 // handleOutcome is POST /v1/transactions/{xid}/outcome: what happened in a
 // transaction after its token, as a verification callback or the
-// customer's backend reports it. Outcomes are appended; the XID must be one
-// jwtd issued a token for (expired or revoked ones included: an outcome
-// comes after the token's short life).
+// customer's backend reports it (record.ReportOutcome).
 func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) error {
 	xid := r.PathValue("xid")
-	if !record.ValidXID(xid) {
-		return record.ErrInvalidXID
-	}
 	var req struct {
 		Status      string     `json:"status"`
 		Code        int        `json:"code"`
@@ -55,16 +49,10 @@ func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) error {
 	if req.UpdatedOn != nil {
 		o.UpdatedOn = *req.UpdatedOn
 	}
-	if err := record.CheckOutcome(&o, s.Now(), s.Tokens().Leeway()); err != nil {
-		return err
-	}
 	if err := s.auditReady(); err != nil {
 		return err
 	}
-	switch err := s.Store.AddOutcome(r.Context(), &o); {
-	case errors.Is(err, record.ErrNotFound):
-		return errUnknownXID
-	case err != nil:
+	if err := record.ReportOutcome(r.Context(), s.Store, &o, s.Now(), s.Tokens().Leeway()); err != nil {
 		return err
 	}
 	if err := s.auditEntry(r, audit.Entry{Action: audit.ActionOutcome, Target: "xid:" + xid, Detail: "status=" + string(o.Status)}); err != nil {

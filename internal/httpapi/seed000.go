@@ -13,7 +13,7 @@ import (
 func (s *Server) handlePhoneToken(w http.ResponseWriter, r *http.Request) error {
 	w.Header()["Allow"] = []string{"GET"}
 	if r.Method != http.MethodGet {
-		return &apiError{Status: http.StatusMethodNotAllowed, Title: "Method not allowed", Detail: "only GET mints a token"}
+		return errGETOnly
 	}
 	// With seed000.require_caller, only a caller with an API key of scope
 	// issue, or a verified client certificate, mints here: an anonymous

@@ -2,20 +2,14 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/mint"
 	"github.com/jwtd/jwtd/internal/ratelimit"
-	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/strictjson"
 	"github.com/jwtd/jwtd/internal/token"
 )
@@ -32,7 +26,7 @@ func (s *Server) readSeedBody(r *http.Request, member func(name string, v jsonte
 		if _, ok := err.(*apiError); ok {
 			return err
 		}
-		return badRequest("Malformed JSON body", "Malformed JSON body: "+err.Error())
+		return withDetail(errMalformedJSON, "Malformed JSON body: "+err.Error())
 	}
 	return nil
 }
@@ -44,47 +38,24 @@ func seedString(v jsontext.Value, dst *string, present *bool, name string) error
 	}
 	text, ok := strictjson.String(v)
 	if !ok {
-		return badRequest("Invalid request body", name+" must be a string")
+		return withDetail(errInvalidBody, name+" must be a string")
 	}
 	*dst, *present = text, true
 	return nil
 }
 
-// limitFirst counts an anonymous request against the limits named by kinds
-// by its address, before its body is read (as the seed did: a refused
-// client costs no parsing), and sets the RateLimit headers. It returns the
-// address.
-func (s *Server) limitFirst(w http.ResponseWriter, r *http.Request, kinds []string) (netip.Addr, error) {
-	ip := s.ClientIP.Resolve(r)
-	d, err := s.Limiter.Check(r.Context(), kinds, ratelimit.Caller{IP: ip}, "")
-	if err == nil {
-		setRateLimitHeaders(w, d)
-	}
-	return ip, err
-}
-
 // handleGenerateToken is seed 003's POST /generateToken:
 // {"user_data": "<string>"} → {"JWT Token": "<token>"}, castlabs profile.
+// The body is read once the request has passed its limits, as the seed
+// did: a refused client costs no parsing.
 func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) error {
-	ip, err := s.limitFirst(w, r, s.Minter.LimitBy["generate"])
-	if err != nil {
-		return err
-	}
-	var data string
-	var has bool
-	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
-		if name == "user_data" {
-			return seedString(v, &data, &has, name)
-		}
-		return nil
+	minted, err := s.Minter.Mint(r.Context(), mint.Request{
+		Profile: "castlabs", ClientIP: s.ClientIP.Resolve(r), Limits: "generate",
+		ReadData: func(limit ratelimit.Decision) (json.RawMessage, error) {
+			setRateLimitHeaders(w, limit)
+			return s.readUserData(r)
+		},
 	})
-	if err != nil {
-		return err
-	}
-	if !has {
-		return badRequest("Invalid request body", "Missing user_data in POST request body")
-	}
-	minted, err := s.Minter.Mint(r.Context(), mint.Request{Profile: "castlabs", Data: appendString(nil, data), ClientIP: ip})
 	if err != nil {
 		return err
 	}
@@ -94,19 +65,43 @@ func (s *Server) handleGenerateToken(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
+// readUserData reads /generateToken's body: its user_data, as the JSON
+// string that goes into the token.
+func (s *Server) readUserData(r *http.Request) (json.RawMessage, error) {
+	var data string
+	var has bool
+	err := s.readSeedBody(r, func(name string, v jsontext.Value) error {
+		if name == "user_data" {
+			return seedString(v, &data, &has, name)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !has:
+		return nil, errMissingUserData
+	}
+	return appendString(nil, data), nil
+}
+
 // handleVerifyToken is seed 003's GET (and POST) /verifyToken:
 // {"Token", "Signing_key"} → {"Header", "Claims", "Signature Verification"},
 // plus "Error" when it does not verify. Signing_key is an HMAC secret (its
 // UTF-8 bytes), a PEM public key or a JWK (as a string or a JSON object).
 func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.limitFirst(w, r, s.opts.VerifyLimits); err != nil {
+	// Limited before the body is read, as the seed did: a refused client
+	// costs no parsing.
+	d, err := s.Limiter.Check(r.Context(), s.opts.VerifyLimits, ratelimit.Caller{IP: s.ClientIP.Resolve(r)}, "")
+	if err != nil {
 		return err
 	}
+	setRateLimitHeaders(w, d)
 	var tok, keyText string
 	var key []byte
 	var hasTok, hasKey bool
 	var badKey error // reported after a missing Token, as the seed did
-	err := s.readSeedBody(r, func(name string, v jsontext.Value) error {
+	err = s.readSeedBody(r, func(name string, v jsontext.Value) error {
 		switch {
 		case name == "Token":
 			return seedString(v, &tok, &hasTok, name)
@@ -116,7 +111,7 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 		case v.Kind() == '"':
 			return seedString(v, &keyText, &hasKey, name)
 		default:
-			badKey = badRequest("Invalid request body", "Signing_key must be a string or a JWK object")
+			badKey = errKeyType
 		}
 		return nil
 	})
@@ -134,13 +129,8 @@ func (s *Server) handleVerifyToken(w http.ResponseWriter, r *http.Request) error
 		key = []byte(keyText)
 	}
 	checked, err := s.Tokens().VerifyWithKey(r.Context(), tok, key, s.Store.ByJTI)
-	switch {
-	case errors.Is(err, token.ErrBusy), errors.Is(err, record.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return err // no verdict: the caller may ask again
-	case errors.Is(err, keys.ErrPrivateKey):
-		return badRequest("Private key refused", "Signing_key: "+strings.TrimPrefix(err.Error(), keys.ErrUnsafeKey.Error()+": "))
-	case err != nil:
-		return badRequest("Malformed token", "Malformed token: "+err.Error())
+	if err != nil {
+		return err // a token that does not read, a private key, or no verdict
 	}
 	reason := "active"
 	if checked.Err != nil {

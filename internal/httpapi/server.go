@@ -35,8 +35,8 @@ type Deps struct {
 	Tokens func() *token.Service
 	// Minter mints and records tokens (the minting routes).
 	Minter *mint.Minter
-	// Store answers the admin routes and introspection's record checks.
-	Store record.Store
+	// Store answers the admin routes and the verifiers' record checks.
+	Store Records
 	// APIKeys returns the current API keys; called once per request to an
 	// authenticated route, so a reload swaps them.
 	APIKeys func() *apikey.Set
@@ -60,6 +60,19 @@ type Deps struct {
 	Audit      *audit.Trail
 	AuditStore audit.Store
 	Refusals   *audit.Refusals
+}
+
+// Records is what the routes need of the record store (a record.Store has
+// it all): what the use cases behind Get Status, revocation and outcomes
+// need, a record by jti for the verifiers, a phone's records page by page,
+// and Ping for /readyz.
+type Records interface {
+	record.TransactionReader
+	record.Revoker
+	record.OutcomeAdder
+	ByJTI(ctx context.Context, jti string) (*record.Record, error)
+	ByPhone(ctx context.Context, phone string, limit int, cursor string) (record.Page, error)
+	Ping(ctx context.Context) error
 }
 
 // Options are the server's limits.
@@ -133,6 +146,6 @@ func unmatched(mux *http.ServeMux) http.Handler {
 			writeProblem(w, errMethod)
 			return
 		}
-		writeProblem(w, &apiError{Status: http.StatusNotFound, Title: "Not found", Detail: "no route matches " + r.Method + " " + r.URL.Path})
+		writeProblem(w, withDetail(errNoRoute, "no route matches "+r.Method+" "+r.URL.Path))
 	})
 }

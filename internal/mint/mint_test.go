@@ -2,8 +2,11 @@ package mint_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +169,49 @@ func TestMintRefusesClosedTransaction(t *testing.T) {
 		if _, err := m.Mint(ctx, mint.Request{Profile: profile, Phone: "+14155550123", XID: "closed-1"}); !errors.Is(err, record.ErrXIDClosed) {
 			t.Errorf("%s on the revoked transaction: %v, want ErrXIDClosed", profile, err)
 		}
+	}
+}
+
+// A request whose data is read after its limits (ReadData: seed 003's
+// /generateToken) is counted whether its data reads or not, with the
+// decision handed to ReadData; a caller the limits refuse has none read.
+func TestMintReadsDataAfterLimits(t *testing.T) {
+	m, store := newMinter(t)
+	ctx := context.Background()
+	ls, _ := ratelimit.NewMemoryStore(100, nil)
+	lims, _ := ratelimit.ParseLimits("2 per hour")
+	limiter, err := ratelimit.New(ls, []ratelimit.Rule{{Name: "per_ip", Limits: lims}}, "open", nil, ratelimit.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Limiter, m.LimitBy = limiter, map[string][]string{"generate": {"per_ip"}}
+	errBody := errors.New("a body that does not read")
+	var remaining []int // of each decision ReadData was given
+	req := func(data string, err error) mint.Request {
+		return mint.Request{Profile: "castlabs", ClientIP: netip.MustParseAddr("203.0.113.7"), Limits: "generate",
+			ReadData: func(d ratelimit.Decision) (json.RawMessage, error) {
+				remaining = append(remaining, d.Remaining)
+				return json.RawMessage(data), err
+			}}
+	}
+	if got, err := m.Mint(ctx, req("", errBody)); got != nil || !errors.Is(err, errBody) {
+		t.Fatalf("data that does not read: %v, %v", got, err)
+	}
+	got, err := m.Mint(ctx, req(`"x"`, nil))
+	if err != nil || got.Limit.Remaining != 0 {
+		t.Fatalf("second: %+v, %v", got, err)
+	}
+	if j, err := token.Decode(got.Token); err != nil || !strings.Contains(string(j.Payload), `"data":"x"`) {
+		t.Errorf("the token does not carry the data read: %v", err)
+	}
+	if rec, err := store.ByJTI(ctx, got.JTI); err != nil || rec.ClientIP != "203.0.113.7" {
+		t.Errorf("record %+v, %v", rec, err)
+	}
+	var limited *ratelimit.LimitedError
+	if got, err := m.Mint(ctx, req(`"x"`, nil)); got != nil || !errors.As(err, &limited) {
+		t.Errorf("third in an hour: %v, %v", got, err)
+	}
+	if !slices.Equal(remaining, []int{1, 0}) {
+		t.Errorf("ReadData was given %v remaining; want [1 0], and not called for the refused request", remaining)
 	}
 }

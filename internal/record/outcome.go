@@ -1,6 +1,7 @@
 package record
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -128,6 +129,31 @@ func CheckOutcome(o *Outcome, now time.Time, leeway time.Duration) error {
 	}
 	o.UpdatedOn, o.Recorded = o.UpdatedOn.UTC(), now.UTC()
 	return nil
+}
+
+// OutcomeAdder is what ReportOutcome needs of a Store.
+type OutcomeAdder interface {
+	AddOutcome(ctx context.Context, o *Outcome) error
+}
+
+// ReportOutcome appends an outcome, as reported, to its transaction o.XID,
+// which must be one jwtd recorded a token for (expired or revoked ones
+// included: an outcome comes after the token's short life). It completes
+// and checks o as CheckOutcome does, at now with leeway. Errors:
+// ErrInvalidXID, ErrInvalidOutcome, ErrUnknownXID when no token was
+// recorded with the XID, ErrTooManyOutcomes; the store's (ErrUnavailable).
+func ReportOutcome(ctx context.Context, s OutcomeAdder, o *Outcome, now time.Time, leeway time.Duration) error {
+	if !ValidXID(o.XID) {
+		return ErrInvalidXID
+	}
+	if err := CheckOutcome(o, now, leeway); err != nil {
+		return err
+	}
+	err := s.AddOutcome(ctx, o)
+	if errors.Is(err, ErrNotFound) {
+		return ErrUnknownXID
+	}
+	return err
 }
 
 func knownCodes() string {

@@ -1,5 +1,7 @@
 // Package record defines what jwtd remembers of every token it hands out,
-// and the Store contract the storage adapters (sqlite, mongodb) implement.
+// the Store contract the storage adapters (sqlite, mongodb) implement, and
+// the use cases on a transaction that the API calls (ReadTransaction,
+// Revoke, ReportOutcome), each taking the little of a Store it needs.
 // recordtest holds the conformance suite every Store passes.
 package record
 

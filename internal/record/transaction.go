@@ -2,7 +2,6 @@ package record
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -16,9 +15,16 @@ type Transaction struct {
 	Closed   time.Time
 }
 
+// TransactionReader is what ReadTransaction needs of a Store.
+type TransactionReader interface {
+	ByXID(ctx context.Context, xid string) ([]Record, error)
+	Outcomes(ctx context.Context, xid string) ([]Outcome, error)
+	ClosedAt(ctx context.Context, xid string) (time.Time, error)
+}
+
 // ReadTransaction reads a transaction from s: ErrInvalidXID for an XID
-// jwtd does not accept, ErrNotFound when it has no records.
-func ReadTransaction(ctx context.Context, s Store, xid string) (*Transaction, error) {
+// jwtd does not accept, ErrUnknownXID when it has no records.
+func ReadTransaction(ctx context.Context, s TransactionReader, xid string) (*Transaction, error) {
 	if !ValidXID(xid) {
 		return nil, ErrInvalidXID
 	}
@@ -27,7 +33,7 @@ func ReadTransaction(ctx context.Context, s Store, xid string) (*Transaction, er
 		return nil, err
 	}
 	if len(recs) == 0 {
-		return nil, fmt.Errorf("%w: no token was issued for XID %s", ErrNotFound, xid)
+		return nil, ErrUnknownXID
 	}
 	t := &Transaction{XID: xid, Records: recs}
 	if t.Outcomes, err = s.Outcomes(ctx, xid); err != nil {
