@@ -133,6 +133,7 @@ type keyEvents struct {
 	metrics *metrics.Metrics
 	trail   *audit.Trail
 	every   *logevery.Every // throttles the lines of a sync failing again and again
+	sealed  bool            // the last sync failed as the stored keys did not open
 }
 
 func (ev *keyEvents) Applied(changes []keys.Change, rings map[string]keys.Keyring) {
@@ -171,12 +172,23 @@ func (ev *keyEvents) SyncFailed(err error, first bool) {
 		ev.logger.Error("managed keys not synced; going on with the keys last read, and /readyz answers 503 until a sync succeeds",
 			"err", err, "failures_since_last_line", held)
 	}
-	if first && errors.Is(err, keys.ErrSealed) {
+	// A master key that stops opening the stored keys, once per spell,
+	// though the store may have been failing for another reason first.
+	sealed := errors.Is(err, keys.ErrSealed)
+	if sealed && !ev.sealed {
 		ev.trail.Record(context.Background(), audit.Entry{Actor: audit.ActorJWTD, Action: audit.ActionKeyOpenFail, Result: audit.ResultFailed, Detail: err.Error()}) //nolint:errcheck // logged by the trail
 	}
+	ev.sealed = sealed
 }
 
-func (ev *keyEvents) Synced() { ev.logger.Info("managed keys synced again") }
+func (ev *keyEvents) AdvanceFailed(err error) {
+	ev.logger.Error("managed keys: the keys last read could not be advanced to now; going on with the keys in use", "err", err)
+}
+
+func (ev *keyEvents) Synced() {
+	ev.sealed = false
+	ev.logger.Info("managed keys synced again")
+}
 
 // listKeys describes the managed keys as stored and the configured keys
 // of svc, by profile.

@@ -126,9 +126,10 @@ const syncAttempts = 5
 var ErrRegressed = errors.New("the keyring went back to an older version")
 
 // Sync brings every managed profile's keyring to now and returns them,
-// with the changes this call wrote: each change of a shared keyring is
-// written, and so returned, by exactly one instance (even when a later
-// profile fails, and the keyrings are not returned). seen holds the
+// with the changes this call wrote (even when a later profile fails, and
+// the keyrings are not returned): each change of a shared keyring is
+// returned by at most one instance, the one whose write stood and was
+// told so. seen holds the
 // versions this instance last read (nil at start): a keyring older than
 // that is ErrRegressed, and is neither advanced nor written.
 func (m *Manager) Sync(ctx context.Context, now time.Time, seen map[string]int64) (map[string]Keyring, []Change, error) {

@@ -75,19 +75,26 @@ type Setup[T Built] struct {
 }
 
 // Events is told what a Runtime does: for logs, metrics and the audit
-// trail. Its methods are called with the Runtime's lock held, one at a
-// time, and must not call the Runtime.
+// trail. Its methods must not call the Runtime. All but Wrote are called
+// with the Runtime's lock held, one at a time, and should not wait.
 type Events interface {
 	// Applied: this instance now signs and verifies with rings; changes
 	// are what moved since the keys it used before (none at the first
 	// Configure). Every instance reports each change it applies.
 	Applied(changes []Change, rings map[string]Keyring)
 	// Wrote: this instance wrote changes to the store. Of the instances
-	// sharing a store, exactly one reports each change.
+	// sharing a store, at most one reports each change: the one whose
+	// compare-and-swap stood and was told so (a write whose answer was
+	// lost, such as a MongoDB timeout after the write stood, is reported
+	// by none). It is called after the Runtime's lock is released, maybe
+	// from two goroutines at once, and may wait (an audit entry written).
 	Wrote(changes []Change)
 	// SyncFailed: a sync failed; first unless the one before it failed
 	// too. The Runtime goes on with the keys last read (see Sync).
 	SyncFailed(err error, first bool)
+	// AdvanceFailed: while syncs fail, the keys last read could not be
+	// built once advanced to now; the Runtime keeps the keys it uses.
+	AdvanceFailed(err error)
 	// Synced: a sync succeeded after failures.
 	Synced()
 }
@@ -97,20 +104,24 @@ type Events interface {
 // activate, retire or delete a key, and the store's compare-and-swap keeps
 // one outcome. When the keyrings change (here, on another instance, or by
 // a reconfiguration) it builds anew and hands the build to use. Every key
-// a build uses joins the key history before the build is used, and stays
-// there.
+// a build uses joins the key history, where it stays: at Configure before
+// the build is used, on a sync as it is used (a key the history could not
+// take is added at a later sync; until then it is in the key set).
 //
-// A sync that fails changes nothing stored: the Runtime goes on from the
-// keys last read, advancing them by its clock (what a next key was
-// published for, it signs at its time; a key past its deletion goes), as
-// every other instance does, makes no key, and Ready reports the failure
-// until a sync succeeds.
+// When a sync fails the Runtime goes on from the keys last read,
+// advancing them by its clock (what a next key was published for, it
+// signs at its time; a key past its deletion goes), as every other
+// instance does, makes no key, and Ready reports the failure until a sync
+// succeeds.
+//
+// Configure comes first: Run, Sync and Rotate need a setup.
 type Runtime[T Built] struct {
 	clock  clock.Clock
 	use    func(T)
 	events Events
 
 	mu    sync.Mutex // serialises Configure, Sync and Rotate; guards the fields below
+	wrote []Change   // what this instance wrote, told to events.Wrote once mu is released
 	setup Setup[T]
 	built T
 	rings map[string]Keyring // as last used; nil before the first Configure
@@ -131,7 +142,7 @@ func NewRuntime[T Built](clk clock.Clock, use func(T), events Events) *Runtime[T
 // it and returns it. On any error nothing running changes.
 func (r *Runtime[T]) Configure(ctx context.Context, s Setup[T], check func(next T) error) (T, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	var zero T
 	rings, wrote, err := s.Manager.Sync(ctx, r.clock.Now(), r.seen())
 	r.report(wrote)
@@ -181,7 +192,7 @@ func (r *Runtime[T]) Run(ctx context.Context) {
 // changed (here or on another instance), builds and uses the new keys.
 func (r *Runtime[T]) Sync(ctx context.Context) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	if len(r.setup.Manager.Policies) == 0 {
 		return
 	}
@@ -239,7 +250,15 @@ func (r *Runtime[T]) install(built T, rings map[string]Keyring, known []KnownKey
 	r.events.Applied(changes, maps.Clone(rings))
 }
 
-func (r *Runtime[T]) report(wrote []Change) {
+// report keeps what this instance wrote for events.Wrote.
+func (r *Runtime[T]) report(wrote []Change) { r.wrote = append(r.wrote, wrote...) }
+
+// unlock releases the lock, then tells events what was written while it
+// was held: an audit entry may be written then, and nothing waits on it.
+func (r *Runtime[T]) unlock() {
+	wrote := r.wrote
+	r.wrote = nil
+	r.mu.Unlock()
 	if len(wrote) > 0 {
 		r.events.Wrote(wrote)
 	}
@@ -268,7 +287,7 @@ func (r *Runtime[T]) advanceLocally() {
 	}
 	built, err := r.setup.Build(rings, r.known)
 	if err != nil {
-		r.events.SyncFailed(fmt.Errorf("advancing the keys last read: %w", err), false)
+		r.events.AdvanceFailed(err)
 		return
 	}
 	r.install(built, rings, r.known)
@@ -279,7 +298,7 @@ func (r *Runtime[T]) advanceLocally() {
 // waiting, and returns the profile's keyring.
 func (r *Runtime[T]) Rotate(ctx context.Context, profile string) (Keyring, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.unlock()
 	if _, err := r.setup.Manager.Rotate(ctx, profile, r.clock.Now()); err != nil {
 		return Keyring{}, err
 	}
@@ -304,7 +323,7 @@ func (r *Runtime[T]) Manager() *Manager {
 	return r.setup.Manager
 }
 
-// Rings are the keyrings in use.
+// Rings are the keyrings in use (their Keys shared: do not change them).
 func (r *Runtime[T]) Rings() map[string]Keyring {
 	r.mu.Lock()
 	defer r.mu.Unlock()

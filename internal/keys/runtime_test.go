@@ -1,6 +1,7 @@
 package keys_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,23 +30,34 @@ var rotating = keys.Policy{Alg: "HS256", RotateEvery: time.Hour, PublishLead: 10
 const every = time.Minute
 
 // memKeys is a KeyStore in memory, with compare-and-swap on versions, that
-// fails every call while fail is set (and RememberKeys while forget is).
+// fails every call while fail is set (RememberKeys while forget is, reads
+// of profile failProfile always). interfere, if set, runs once right after
+// a keyring is read: another instance's write before this one's.
 type memKeys struct {
-	mu     sync.Mutex
-	rings  map[string]keys.Keyring
-	known  []keys.KnownKey
-	fail   error
-	forget error
+	mu          sync.Mutex
+	rings       map[string]keys.Keyring
+	known       []keys.KnownKey
+	fail        error
+	forget      error
+	failProfile string
+	interfere   func()
+	conflicts   int
 }
 
 func (s *memKeys) Keyring(_ context.Context, profile string) (keys.Keyring, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return keys.Keyring{}, s.fail
+	if s.fail != nil || profile == s.failProfile {
+		s.mu.Unlock()
+		return keys.Keyring{}, cmp.Or(s.fail, errors.New("no such table"))
 	}
 	r := s.rings[profile]
 	r.Profile, r.Keys = profile, slices.Clone(r.Keys)
+	interfere := s.interfere
+	s.interfere = nil
+	s.mu.Unlock()
+	if interfere != nil {
+		interfere()
+	}
 	return r, nil
 }
 
@@ -56,6 +68,7 @@ func (s *memKeys) PutKeyring(_ context.Context, ring keys.Keyring) (int64, error
 		return 0, s.fail
 	}
 	if s.rings[ring.Profile].Version != ring.Version {
+		s.conflicts++
 		return 0, keys.ErrConflict
 	}
 	ring.Version++
@@ -163,6 +176,7 @@ func (in *instance) Wrote(changes []keys.Change) {
 }
 
 func (in *instance) SyncFailed(err error, first bool) { in.note("failed first=%v: %v", first, err) }
+func (in *instance) AdvanceFailed(err error)          { in.note("advance failed: %v", err) }
 func (in *instance) Synced()                          { in.note("synced") }
 
 // took returns the events since the last call, and the kid that signs.
@@ -251,21 +265,21 @@ func TestRuntimeLifecycle(t *testing.T) {
 
 		step(clk, time.Minute) // 10 minutes before the first key's hour is up
 		got, signing := in.took()
-		if len(got) != 2 || !strings.HasPrefix(got[0], "wrote published") || !strings.HasPrefix(got[1], "applied published") || signing != first {
+		if len(got) != 2 || !strings.HasPrefix(got[0], "applied published") || !strings.HasPrefix(got[1], "wrote published") || signing != first {
 			t.Fatalf("at 50 minutes: events %q, signing %s; want the next key published, %s signing", got, signing, first)
 		}
-		next := strings.TrimPrefix(got[0], "wrote published ")
+		next := strings.TrimPrefix(got[1], "wrote published ")
 
 		step(clk, 10*time.Minute)
 		if signing := wantEvents(t, in, "at the hour",
-			"wrote retired "+first, "wrote activated "+next, "applied retired "+first, "applied activated "+next); signing != next {
+			"applied retired "+first, "applied activated "+next, "wrote retired "+first, "wrote activated "+next); signing != next {
 			t.Errorf("at the hour %s signs, want %s", signing, next)
 		}
 
 		step(clk, 19*time.Minute)
 		wantEvents(t, in, "19 minutes after the retirement")
 		step(clk, time.Minute)
-		wantEvents(t, in, "the keep time after the retirement", "wrote deleted "+first, "applied deleted "+first)
+		wantEvents(t, in, "the keep time after the retirement", "applied deleted "+first, "wrote deleted "+first)
 		if h := store.history(); !slices.Contains(h, first) || !slices.Contains(h, next) {
 			t.Errorf("the key history %q lacks %s or %s", h, first, next)
 		}
@@ -309,7 +323,7 @@ func TestRuntimeStoreDown(t *testing.T) {
 		store.failing(nil)
 		step(clk, time.Minute)
 		got, signing = in.took()
-		if signing != next || !slices.Equal(got[len(got)-1:], []string{"synced"}) || !slices.Contains(got, "wrote activated "+next) || slices.ContainsFunc(got, func(e string) bool { return strings.HasPrefix(e, "applied") }) {
+		if signing != next || !slices.Contains(got, "synced") || !slices.Contains(got, "wrote activated "+next) || slices.ContainsFunc(got, func(e string) bool { return strings.HasPrefix(e, "applied") }) {
 			t.Errorf("back: events %q, signing %s; want the activation written, nothing applied again, synced", got, signing)
 		}
 		if err := in.rt.Ready(); err != nil {
@@ -340,7 +354,7 @@ func TestRuntimeTwoInstances(t *testing.T) {
 		if !ring.Keys[1].Activates.Equal(t0.Add(rotating.PublishLead)) {
 			t.Errorf("the next key signs from %s, want the publishing lead from now", ring.Keys[1].Activates)
 		}
-		wantEvents(t, a, "the rotation on a", "wrote published "+next, "applied published "+next)
+		wantEvents(t, a, "the rotation on a", "applied published "+next, "wrote published "+next)
 		step(clk, time.Minute)
 		wantEvents(t, b, "b's next sync", "applied published "+next)
 
@@ -373,6 +387,7 @@ func TestRuntimeConfigureRefused(t *testing.T) {
 		signing := in.using.signing
 		in.took()
 
+		using := in.using
 		refused := errors.New("refusing to remove keys")
 		if _, err := in.rt.Configure(t.Context(), setup(store, sealer), func(*built) error { return refused }); !errors.Is(err, refused) {
 			t.Errorf("a refused check: %v", err)
@@ -387,7 +402,7 @@ func TestRuntimeConfigureRefused(t *testing.T) {
 		if _, err := in.rt.Configure(t.Context(), setup(store, testSealer(t)), nil); !errors.Is(err, keys.ErrSealed) || !strings.Contains(err.Error(), "Give jwtd the master key") {
 			t.Errorf("another master key: %v", err)
 		}
-		if in.using.signing != signing || in.rt.Manager().Sealer != sealer {
+		if in.using != using || in.using.signing != signing || in.rt.Manager().Sealer != sealer {
 			t.Errorf("a refused configuration changed what runs")
 		}
 		wantEvents(t, in, "refused configurations")
@@ -418,6 +433,83 @@ func TestRuntimeHistoryRetried(t *testing.T) {
 		step(clk, time.Minute)
 		if !slices.Contains(store.history(), next) || in.rt.Ready() != nil {
 			t.Errorf("a sync later the history is %q and Ready %v; want %s in it", store.history(), in.rt.Ready(), next)
+		}
+	})
+}
+
+// Two instances that advance one keyring at once: the one whose
+// compare-and-swap loses reads again, finds the change made, and reports
+// nothing; the change is reported once.
+func TestManagerReportsAWriteOnce(t *testing.T) {
+	ctx := t.Context()
+	store, sealer := &memKeys{}, testSealer(t)
+	a := &keys.Manager{Store: store, Sealer: sealer, Policies: map[string]keys.Policy{"default": rotating}}
+	b := &keys.Manager{Store: store, Sealer: sealer, Policies: a.Policies}
+	if _, wrote, err := a.Sync(ctx, t0, nil); err != nil || len(wrote) != 1 || wrote[0].Kind != keys.Activated {
+		t.Fatalf("the first sync: %v, wrote %+v", err, wrote)
+	}
+	publish := t0.Add(50 * time.Minute)
+	var wroteA []keys.Change
+	store.interfere = func() { // b has read the keyring; a writes first
+		var err error
+		if _, wroteA, err = a.Sync(ctx, publish, nil); err != nil {
+			t.Error(err)
+		}
+	}
+	rings, wroteB, err := b.Sync(ctx, publish, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.conflicts != 1 || len(wroteA) != 1 || wroteA[0].Kind != keys.Published || len(wroteB) != 0 {
+		t.Errorf("%d conflicts; a wrote %+v, b wrote %+v; want one conflict, and the publication reported by a alone", store.conflicts, wroteA, wroteB)
+	}
+	if n := len(rings["default"].Keys); n != 2 {
+		t.Errorf("b's keyring has %d keys after the race, want the current and the one next key", n)
+	}
+}
+
+// A sync that fails on one profile still reports what it wrote for the
+// profiles before it: those writes stand.
+func TestManagerReportsWritesBeforeAFailure(t *testing.T) {
+	store, sealer := &memKeys{failProfile: "zz"}, testSealer(t)
+	m := &keys.Manager{Store: store, Sealer: sealer, Policies: map[string]keys.Policy{"default": rotating, "zz": rotating}}
+	rings, wrote, err := m.Sync(t.Context(), t0, nil)
+	if err == nil || rings != nil || len(wrote) != 1 || wrote[0].Profile != "default" || wrote[0].Kind != keys.Activated {
+		t.Errorf("Sync with profile zz failing: %v, rings %v, wrote %+v; want the error and default's first key reported", err, rings, wrote)
+	}
+}
+
+// While the store is down, keys that cannot be built once advanced are
+// told of, and the keys in use stay.
+func TestRuntimeAdvanceFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewFake(t0)
+		store, sealer := &memKeys{}, testSealer(t)
+		in := &instance{}
+		in.rt = keys.NewRuntime(clk, in.use, in)
+		s := setup(store, sealer)
+		build := s.Build
+		var broken bool
+		s.Build = func(rings map[string]keys.Keyring, known []keys.KnownKey) (*built, error) {
+			if broken {
+				return nil, errors.New("a configured key file went missing")
+			}
+			return build(rings, known)
+		}
+		if _, err := in.rt.Configure(t.Context(), s, nil); err != nil {
+			t.Fatal(err)
+		}
+		go in.rt.Run(t.Context())
+		synctest.Wait()
+		step(clk, 50*time.Minute)
+		using := in.using
+		in.took()
+		store.failing(errors.New("connection refused"))
+		broken = true
+		step(clk, 10*time.Minute) // the next key's activation comes while syncs fail
+		got, _ := in.took()
+		if !slices.Contains(got, "advance failed: a configured key file went missing") || in.using != using {
+			t.Errorf("events %q; the build in use changed: %v; want the failed advance told and the keys kept", got, in.using != using)
 		}
 	})
 }
