@@ -89,6 +89,14 @@ func (e *Entry) ComputeHash() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// Link makes e the entry after prev in chain: the next sequence number (1
+// after the zero Entry, a chain's head before its first entry), prev's
+// hash, and its own hash, computed last.
+func (e *Entry) Link(chain string, prev Entry) {
+	e.Chain, e.Seq, e.Prev = chain, prev.Seq+1, prev.Hash
+	e.Hash = e.ComputeHash()
+}
+
 // Errors of the Store contract.
 var (
 	// ErrConflict is AppendAudit when the chain's head is no longer the
