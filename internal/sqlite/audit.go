@@ -28,25 +28,15 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 			return unavailable(err)
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		var head sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit WHERE chain = ?`, entries[0].Chain).Scan(&head); err != nil {
+		head, err := s.chainHead(ctx, tx, entries[0].Chain)
+		if err != nil {
 			return unavailable(err)
 		}
-		if head.Int64 != entries[0].Seq-1 {
+		if head.Seq != entries[0].Seq-1 {
 			return audit.ErrConflict
 		}
-		var q strings.Builder
-		q.WriteString(`INSERT INTO audit (` + auditColumns + `) VALUES `)
-		args := make([]any, 0, 13*len(entries))
-		for i, e := range entries {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-			args = append(args, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
-				e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev, e.Hash)
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		err = s.insertAudit.exec(ctx, tx, len(entries), func(i int, args []any) []any { return auditArgs(args, &entries[i]) })
+		if err != nil {
 			if strings.Contains(err.Error(), "UNIQUE constraint") {
 				return audit.ErrConflict
 			}
@@ -61,6 +51,23 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		return 0, err
 	}
 	return len(entries), nil
+}
+
+// chainHead is the sequence number and hash of a chain's last entry as
+// tx reads it; the zero Entry for a chain with none.
+func (s *Store) chainHead(ctx context.Context, tx *sql.Tx, chain string) (audit.Entry, error) {
+	head := audit.Entry{Chain: chain}
+	err := tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, chain).Scan(&head.Seq, &head.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return audit.Entry{Chain: chain}, nil
+	}
+	return head, err
+}
+
+// auditArgs appends the values of e's row, in auditColumns' order.
+func auditArgs(args []any, e *audit.Entry) []any {
+	return append(args, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
+		e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev, e.Hash)
 }
 
 func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {

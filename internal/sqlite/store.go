@@ -39,7 +39,9 @@ type Store struct {
 	byJTIStmt, byXIDStmt *sql.Stmt   // on read
 	owners, existing     *sql.Stmt   // on write: the phones of a batch's XIDs, its jtis already stored
 	closed               *sql.Stmt   // on write: which of a batch's XIDs are closed
-	inserts              []*sql.Stmt // on write: INSERT of insertChunks[i] rows
+	auditHead            *sql.Stmt   // on write: a chain's last entry, in the commit that links after it
+	insertTokens         multiInsert // on write: records
+	insertAudit          multiInsert // on write: audit entries
 
 	group *record.GroupCommitter
 }
@@ -176,7 +178,8 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{path: path, read: read, write: write, inserts: make([]*sql.Stmt, len(insertChunks))}
+	s := &Store{path: path, read: read, write: write,
+		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", auditColumns)}
 	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
@@ -185,15 +188,18 @@ func Open(path string, opts Options) (*Store, error) {
 		{write, &s.owners, `SELECT DISTINCT xid, phone FROM tokens WHERE xid != '' AND xid IN (SELECT value FROM json_each(?))`},
 		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
 		{write, &s.closed, `SELECT xid FROM closed_xids WHERE xid IN (SELECT value FROM json_each(?))`},
+		{write, &s.auditHead, `SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
 	}
-	for i, n := range insertChunks {
-		stmts = append(stmts, struct {
-			db   *sql.DB
-			dst  **sql.Stmt
-			text string
-		}{write, &s.inserts[i], insertRows(n)})
+	for _, m := range []multiInsert{s.insertTokens, s.insertAudit} {
+		for i, n := range insertChunks {
+			stmts = append(stmts, struct {
+				db   *sql.DB
+				dst  **sql.Stmt
+				text string
+			}{write, &m.stmts[i], m.text(n)})
+		}
 	}
 	for _, p := range stmts {
 		if *p.dst, err = p.db.Prepare(p.text); err != nil {
@@ -243,7 +249,8 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
-	for _, st := range append([]*sql.Stmt{s.owners, s.existing, s.byJTIStmt, s.byXIDStmt}, s.inserts...) {
+	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.byJTIStmt, s.byXIDStmt}
+	for _, st := range append(append(stmts, s.insertTokens.stmts...), s.insertAudit.stmts...) {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)

@@ -237,7 +237,7 @@ func TestLargeBatches(t *testing.T) {
 }
 
 func TestAuditConformance(t *testing.T) {
-	audittest.Run(t, func(t *testing.T) audit.Store {
+	audittest.Run(t, func(t *testing.T) audittest.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -245,4 +245,57 @@ func TestAuditConformance(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// Audit entries the store refuses (here a trigger) leave their batch's
+// records written: the results of records with an entry say it was not
+// (audit.ErrNotWritten), the others' are as they would be; once the store
+// takes entries again, a record's entry goes in with it.
+func TestEntriesRefusedRecordsWritten(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	newRecord := func(jti string, audited bool) *record.Record {
+		r := &record.Record{JTI: jti, Profile: "default", Kid: "k1", Alg: "ES256", Issued: now, Expires: now.Add(time.Hour)}
+		if audited {
+			r.Audit = &audit.Entry{Chain: "c", Instance: "c", Time: now, Actor: "issuer", Action: audit.ActionMint,
+				Target: "jti:" + jti, Result: audit.ResultOK}
+		}
+		return r
+	}
+	if err := s.Insert(ctx, newRecord("taken", false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.Exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	results, err := s.commit([]*record.Record{newRecord("audited", true), newRecord("plain", false), newRecord("taken", true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(results[0], audit.ErrNotWritten) || results[1] != nil || !errors.Is(results[2], record.ErrDuplicate) {
+		t.Errorf("results %v, want [ErrNotWritten, nil, ErrDuplicate]", results)
+	}
+	for _, jti := range []string{"audited", "plain"} {
+		if _, err := s.ByJTI(ctx, jti); err != nil {
+			t.Errorf("record %s: %v", jti, err)
+		}
+	}
+	if h, err := s.AuditHead(ctx, "c"); err != nil || h.Seq != 0 {
+		t.Errorf("head after refused entries: %+v %v", h, err)
+	}
+	if _, err := s.write.Exec(`DROP TRIGGER refuse_audit`); err != nil {
+		t.Fatal(err)
+	}
+	r := newRecord("later", true)
+	if err := s.Insert(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.AuditHead(ctx, "c"); err != nil || h != *r.Audit || h.Seq != 1 {
+		t.Errorf("head %+v %v, want the entry written with its record %+v", h, err, *r.Audit)
+	}
 }
