@@ -83,6 +83,7 @@ func BenchmarkKeyedMint(b *testing.B) {
 				b.Cleanup(tr.Close)
 				d.Audit = tr
 			}
+			d.Minter.Audit = d.Audit
 			h := NewServer(d, Options{MaxBodyBytes: 1 << 20})
 			b.SetParallelism(16)
 			b.ReportAllocs()

@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/jwtd/jwtd/internal/apikey"
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
@@ -52,6 +53,8 @@ func errorFor(err error) (e *apiError, fault bool) {
 	switch {
 	case errors.As(err, &e):
 		return e, false
+	case errors.Is(err, audit.ErrNotWritten):
+		return errAuditNotWritten, false
 	case errors.As(err, &limited):
 		return &apiError{Status: http.StatusTooManyRequests, Title: "Too many requests", Detail: limited.Error()}, false
 	case errors.Is(err, phone.ErrInvalid):
