@@ -76,16 +76,45 @@ type Entry struct {
 }
 
 // Canonical is the encoding an entry's hash is taken over: a JSON array of
-// every field but Hash, in a fixed order, the time as Unix nanoseconds.
-func (e *Entry) Canonical() []byte {
-	b, _ := json.Marshal([]any{1, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action,
-		e.Target, e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev})
-	return b
+// every field but Hash, in a fixed order, the time as Unix nanoseconds, as
+// encoding/json writes it ([]any{1, chain, seq, …, prev}).
+func (e *Entry) Canonical() []byte { return e.appendCanonical(nil) }
+
+// appendCanonical appends Canonical's bytes to b without reflection: an
+// entry is hashed on every keyed mint.
+func (e *Entry) appendCanonical(b []byte) []byte {
+	b = append(b, "[1,"...)
+	b = appendJSONString(b, e.Chain)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, e.Time.UnixNano(), 10)
+	for _, s := range [...]string{e.Instance, e.Actor, e.Action, e.Target, e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev} {
+		b = append(b, ',')
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as encoding/json writes it: printable ASCII
+// but for the characters it escapes as it is, anything else through
+// encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ComputeHash is the hex SHA-256 of the entry's canonical encoding.
 func (e *Entry) ComputeHash() string {
-	sum := sha256.Sum256(e.Canonical())
+	var buf [512]byte
+	sum := sha256.Sum256(e.appendCanonical(buf[:0]))
 	return hex.EncodeToString(sum[:])
 }
 
