@@ -57,25 +57,29 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 // tx reads it; the zero Entry for a chain with none.
 func (s *Store) chainHead(ctx context.Context, tx *sql.Tx, chain string) (audit.Entry, error) {
 	head := audit.Entry{Chain: chain}
-	err := tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, chain).Scan(&head.Seq, &head.Hash)
+	var hash any
+	err := tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, chain).Scan(&head.Seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return audit.Entry{Chain: chain}, nil
 	}
+	head.Hash = hashText(hash)
 	return head, err
 }
 
 // auditArgs appends the values of e's row, in auditColumns' order.
 func auditArgs(args []any, e *audit.Entry) []any {
 	return append(args, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
-		e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev, e.Hash)
+		e.Result, e.RequestID, e.ClientIP, e.Detail, hashValue(e.Prev), hashValue(e.Hash))
 }
 
 func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {
 	var e audit.Entry
 	var t int64
+	var prev, hash any
 	err := sc.Scan(&e.Chain, &e.Seq, &t, &e.Instance, &e.Actor, &e.Action, &e.Target, &e.Result,
-		&e.RequestID, &e.ClientIP, &e.Detail, &e.Prev, &e.Hash)
+		&e.RequestID, &e.ClientIP, &e.Detail, &prev, &hash)
 	e.Time = time.Unix(0, t).UTC()
+	e.Prev, e.Hash = hashText(prev), hashText(hash)
 	return e, err
 }
 

@@ -95,7 +95,19 @@ CREATE TABLE IF NOT EXISTS key_history (
 	added       INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (
+` + auditTable + `
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE target != '';
+PRAGMA user_version = 5;
+`
+
+// auditTable is the audit table of schema version 5: a rowid table, so
+// that entries are appended (SQLite splits the last page of a rowid table
+// in a step; version 4's WITHOUT ROWID table, whose rows are large for
+// one, rebalanced pages as entries came and wrote more pages a commit), and
+// hashes of 32 bytes, as token_sha256.
+const auditTable = `CREATE TABLE IF NOT EXISTS audit (
 	chain      TEXT NOT NULL,
 	seq        INTEGER NOT NULL,
 	time       INTEGER NOT NULL,
@@ -107,15 +119,10 @@ CREATE TABLE IF NOT EXISTS audit (
 	request_id TEXT NOT NULL DEFAULT '',
 	client_ip  TEXT NOT NULL DEFAULT '',
 	detail     TEXT NOT NULL DEFAULT '',
-	prev       TEXT NOT NULL DEFAULT '',
-	hash       TEXT NOT NULL,
-	PRIMARY KEY (chain, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
-CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
-CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE target != '';
-PRAGMA user_version = 4;
-`
+	prev       BLOB NOT NULL DEFAULT '',
+	hash       BLOB NOT NULL,
+	UNIQUE (chain, seq)
+);`
 
 // schemaVersion is the user_version of the schema above. Version 2 added
 // the outcomes table, the one-row probe table (Ping writes it while
@@ -124,8 +131,9 @@ PRAGMA user_version = 4;
 // added the key history (fingerprints of every key jwtd had) and the
 // closed (revoked) transactions, made the same way.
 // Version 4 added the audit table (chained entries, keyed by chain and
-// sequence number), made the same way in an older file.
-const schemaVersion = 4
+// sequence number), made the same way in an older file. Version 5 made it
+// a rowid table with binary hashes, a migration of version 4's.
+const schemaVersion = 5
 
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{
@@ -135,6 +143,22 @@ var migrations = map[int]string{
 	0: `
 DROP INDEX IF EXISTS tokens_xid;
 UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHERE typeof(token_sha256) = 'text';
+`,
+	// Version 4's audit table was WITHOUT ROWID, with hex hashes: its
+	// entries are copied into version 5's, hashes that are hex as their
+	// bytes (as hashValue stores them), and its indexes made anew.
+	4: `
+ALTER TABLE audit RENAME TO audit_v4;
+DROP INDEX audit_time;
+DROP INDEX audit_actor;
+DROP INDEX audit_target;
+` + auditTable + `
+INSERT INTO audit (` + auditColumns + `)
+	SELECT chain, seq, time, instance, actor, action, target, result, request_id, client_ip, detail,
+		CASE WHEN length(prev) = 64 THEN coalesce(unhex(prev), prev) ELSE prev END,
+		CASE WHEN length(hash) = 64 THEN coalesce(unhex(hash), hash) ELSE hash END
+	FROM audit_v4 ORDER BY chain, seq;
+DROP TABLE audit_v4;
 `,
 }
 

@@ -157,6 +157,68 @@ func TestMigrateToAuditTable(t *testing.T) {
 	checkSchemaVersion(t, s)
 }
 
+// A version 4 file, whose audit table was WITHOUT ROWID with hex
+// hashes, opens with its entries as they were: the chain verifies, reads
+// back the same, and goes on from its head.
+func TestMigrateFromVersion4(t *testing.T) {
+	v4 := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS audit")] + `
+CREATE TABLE audit (
+	chain TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, instance TEXT NOT NULL, actor TEXT NOT NULL,
+	action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', result TEXT NOT NULL, request_id TEXT NOT NULL DEFAULT '',
+	client_ip TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '', prev TEXT NOT NULL DEFAULT '', hash TEXT NOT NULL,
+	PRIMARY KEY (chain, seq)
+) WITHOUT ROWID;
+CREATE INDEX audit_time ON audit (time, chain, seq);
+CREATE INDEX audit_actor ON audit (actor, time);
+CREATE INDEX audit_target ON audit (target, time) WHERE target != '';
+PRAGMA user_version = 4;
+`
+	var written []audit.Entry
+	heads := map[string]audit.Entry{}
+	for i, c := range []string{"node-a", "node-a", "node-b", "node-a"} {
+		e := audit.Entry{Time: time.Unix(1765000000, int64(i)).UTC(), Instance: c, Actor: "ops", Action: audit.ActionRevoke,
+			Target: fmt.Sprintf("xid:%d", i), Result: audit.ResultOK, Detail: "count=1"}
+		e.Link(c, heads[c])
+		written, heads[c] = append(written, e), e
+		v4 += fmt.Sprintf("INSERT INTO audit VALUES ('%s', %d, %d, '%s', 'ops', '%s', '%s', 'ok', '', '', 'count=1', '%s', '%s');\n",
+			e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Action, e.Target, e.Prev, e.Hash)
+	}
+	s, err := Open(oldFile(t, v4), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	checkSchemaVersion(t, s)
+	if reps, err := audit.Verify(ctx, s); err != nil || len(reps) != 2 {
+		t.Fatalf("verify after the migration: %+v %v", reps, err)
+	}
+	got, err := s.AuditList(ctx, audit.Query{Order: audit.Oldest})
+	if err != nil || len(got) != len(written) {
+		t.Fatalf("entries %+v %v", got, err)
+	}
+	for i := range got {
+		if got[i] != written[i] {
+			t.Errorf("entry %d read back as %+v, written %+v", i, got[i], written[i])
+		}
+	}
+	var blobs int
+	if err := s.read.QueryRow(`SELECT count(*) FROM audit WHERE typeof(hash) = 'blob'`).Scan(&blobs); err != nil || blobs != len(written) {
+		t.Errorf("%d hashes stored as bytes, %v", blobs, err)
+	}
+	tr := audit.NewTrail(s, audit.Options{Chain: "node-a", Required: true})
+	if err := tr.Record(ctx, audit.Entry{Actor: "a", Action: audit.ActionConfigReload}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	if h, err := s.AuditHead(ctx, "node-a"); err != nil || h.Seq != 4 || h.Prev != written[3].Hash {
+		t.Errorf("the head after the migration: %+v %v", h, err)
+	}
+	if _, err := audit.Verify(ctx, s); err != nil {
+		t.Error(err)
+	}
+}
+
 // oldFile writes a database file as another jwtd left it, by running
 // script, and returns its path.
 func oldFile(t *testing.T, script string, args ...any) string {
