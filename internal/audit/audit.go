@@ -49,6 +49,19 @@ const (
 	ActionBackup       = "store.backup"    // jwtd backup
 )
 
+// MintTarget is the target of a keyed mint's entry: its jti, and its
+// XID when it has one.
+func MintTarget(jti, xid string) string {
+	if xid == "" {
+		return "jti:" + jti
+	}
+	return "jti:" + jti + " xid:" + xid
+}
+
+// MintTargetMay reports whether target may be a keyed mint's: one that
+// starts as MintTarget's do.
+func MintTargetMay(target string) bool { return strings.HasPrefix(target, "jti:") }
+
 // Results.
 const (
 	ResultOK      = "ok"

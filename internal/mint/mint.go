@@ -146,10 +146,7 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 	var entry *audit.Entry
 	if req.Audit != nil && m.Audit != nil {
 		e := *req.Audit
-		e.Action, e.Target, e.Detail = audit.ActionMint, "jti:"+out.JTI, "profile="+p.Name
-		if out.XID != "" {
-			e.Target += " xid:" + out.XID
-		}
+		e.Action, e.Target, e.Detail = audit.ActionMint, audit.MintTarget(out.JTI, out.XID), "profile="+p.Name
 		e = m.Audit.Stamp(e)
 		entry = &e
 	}

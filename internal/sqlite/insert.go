@@ -103,33 +103,61 @@ func (s *Store) commitTx(batch []*record.Record, withEntries bool) ([]error, err
 	if err := s.insert(ctx, tx, rows); err != nil {
 		return nil, err
 	}
-	if err := s.insertEntries(ctx, tx, entries); err != nil {
+	heads, err := s.insertEntries(ctx, tx, entries)
+	if err != nil {
 		return nil, entriesError{err}
 	}
-	return results, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		s.forgetHeads(heads)
+		return nil, err
+	}
+	s.keepHeads(heads)
+	return results, nil
 }
 
 // insertEntries links entries after their chains' heads, in order, and
-// inserts them. The heads are read in tx, which holds the store's write
-// lock: no other writer (of this process or another) advances a chain
-// before it commits.
-func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.Entry) error {
+// inserts them, and returns the chains' new heads. A head is the one this
+// store last wrote or read (heads), else read in tx, which holds the
+// store's write lock: no other writer, of this process or another,
+// advances a chain before tx commits. A head another process advanced
+// since it was kept is found by the table's UNIQUE (chain, seq), at the
+// first entry, and read again.
+func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.Entry) (map[string]audit.Entry, error) {
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
-	heads := make(map[string]audit.Entry, 1)
+	byChain := map[string][]*audit.Entry{}
 	for _, e := range entries {
-		prev, ok := heads[e.Chain]
-		if !ok {
-			var err error
-			if prev, err = s.chainHead(ctx, tx, e.Chain); err != nil {
-				return err
-			}
-		}
-		e.Link(e.Chain, prev)
-		heads[e.Chain] = *e
+		byChain[e.Chain] = append(byChain[e.Chain], e)
 	}
-	return s.insertAudit.exec(ctx, tx, len(entries), func(i int, args []any) []any { return auditArgs(args, entries[i]) })
+	heads := make(map[string]audit.Entry, len(byChain))
+	for chain, es := range byChain {
+		prev, kept := s.keptHead(chain)
+		for {
+			if !kept {
+				var err error
+				if prev, err = s.chainHead(ctx, tx, chain); err != nil {
+					return nil, err
+				}
+			}
+			head := prev
+			for _, e := range es {
+				e.Link(chain, head)
+				head = *e
+			}
+			err := s.insertAudit.exec(ctx, tx, len(es), func(i int, args []any) []any { return auditArgs(args, es[i]) })
+			if err != nil && kept && isUniqueViolation(err) {
+				kept = false
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			heads[chain] = head
+			break
+		}
+	}
+	return heads, nil
 }
 
 // lookup runs stmt, which takes a JSON array of the batch's non-empty keys

@@ -84,12 +84,15 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]record.Reco
 	return collect(rows, err)
 }
 
-func collect(rows *sql.Rows, err error) ([]record.Record, error) {
+func collect(rows *sql.Rows, err error) ([]record.Record, error) { return collectWith(rows, err, scan) }
+
+// collectWith reads every row of a query's answer with scan.
+func collectWith[T any](rows *sql.Rows, err error, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	var out []record.Record
+	var out []T
 	for rows.Next() {
 		r, err := scan(rows)
 		if err != nil {

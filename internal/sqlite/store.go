@@ -13,10 +13,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/secretfile"
 )
@@ -42,6 +44,9 @@ type Store struct {
 	auditHead            *sql.Stmt   // on write: a chain's last entry, in the commit that links after it
 	insertTokens         multiInsert // on write: records
 	insertAudit          multiInsert // on write: audit entries
+
+	mu    sync.Mutex
+	heads map[string]audit.Entry // chains' last entries as last written or read in a commit (insertEntries)
 
 	group *record.GroupCommitter
 }
@@ -97,8 +102,8 @@ CREATE TABLE IF NOT EXISTS key_history (
 CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT NULL) WITHOUT ROWID;
 ` + auditTable + `
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
-CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
-CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE target != '';
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time) WHERE action != 'token.mint';
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 'token.mint';
 PRAGMA user_version = 5;
 `
 
@@ -202,7 +207,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{path: path, read: read, write: write,
+	s := &Store{path: path, read: read, write: write, heads: map[string]audit.Entry{},
 		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", auditColumns)}
 	stmts := []struct {
 		db   *sql.DB

@@ -361,3 +361,91 @@ func TestEntriesRefusedRecordsWritten(t *testing.T) {
 		t.Errorf("head %+v %v, want the entry written with its record %+v", h, err, *r.Audit)
 	}
 }
+
+// Two stores on one file (two processes with one instance name, such as
+// the server and a jwtd command): the head one store keeps of a chain
+// goes stale when the other writes, and its next entry is linked after
+// the entry the other wrote, not beside it.
+func TestKeptHeadAdvancedElsewhere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwtd.db")
+	server, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	cli, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	mint := func(jti string) *record.Record {
+		return &record.Record{JTI: jti, Profile: "default", Kid: "k1", Alg: "ES256", Issued: now, Expires: now.Add(time.Hour),
+			Audit: &audit.Entry{Chain: "host", Instance: "host", Time: now, Actor: "issuer", Action: audit.ActionMint,
+				Target: "jti:" + jti, Result: audit.ResultOK}}
+	}
+	if err := server.Insert(ctx, mint("a")); err != nil {
+		t.Fatal(err)
+	}
+	tr := audit.NewTrail(cli, audit.Options{Chain: "host", Required: true})
+	if err := tr.Record(ctx, audit.Entry{Actor: audit.ActorCLI, Action: audit.ActionKeyShow}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	r := mint("b")
+	if err := server.Insert(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Audit.Seq != 3 {
+		t.Errorf("the server's entry after the command's: seq %d, want 3", r.Audit.Seq)
+	}
+	if reps, err := audit.Verify(ctx, server); err != nil || len(reps) != 1 || reps[0].Entries != 3 {
+		t.Errorf("verify: %+v %v", reps, err)
+	}
+}
+
+// The audit filters use the indexes made for them: by time, by chain and
+// sequence number, and by actor and target where the filter cannot match a
+// keyed mint's entry (the indexes leave those out).
+func TestAuditQueryPlans(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		q     audit.Query
+		index string
+	}{
+		{audit.Query{Limit: 101}, "audit_time"},
+		{audit.Query{Since: time.Now(), Order: audit.Oldest}, "audit_time"},
+		{audit.Query{Chain: "c", Order: audit.BySeq, AfterSeq: 7}, "sqlite_autoindex_audit_1"},
+		{audit.Query{Target: "xid:tx-1", Limit: 101}, "audit_target"},
+		{audit.Query{Target: "profile:default", Action: audit.ActionKeyRotate}, "audit_target"},
+		{audit.Query{Actor: "ops", Action: audit.ActionRevoke, Limit: 101}, "audit_actor"},
+		{audit.Query{Actor: "issuer", Limit: 101}, "audit_time"}, // may be mints: newest first
+	} {
+		text, args, err := auditQuery(tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.read.Query(`EXPLAIN QUERY PLAN `+text, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, " ; ")+" ", "INDEX "+tc.index+" ") {
+			t.Errorf("%+v: plan %q, want it to use %s", tc.q, plan, tc.index)
+		}
+	}
+}

@@ -120,6 +120,24 @@ func testWithRecords(t *testing.T, s Store) {
 	if len(seen) != minters*each || len(mints) != minters*each {
 		t.Errorf("%d mint entries for %d targets, want %d of each", len(mints), len(seen), minters*each)
 	}
+	// Filters find mints' entries and the others (stores may index them
+	// apart).
+	for _, f := range []struct {
+		q audit.Query
+		n int
+	}{
+		{audit.Query{Actor: "issuer"}, minters * each},
+		{audit.Query{Actor: "ops"}, 2 * others},
+		{audit.Query{Actor: "ops", Action: audit.ActionRevoke}, 2 * others},
+		{audit.Query{Actor: "issuer", Action: audit.ActionRevoke}, 0},
+		{audit.Query{Target: "xid:3"}, 2},
+		{audit.Query{Target: "jti:jti-1-1"}, 1},
+		{audit.Query{Target: "jti:jti-1-1", Actor: "issuer", Action: audit.ActionMint}, 1},
+	} {
+		if got, err := s.AuditList(ctx, f.q); err != nil || len(got) != f.n {
+			t.Errorf("%+v: %d entries, %v; want %d", f.q, len(got), err, f.n)
+		}
+	}
 	if h := tr.Head(); h.Seq < highest {
 		t.Errorf("the trail's head %d is behind the entries committed with records (%d)", h.Seq, highest)
 	}
