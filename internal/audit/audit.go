@@ -6,11 +6,14 @@
 //
 // Chains: one per instance name (the audit.instance setting, by default
 // the host name), advanced by compare-and-swap on the sequence number. An
-// instance writes its entries in order through one writer (Trail), so its
-// chain needs no coordination with other instances; when two processes
-// share a name (two servers on one host, or the CLI beside the server),
-// the store refuses the second writer of a sequence number and that writer
-// reads the head again and re-chains its entries after it.
+// instance writes its entries through its Trail, and the entries of keyed
+// mints in the commits of their records (the store links them after the
+// head; Trail.Stamp and Trail.Committed), so its chain needs no
+// coordination with other instances; when two writers advance one chain
+// (those two, or two processes sharing a name: two servers on one host, or
+// the CLI beside the server), the store refuses the second writer of a
+// sequence number and that writer reads the head again and re-chains its
+// entries after it.
 package audit
 
 import (
