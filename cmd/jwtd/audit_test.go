@@ -88,117 +88,178 @@ func count(es []audit.Entry, action, actor string) []audit.Entry {
 // stores; the chains verify; an entry changed or deleted in the store is
 // found by jwtd audit verify; a master key that does not open is recorded.
 func TestAuditTrail(t *testing.T) {
+	eachAuditBackend(t, func(t *testing.T, b managedBackend, dir, data, cfgPath string) {
+		env := cliEnv(cfgPath, data, b.env)
+		cmd, base, logs, done := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
+
+		// Anonymous seed tokens are records, not audit entries.
+		if code, out := httpDo(t, "GET", base+"/v1/token/+14155550100/tx-seed", "", "", ""); code != 200 {
+			t.Fatalf("seed token: %d %s", code, out)
+		}
+		code, out := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", `{"profile":"default","sub":"alice","xid":"tx-a1"}`)
+		if code != 201 {
+			t.Fatalf("mint: %d %s", code, out)
+		}
+		var minted struct{ JTI string }
+		_ = json.Unmarshal([]byte(out), &minted)
+		if code, out := httpDo(t, "POST", base+"/v1/revoke", testAdminKey, "application/json", `{"xid":"tx-a1"}`); code != 200 {
+			t.Fatalf("revoke: %d %s", code, out)
+		}
+		if code, out := httpDo(t, "POST", base+"/v1/transactions/tx-a1/outcome", testAdminKey, "application/json", `{"status":"verified"}`); code != 201 {
+			t.Fatalf("outcome: %d %s", code, out)
+		}
+		if code, out := httpDo(t, "POST", base+"/v1/keys/rotate", testAdminKey, "application/json", `{"profile":"default"}`); code != 202 {
+			t.Fatalf("rotate: %d %s", code, out)
+		}
+		for range 3 { // refused: counted, one entry per key name and address
+			if code, _ := httpDo(t, "GET", base+"/v1/audit", "wrong-key", "", ""); code != 401 {
+				t.Fatalf("wrong key: %d", code)
+			}
+		}
+		if code, _ := httpDo(t, "GET", base+"/v1/audit", "reader-key", "", ""); code != 403 {
+			t.Fatalf("reader on /v1/audit: %d", code)
+		}
+		// The CLI: a rotation and the showing of a secret.
+		if _, stderr, err := runCLI(t, env, "", "keys", "rotate", "--profile", "castlabs"); err != nil {
+			t.Fatalf("keys rotate: %v\n%s", err, stderr)
+		}
+		if _, stderr, err := runCLI(t, env, "", "keys", "show", "--profile", "castlabs"); err != nil {
+			t.Fatalf("keys show: %v\n%s", err, stderr)
+		}
+		// A reload adding an API key.
+		cfg := mustRead(t, cfgPath) + "  - {name: added, sha256: \"" + apikey.Hash("added-key") + "\", scopes: [issue]}\n"
+		writeFile(t, dir, "jwtd.yaml", cfg)
+		_ = cmd.Process.Signal(syscall.SIGHUP)
+		waitLog(t, logs, "reloaded keys, profiles and API keys")
+		waitLog(t, logs, `"action":"apikeys.reload"`)
+
+		// GET /v1/audit answers, newest first, filtered.
+		code, out = httpDo(t, "GET", base+"/v1/audit?actor=test&action=token.revoke", testAdminKey, "", "")
+		var page struct{ Entries []audit.Entry }
+		if err := json.Unmarshal([]byte(out), &page); code != 200 || err != nil || len(page.Entries) != 1 ||
+			page.Entries[0].Target != "xid:tx-a1" || page.Entries[0].Detail != "count=1" || page.Entries[0].RequestID == "" {
+			t.Errorf("GET /v1/audit?actor=test&action=token.revoke: %d %s", code, out)
+		}
+
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		es := exported(t, env)
+		for _, want := range []struct {
+			action, actor string
+			n             int
+		}{
+			{audit.ActionMint, "test", 1}, {audit.ActionRevoke, "test", 1}, {audit.ActionOutcome, "test", 1},
+			{audit.ActionKeyRotate, "test", 1}, {audit.ActionKeyRotate, "cli", 1}, {audit.ActionKeyShow, "cli", 1},
+			{audit.ActionConfigReload, "jwtd", 1}, {audit.ActionAPIKeys, "jwtd", 1},
+			{audit.ActionAuthRefused, "unknown", 1}, {audit.ActionAuthRefused, "reader", 1},
+		} {
+			if got := count(es, want.action, want.actor); len(got) != want.n {
+				t.Errorf("%s by %s: %d entries, want %d: %+v", want.action, want.actor, len(got), want.n, got)
+			}
+		}
+		if got := count(es, audit.ActionMint, "test"); len(got) == 1 && got[0].Target != "jti:"+minted.JTI+" xid:tx-a1" {
+			t.Errorf("mint target: %q", got[0].Target)
+		}
+		if got := count(es, audit.ActionAuthRefused, "unknown"); len(got) == 1 && got[0].Detail != "count=3" {
+			t.Errorf("refusals: %+v", got[0])
+		}
+		if got := count(es, audit.ActionAPIKeys, "jwtd"); len(got) == 1 && got[0].Detail != "added=added removed=" {
+			t.Errorf("API keys reload: %q", got[0].Detail)
+		}
+		if len(count(es, audit.ActionKeyState, "jwtd")) == 0 {
+			t.Error("no key state change recorded after a rotation")
+		}
+		whole := fmt.Sprint(es)
+		if strings.Contains(whole, testAdminKey) || strings.Contains(whole, "eyJ") {
+			t.Error("an entry holds an API key or a token")
+		}
+		if out, _, err := runCLI(t, env, "", "audit", "verify"); err != nil || !strings.Contains(out, "chain node-a") {
+			t.Fatalf("verify of an untouched trail: %v\n%s", err, out)
+		}
+
+		// Changed in the store: found, naming the entry.
+		revoke := count(es, audit.ActionRevoke, "test")[0]
+		deleted := count(es, audit.ActionOutcome, "test")[0]
+		tamper(t, b, data, revoke.Seq, deleted.Seq)
+		out, _, err := runCLI(t, env, "", "audit", "verify")
+		if err == nil || !strings.Contains(out, fmt.Sprintf(`BROKEN: audit chain "node-a" broken at seq %d`, revoke.Seq)) {
+			t.Errorf("verify after tampering: %v\n%s", err, out)
+		}
+
+		// A master key that does not open the stored keys: the start
+		// is refused, and recorded.
+		wrong := []string{"JWTD_MASTER_KEY=" + newMasterKey()}
+		failedStart(t, []string{"serve", "--listen", "127.0.0.1:0", "--config", cfgPath, "--data-dir", data}, wrong...)
+		if got := count(exported(t, env), audit.ActionKeyOpenFail, "jwtd"); len(got) != 1 {
+			t.Errorf("master key that does not open: %d entries", len(got))
+		}
+	})
+}
+
+// eachAuditBackend runs test on SQLite and on MongoDB, each with a
+// directory of its own, a data directory in it, and auditConfig's
+// configuration for instance node-a.
+func eachAuditBackend(t *testing.T, test func(t *testing.T, b managedBackend, dir, data, cfgPath string)) {
 	for _, b := range managedBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			dir := t.TempDir()
-			data := filepath.Join(dir, "data")
-			cfgPath := auditConfig(t, dir, b, "\naudit: {instance: node-a}")
-			env := cliEnv(cfgPath, data, b.env)
-			cmd, base, logs, done := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
-
-			// Anonymous seed tokens are records, not audit entries.
-			if code, out := httpDo(t, "GET", base+"/v1/token/+14155550100/tx-seed", "", "", ""); code != 200 {
-				t.Fatalf("seed token: %d %s", code, out)
-			}
-			code, out := httpDo(t, "POST", base+"/v1/tokens", testAdminKey, "application/json", `{"profile":"default","sub":"alice","xid":"tx-a1"}`)
-			if code != 201 {
-				t.Fatalf("mint: %d %s", code, out)
-			}
-			var minted struct{ JTI string }
-			_ = json.Unmarshal([]byte(out), &minted)
-			if code, out := httpDo(t, "POST", base+"/v1/revoke", testAdminKey, "application/json", `{"xid":"tx-a1"}`); code != 200 {
-				t.Fatalf("revoke: %d %s", code, out)
-			}
-			if code, out := httpDo(t, "POST", base+"/v1/transactions/tx-a1/outcome", testAdminKey, "application/json", `{"status":"verified"}`); code != 201 {
-				t.Fatalf("outcome: %d %s", code, out)
-			}
-			if code, out := httpDo(t, "POST", base+"/v1/keys/rotate", testAdminKey, "application/json", `{"profile":"default"}`); code != 202 {
-				t.Fatalf("rotate: %d %s", code, out)
-			}
-			for range 3 { // refused: counted, one entry per key name and address
-				if code, _ := httpDo(t, "GET", base+"/v1/audit", "wrong-key", "", ""); code != 401 {
-					t.Fatalf("wrong key: %d", code)
-				}
-			}
-			if code, _ := httpDo(t, "GET", base+"/v1/audit", "reader-key", "", ""); code != 403 {
-				t.Fatalf("reader on /v1/audit: %d", code)
-			}
-			// The CLI: a rotation and the showing of a secret.
-			if _, stderr, err := runCLI(t, env, "", "keys", "rotate", "--profile", "castlabs"); err != nil {
-				t.Fatalf("keys rotate: %v\n%s", err, stderr)
-			}
-			if _, stderr, err := runCLI(t, env, "", "keys", "show", "--profile", "castlabs"); err != nil {
-				t.Fatalf("keys show: %v\n%s", err, stderr)
-			}
-			// A reload adding an API key.
-			cfg := mustRead(t, cfgPath) + "  - {name: added, sha256: \"" + apikey.Hash("added-key") + "\", scopes: [issue]}\n"
-			writeFile(t, dir, "jwtd.yaml", cfg)
-			_ = cmd.Process.Signal(syscall.SIGHUP)
-			waitLog(t, logs, "reloaded keys, profiles and API keys")
-			waitLog(t, logs, `"action":"apikeys.reload"`)
-
-			// GET /v1/audit answers, newest first, filtered.
-			code, out = httpDo(t, "GET", base+"/v1/audit?actor=test&action=token.revoke", testAdminKey, "", "")
-			var page struct{ Entries []audit.Entry }
-			if err := json.Unmarshal([]byte(out), &page); code != 200 || err != nil || len(page.Entries) != 1 ||
-				page.Entries[0].Target != "xid:tx-a1" || page.Entries[0].Detail != "count=1" || page.Entries[0].RequestID == "" {
-				t.Errorf("GET /v1/audit?actor=test&action=token.revoke: %d %s", code, out)
-			}
-
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			<-done
-			es := exported(t, env)
-			for _, want := range []struct {
-				action, actor string
-				n             int
-			}{
-				{audit.ActionMint, "test", 1}, {audit.ActionRevoke, "test", 1}, {audit.ActionOutcome, "test", 1},
-				{audit.ActionKeyRotate, "test", 1}, {audit.ActionKeyRotate, "cli", 1}, {audit.ActionKeyShow, "cli", 1},
-				{audit.ActionConfigReload, "jwtd", 1}, {audit.ActionAPIKeys, "jwtd", 1},
-				{audit.ActionAuthRefused, "unknown", 1}, {audit.ActionAuthRefused, "reader", 1},
-			} {
-				if got := count(es, want.action, want.actor); len(got) != want.n {
-					t.Errorf("%s by %s: %d entries, want %d: %+v", want.action, want.actor, len(got), want.n, got)
-				}
-			}
-			if got := count(es, audit.ActionMint, "test"); len(got) == 1 && got[0].Target != "jti:"+minted.JTI+" xid:tx-a1" {
-				t.Errorf("mint target: %q", got[0].Target)
-			}
-			if got := count(es, audit.ActionAuthRefused, "unknown"); len(got) == 1 && got[0].Detail != "count=3" {
-				t.Errorf("refusals: %+v", got[0])
-			}
-			if got := count(es, audit.ActionAPIKeys, "jwtd"); len(got) == 1 && got[0].Detail != "added=added removed=" {
-				t.Errorf("API keys reload: %q", got[0].Detail)
-			}
-			if len(count(es, audit.ActionKeyState, "jwtd")) == 0 {
-				t.Error("no key state change recorded after a rotation")
-			}
-			whole := fmt.Sprint(es)
-			if strings.Contains(whole, testAdminKey) || strings.Contains(whole, "eyJ") {
-				t.Error("an entry holds an API key or a token")
-			}
-			if out, _, err := runCLI(t, env, "", "audit", "verify"); err != nil || !strings.Contains(out, "chain node-a") {
-				t.Fatalf("verify of an untouched trail: %v\n%s", err, out)
-			}
-
-			// Changed in the store: found, naming the entry.
-			revoke := count(es, audit.ActionRevoke, "test")[0]
-			deleted := count(es, audit.ActionOutcome, "test")[0]
-			tamper(t, b, data, revoke.Seq, deleted.Seq)
-			out, _, err := runCLI(t, env, "", "audit", "verify")
-			if err == nil || !strings.Contains(out, fmt.Sprintf(`BROKEN: audit chain "node-a" broken at seq %d`, revoke.Seq)) {
-				t.Errorf("verify after tampering: %v\n%s", err, out)
-			}
-
-			// A master key that does not open the stored keys: the start
-			// is refused, and recorded.
-			wrong := []string{"JWTD_MASTER_KEY=" + newMasterKey()}
-			failedStart(t, []string{"serve", "--listen", "127.0.0.1:0", "--config", cfgPath, "--data-dir", data}, wrong...)
-			if got := count(exported(t, env), audit.ActionKeyOpenFail, "jwtd"); len(got) != 1 {
-				t.Errorf("master key that does not open: %d entries", len(got))
-			}
+			test(t, b, dir, filepath.Join(dir, "data"), auditConfig(t, dir, b, "\naudit: {instance: node-a}"))
 		})
 	}
+}
+
+// jwtd keys reseal, the process, with a new master key first and the old
+// one second: the keys are sealed under the new one (they open under it
+// alone, and no longer under the old one alone; a server started on it
+// verifies what the keys signed before), and the reseal leaves exactly one
+// audit entry with actor cli, in the instance's chain, which verifies.
+func TestAuditKeysReseal(t *testing.T) {
+	eachAuditBackend(t, func(t *testing.T, b managedBackend, _, data, cfgPath string) {
+		cmd, base, _, done := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
+		kid, tok := mintDefault(t, base)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+
+		oldMaster := masterKeyOf(t, b, data)
+		newMaster := newMasterKey()
+		withMaster := func(m string) map[string]string {
+			env := cliEnv(cfgPath, data, nil)
+			env["JWTD_MASTER_KEY"] = m
+			return env
+		}
+		out, errOut, err := runProcess(t, withMaster(newMaster+","+oldMaster), "keys", "reseal")
+		var n int
+		if _, serr := fmt.Sscanf(out, "resealed %d keys", &n); err != nil || serr != nil || n < 1 {
+			t.Fatalf("jwtd keys reseal: %v\n%s%s", err, out, errOut)
+		}
+
+		list, errOut, err := runProcess(t, withMaster(newMaster), "keys", "list")
+		if err != nil || !strings.Contains(list, kid) {
+			t.Errorf("keys list under the new master key alone: %v\n%s%s", err, list, errOut)
+		}
+		if out, errOut, err := runProcess(t, withMaster(oldMaster), "keys", "list"); err == nil {
+			t.Errorf("keys list under the old master key alone, after the reseal, succeeded:\n%s%s", out, errOut)
+		}
+		_, base, _, done = startProcessEnv(t, []string{"JWTD_MASTER_KEY=" + newMaster}, "--config", cfgPath, "--data-dir", data)
+		if code, out := introspect(t, base, tok); !strings.Contains(out, `"active":true`) {
+			t.Errorf("a token signed before the reseal, on a server given the new master key alone: %d %s", code, out)
+		}
+
+		es := exported(t, withMaster(newMaster))
+		var cli []audit.Entry
+		for _, e := range es {
+			if e.Actor == audit.ActorCLI {
+				cli = append(cli, e)
+			}
+		}
+		if len(cli) != 1 || cli[0].Action != audit.ActionKeyReseal || cli[0].Chain != "node-a" || cli[0].Target != "key_store" ||
+			cli[0].Result != audit.ResultOK || cli[0].Detail != fmt.Sprintf("count=%d", n) {
+			t.Errorf("entries of actor cli: %+v, want one key.reseal of count=%d", cli, n)
+		}
+		if out, _, err := runCLI(t, withMaster(newMaster), "", "audit", "verify"); err != nil {
+			t.Errorf("verify: %v\n%s", err, out)
+		}
+	})
 }
 
 // tamper edits the entry at seq and deletes the one at del, with the

@@ -230,6 +230,23 @@ func startProcessEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, str
 	return cmd, logs.waitAddr(t, done), logs, done
 }
 
+// runProcess runs one jwtd command as a process of jwtdBinary, with the
+// environment env (and PATH), for at most a minute.
+func runProcess(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, processBinary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
 func waitLog(t *testing.T, logs *logSink, text string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

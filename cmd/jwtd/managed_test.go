@@ -53,6 +53,21 @@ func mongoBackend(t *testing.T) managedBackend {
 	return managedBackend{name: "mongodb", storeURL: storeURLs(t)["mongodb"](t), env: []string{"JWTD_MASTER_KEY=" + newMasterKey()}}
 }
 
+// masterKeyOf is the master key of b's instances: the one in its
+// environment, or the one the embedded store's first start made in the
+// data directory.
+func masterKeyOf(t *testing.T, b managedBackend, data string) string {
+	t.Helper()
+	if m := strings.TrimPrefix(strings.Join(b.env, ""), "JWTD_MASTER_KEY="); m != "" {
+		return m
+	}
+	file, err := os.ReadFile(filepath.Join(data, "master.key"))
+	if err != nil {
+		t.Fatalf("the embedded store's master key was not made in the data directory: %v", err)
+	}
+	return strings.TrimSpace(string(file))
+}
+
 func newMasterKey() string {
 	b := make([]byte, keys.MasterKeySize)
 	_, _ = rand.Read(b)
@@ -291,14 +306,7 @@ func TestManagedKeysRestartAndMasterKeys(t *testing.T) {
 			waitLog(t, logs, "managed key retired")
 
 			// The master key in use, and a new one.
-			oldMaster := strings.TrimPrefix(strings.Join(b.env, ""), "JWTD_MASTER_KEY=")
-			if oldMaster == "" {
-				file, err := os.ReadFile(filepath.Join(data, "master.key"))
-				if err != nil {
-					t.Fatalf("the embedded store's master key was not made in the data directory: %v", err)
-				}
-				oldMaster = strings.TrimSpace(string(file))
-			}
+			oldMaster := masterKeyOf(t, b, data)
 			newMaster := newMasterKey()
 			withMaster := func(m string) map[string]string {
 				return map[string]string{"JWTD_CONFIG": cfg, "JWTD_DATA_DIR": data, "JWTD_MASTER_KEY": m}

@@ -200,7 +200,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 				APIKeys: running.apiKeys.Load, Phones: phones,
 				Minter: &mint.Minter{
 					Tokens: running.tokens.Load, Store: store, Phones: phones, Metrics: m,
-					Limiter: limiter, LimitBy: limitRoutes,
+					Limiter: limiter, LimitBy: limitRoutes, Audit: trail,
 				},
 				Limiter: limiter, LimitStore: limitStore, ClientIP: clientIP, Metrics: m, Keys: signing,
 				Audit: trail, AuditStore: store, Refusals: refusals,

@@ -6,11 +6,14 @@
 //
 // Chains: one per instance name (the audit.instance setting, by default
 // the host name), advanced by compare-and-swap on the sequence number. An
-// instance writes its entries in order through one writer (Trail), so its
-// chain needs no coordination with other instances; when two processes
-// share a name (two servers on one host, or the CLI beside the server),
-// the store refuses the second writer of a sequence number and that writer
-// reads the head again and re-chains its entries after it.
+// instance writes its entries through its Trail, and the entries of keyed
+// mints in the commits of their records (the store links them after the
+// head; Trail.Stamp and Trail.Committed), so its chain needs no
+// coordination with other instances; when two writers advance one chain
+// (those two, or two processes sharing a name: two servers on one host, or
+// the CLI beside the server), the store refuses the second writer of a
+// sequence number and that writer reads the head again and re-chains its
+// entries after it.
 package audit
 
 import (
@@ -49,6 +52,19 @@ const (
 	ActionBackup       = "store.backup"    // jwtd backup
 )
 
+// MintTarget is the target of a keyed mint's entry: its jti, and its
+// XID when it has one.
+func MintTarget(jti, xid string) string {
+	if xid == "" {
+		return "jti:" + jti
+	}
+	return "jti:" + jti + " xid:" + xid
+}
+
+// MintTargetMay reports whether target may be a keyed mint's: one that
+// starts as MintTarget's do.
+func MintTargetMay(target string) bool { return strings.HasPrefix(target, "jti:") }
+
 // Results.
 const (
 	ResultOK      = "ok"
@@ -76,17 +92,54 @@ type Entry struct {
 }
 
 // Canonical is the encoding an entry's hash is taken over: a JSON array of
-// every field but Hash, in a fixed order, the time as Unix nanoseconds.
-func (e *Entry) Canonical() []byte {
-	b, _ := json.Marshal([]any{1, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action,
-		e.Target, e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev})
-	return b
+// every field but Hash, in a fixed order, the time as Unix nanoseconds, as
+// encoding/json writes it ([]any{1, chain, seq, …, prev}).
+func (e *Entry) Canonical() []byte { return e.appendCanonical(nil) }
+
+// appendCanonical appends Canonical's bytes to b without reflection: an
+// entry is hashed on every keyed mint.
+func (e *Entry) appendCanonical(b []byte) []byte {
+	b = append(b, "[1,"...)
+	b = appendJSONString(b, e.Chain)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, e.Time.UnixNano(), 10)
+	for _, s := range [...]string{e.Instance, e.Actor, e.Action, e.Target, e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev} {
+		b = append(b, ',')
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as encoding/json writes it: printable ASCII
+// but for the characters it escapes as it is, anything else through
+// encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ComputeHash is the hex SHA-256 of the entry's canonical encoding.
 func (e *Entry) ComputeHash() string {
-	sum := sha256.Sum256(e.Canonical())
+	var buf [512]byte
+	sum := sha256.Sum256(e.appendCanonical(buf[:0]))
 	return hex.EncodeToString(sum[:])
+}
+
+// Link makes e the entry after prev in chain: the next sequence number (1
+// after the zero Entry, a chain's head before its first entry), prev's
+// hash, and its own hash, computed last.
+func (e *Entry) Link(chain string, prev Entry) {
+	e.Chain, e.Seq, e.Prev = chain, prev.Seq+1, prev.Hash
+	e.Hash = e.ComputeHash()
 }
 
 // Errors of the Store contract.

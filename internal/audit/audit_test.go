@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -72,4 +73,34 @@ func TestHashCoversEveryField(t *testing.T) {
 			t.Errorf("change %d left the hash as it was", i)
 		}
 	}
+}
+
+// canonicalRef is how Canonical was first written, through encoding/json:
+// the hashes of entries in stores depend on Canonical's bytes staying these.
+func canonicalRef(e *audit.Entry) []byte {
+	b, _ := json.Marshal([]any{1, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action,
+		e.Target, e.Result, e.RequestID, e.ClientIP, e.Detail, e.Prev})
+	return b
+}
+
+func TestCanonicalIsEncodingJSONs(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "<b>&amp;</b>", "tab\tnew\nline\r\b\f\x00\x1f\x7f",
+		"é ü 日本", "\u2028\u2029", "bad \xff utf-8", "jti:0123456789abcdef xid:tx-1"} {
+		e := audit.Entry{Chain: s, Seq: -7, Time: time.Unix(-1, 5), Instance: s, Actor: s, Action: s, Target: s, Result: s,
+			RequestID: s, ClientIP: s, Detail: s, Prev: s}
+		if got, want := e.Canonical(), canonicalRef(&e); string(got) != string(want) {
+			t.Errorf("%q: %s, want %s", s, got, want)
+		}
+	}
+}
+
+func FuzzCanonical(f *testing.F) {
+	f.Add("node-a", int64(1), int64(1765000000123456789), "issuer", "jti:x xid:y", "<&>\"\\\n\u2028\xff")
+	f.Fuzz(func(t *testing.T, chain string, seq, ns int64, actor, target, detail string) {
+		e := audit.Entry{Chain: chain, Seq: seq, Time: time.Unix(0, ns), Instance: chain, Actor: actor, Action: audit.ActionMint,
+			Target: target, Result: audit.ResultOK, RequestID: detail, ClientIP: actor, Detail: detail, Prev: target}
+		if got, want := e.Canonical(), canonicalRef(&e); string(got) != string(want) {
+			t.Errorf("%s, want %s", got, want)
+		}
+	})
 }

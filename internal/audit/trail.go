@@ -144,6 +144,39 @@ func (t *Trail) Commit(ctx context.Context, e Entry) error {
 	}
 }
 
+// Stamp is e as this trail writes it, for a store that writes it itself
+// in the commit of the record it belongs to (record.Record.Audit): its
+// time, instance and result filled in as Record does, and this trail's
+// chain, after whose head the store links it.
+func (t *Trail) Stamp(e Entry) Entry {
+	t.fill(&e)
+	e.Chain = t.opts.Chain
+	return e
+}
+
+// Committed tells the trail of an entry of its chain that a store wrote
+// in a record's commit: the head moves on to it (the store linked it
+// after the head it read in that commit), and Options.Written counts it.
+func (t *Trail) Committed(e Entry) {
+	if t == nil {
+		return
+	}
+	t.advance(e)
+	if t.opts.Written != nil {
+		t.opts.Written([]Entry{e})
+	}
+}
+
+// advance makes e the head if it is past the head known: the trail's
+// writer and the stores' commits (Committed) both move it on.
+func (t *Trail) advance(e Entry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e.Chain == t.opts.Chain && (!t.known || e.Seq > t.head.Seq) {
+		t.head, t.known = e, true
+	}
+}
+
 // Failing is the last write's error, nil once a write succeeds. A
 // required trail that is failing refuses actions before they are taken.
 func (t *Trail) Failing() error {
@@ -309,14 +342,11 @@ func (t *Trail) write(batch []*pending) error {
 			head = h
 		}
 		entries := make([]Entry, len(rest))
+		prev := head
 		for i, p := range rest {
-			e := p.e
-			e.Chain, e.Seq, e.Prev = t.opts.Chain, head.Seq+1+int64(i), head.Hash
-			if i > 0 {
-				e.Prev = entries[i-1].Hash
-			}
-			e.Hash = e.ComputeHash()
-			entries[i] = e
+			entries[i] = p.e
+			entries[i].Link(t.opts.Chain, prev)
+			prev = entries[i]
 		}
 		n, err := t.store.AppendAudit(ctx, entries)
 		if n > 0 {
@@ -356,10 +386,7 @@ func (t *Trail) fail(err error) error {
 }
 
 func (t *Trail) written(ps []*pending, entries []Entry) {
-	last := entries[len(entries)-1]
-	t.mu.Lock()
-	t.head, t.known = last, true
-	t.mu.Unlock()
+	t.advance(entries[len(entries)-1])
 	for _, p := range ps {
 		p.tell(nil)
 	}

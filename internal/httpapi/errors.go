@@ -103,6 +103,8 @@ func errorFor(err error) (e *apiError, fault bool) {
 	switch {
 	case errors.As(err, &e):
 		return e, false
+	case errors.Is(err, audit.ErrNotWritten):
+		return errAuditNotWritten, false
 	case errors.As(err, &limited):
 		return &apiError{Status: http.StatusTooManyRequests, Title: "Too many requests", Detail: limited.Error()}, false
 	case errors.Is(err, phone.ErrInvalid):

@@ -129,18 +129,9 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) error {
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: req.Profile, Phone: req.Phone, XID: req.XID, Subject: req.Sub, Audience: req.Aud,
 		Data: []byte(req.Data), TTL: time.Duration(req.TTL), ClientIP: s.ClientIP.Resolve(r), Limits: "issue",
-		APIKey: apiKeyName(r.Context()),
+		APIKey: apiKeyName(r.Context()), Audit: s.actor(r),
 	})
 	if err != nil {
-		return err
-	}
-	// After the mint, whose record holds the rest: a refused mint leaves
-	// no token to account for.
-	target := "jti:" + minted.JTI
-	if minted.XID != "" {
-		target += " xid:" + minted.XID
-	}
-	if err := s.auditEntry(r, audit.Entry{Action: audit.ActionMint, Target: target, Detail: "profile=" + req.Profile}); err != nil {
 		return err
 	}
 	setRateLimitHeaders(w, minted.Limit)

@@ -102,13 +102,13 @@ func testDeps(t testing.TB, svc *token.Service, store record.Store, limiter *rat
 	}
 	tokens := func() *token.Service { return svc }
 	apiKeys := testAPIKeys(t)
+	trail := auditTrail(t, store) // on the same store, as serve has it
 	return Deps{
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Tokens: tokens, Store: store, APIKeys: func() *apikey.Set { return apiKeys }, Phones: phones, Limiter: limiter,
-		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes},
+		Minter: &mint.Minter{Tokens: tokens, Store: store, Phones: phones, Limiter: limiter, LimitBy: routes, Audit: trail},
 		Keys:   fakeKeys{},
-		// The trail on the same store, as serve has it.
-		Audit: auditTrail(t, store), AuditStore: auditStore(store),
+		Audit:  trail, AuditStore: auditStore(store),
 	}
 }
 

@@ -8,12 +8,14 @@ package mint
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/phone"
 	"github.com/jwtd/jwtd/internal/ratelimit"
@@ -37,6 +39,9 @@ type Minter struct {
 	Phones *phone.Normalizer
 	// Metrics counts issued tokens; nil counts nothing.
 	Metrics *metrics.Metrics
+	// Audit is the trail a request's Audit entry is written to; nil
+	// writes none.
+	Audit *audit.Trail
 }
 
 // Store is what Mint needs of a record store (record.Store has it):
@@ -73,6 +78,10 @@ type Request struct {
 	// cannot be read is counted all the same. Seed 003's /generateToken
 	// reads its body so, as the seed did.
 	ReadData func(limit ratelimit.Decision) (json.RawMessage, error)
+	// Audit, for a mint that is audited (one with an API key), is its
+	// entry's actor, request ID and client address; Mint sets the rest.
+	// nil for anonymous mints, which their records account for.
+	Audit *audit.Entry
 }
 
 // Minted is a token handed out, recorded when its profile records.
@@ -91,7 +100,14 @@ type Minted struct {
 // token.ErrTTLTooLong and token.ErrInvalidRequest for the request itself;
 // *ratelimit.LimitedError or ratelimit.ErrBackend from the limits;
 // record.ErrXIDConflict (the XID belongs to another phone) and
-// record.ErrUnavailable from the store. On any error no token is handed out.
+// record.ErrUnavailable from the store; audit.ErrNotWritten when the
+// trail is required and the request's entry could not be written. On any
+// error no token is handed out.
+//
+// A request's audit entry is written in the commit of its record, so
+// that it costs no write of its own; when the store wrote the record and
+// not the entry, a trail that is not required writes the entry later.
+// An unrecorded profile's entry goes through the trail.
 func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 	if req.Profile == "" {
 		req.Profile = "default"
@@ -160,6 +176,13 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 	if out.Issued, err = svc.Issue(p.Name, treq); err != nil {
 		return nil, err
 	}
+	var entry *audit.Entry
+	if req.Audit != nil && m.Audit != nil {
+		e := *req.Audit
+		e.Action, e.Target, e.Detail = audit.ActionMint, audit.MintTarget(out.JTI, out.XID), "profile="+p.Name
+		e = m.Audit.Stamp(e)
+		entry = &e
+	}
 	if p.Record {
 		rec := &record.Record{
 			JTI: out.JTI, Profile: out.Profile, Kid: out.Kid, Alg: out.Alg,
@@ -173,7 +196,20 @@ func (m *Minter) Mint(ctx context.Context, req Request) (*Minted, error) {
 		if p.StoreToken {
 			rec.TokenText = out.Token
 		}
-		if err := m.Store.Insert(ctx, rec); err != nil {
+		rec.Audit = entry
+		err := m.Store.Insert(ctx, rec)
+		switch {
+		case err == nil && entry != nil:
+			m.Audit.Committed(*entry)
+			entry = nil
+		case errors.Is(err, audit.ErrNotWritten) && !m.Audit.Required():
+			// The record is written: the trail writes its entry later.
+		case err != nil:
+			return nil, err
+		}
+	}
+	if entry != nil {
+		if err := m.Audit.Record(ctx, *entry); err != nil {
 			return nil, err
 		}
 	}

@@ -2,8 +2,10 @@ package mint_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/keys"
 	"github.com/jwtd/jwtd/internal/metrics"
 	"github.com/jwtd/jwtd/internal/mint"
@@ -213,5 +216,85 @@ func TestMintReadsDataAfterLimits(t *testing.T) {
 	}
 	if !slices.Equal(remaining, []int{1, 0}) {
 		t.Errorf("ReadData was given %v remaining; want [1 0], and not called for the refused request", remaining)
+	}
+}
+
+// An audited mint's entry is written in its record's commit: it is in
+// the store when Mint returns, though the trail lingers 100 ms before a
+// write of its own, and the trail's head is that entry. An unrecorded
+// profile's entry goes through the trail.
+func TestMintAuditedWithItsRecord(t *testing.T) {
+	m, store := newMinter(t)
+	m.Audit = audit.NewTrail(store, audit.Options{Chain: "node-a"})
+	defer m.Audit.Close()
+	ctx := context.Background()
+	who := &audit.Entry{Actor: "issuer", RequestID: "req-1", ClientIP: "192.0.2.7"}
+	got, err := m.Mint(ctx, mint.Request{Profile: "appverify", Phone: "+14155552671", XID: "tx-1", Audit: who})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := store.AuditList(ctx, audit.Query{Chain: "node-a", Order: audit.BySeq})
+	want := audit.Entry{Chain: "node-a", Seq: 1, Instance: "node-a", Actor: "issuer", Action: audit.ActionMint,
+		Target: "jti:" + got.JTI + " xid:tx-1", Result: audit.ResultOK, RequestID: "req-1", ClientIP: "192.0.2.7", Detail: "profile=appverify"}
+	if err != nil || len(es) != 1 {
+		t.Fatalf("entries right after Mint: %+v %v", es, err)
+	}
+	e := es[0]
+	want.Time, want.Hash = e.Time, e.Hash
+	if e != want || e.Hash != e.ComputeHash() || m.Audit.Head() != e {
+		t.Errorf("entry %+v\nwant  %+v\ntrail's head %+v", e, want, m.Audit.Head())
+	}
+	if _, err := m.Mint(ctx, mint.Request{Profile: "quiet", Phone: "+14155552671", Audit: who}); err != nil {
+		t.Fatal(err)
+	}
+	m.Audit.Close() // writes what it holds
+	if reps, err := audit.Verify(ctx, store); err != nil || len(reps) != 1 || reps[0].Entries != 2 {
+		t.Errorf("after an unrecorded mint: %+v %v", reps, err)
+	}
+}
+
+// When the store writes the record and refuses its entry, a required
+// trail fails the mint (no token); one that is not hands the token out
+// and writes the entry once the store takes entries again.
+func TestMintEntryRefused(t *testing.T) {
+	for _, required := range []bool{true, false} {
+		t.Run(fmt.Sprintf("required=%v", required), func(t *testing.T) {
+			m, store := newMinter(t)
+			m.Audit = audit.NewTrail(store, audit.Options{Chain: "node-a", Required: required, Linger: time.Millisecond})
+			defer m.Audit.Close()
+			db, err := sql.Open("sqlite", store.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			got, err := m.Mint(ctx, mint.Request{Profile: "castlabs", Data: []byte(`"x"`), Audit: &audit.Entry{Actor: "issuer"}})
+			if required {
+				if got != nil || !errors.Is(err, audit.ErrNotWritten) {
+					t.Errorf("required: %v, %v; want no token and ErrNotWritten", got, err)
+				}
+				return
+			}
+			if err != nil || got == nil {
+				t.Fatalf("not required: %v, %v; want the token", got, err)
+			}
+			if _, err := db.Exec(`DROP TRIGGER refuse_audit`); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				es, err := store.AuditList(ctx, audit.Query{Target: "jti:" + got.JTI})
+				if err == nil && len(es) == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the entry of a token handed out was not written: %+v %v", es, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/jwtd/jwtd/internal/audit"
+	"github.com/jwtd/jwtd/internal/record"
 )
 
 var _ audit.Store = (*Store)(nil)
@@ -57,15 +58,23 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 	if head.Seq != entries[0].Seq-1 {
 		return 0, audit.ErrConflict
 	}
-	docs := make([]any, len(entries))
-	for i, e := range entries {
+	return s.insertAudit(ctx, len(entries), func(i int) *audit.Entry { return &entries[i] })
+}
+
+// insertAudit inserts n entries in order (entry(i) is the i-th), and
+// returns how many it wrote: all, or the ones before a sequence number
+// another writer took (ErrConflict).
+func (s *Store) insertAudit(ctx context.Context, n int, entry func(i int) *audit.Entry) (int, error) {
+	docs := make([]any, n)
+	for i := range docs {
+		e := entry(i)
 		docs[i] = auditDoc{ID: auditID(e.Chain, e.Seq), Chain: e.Chain, Seq: e.Seq, Time: e.Time.UnixNano(), Instance: e.Instance,
 			Actor: e.Actor, Action: e.Action, Target: e.Target, Result: e.Result, RequestID: e.RequestID,
 			ClientIP: e.ClientIP, Detail: e.Detail, Prev: e.Prev, Hash: e.Hash}
 	}
-	_, err = s.audit.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	_, err := s.audit.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 	if err == nil {
-		return len(entries), nil
+		return n, nil
 	}
 	var bwe mongo.BulkWriteException
 	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) > 0 && bwe.WriteErrors[0].Code == 11000 {
@@ -75,6 +84,49 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		return 0, audit.ErrConflict
 	}
 	return 0, translate(err)
+}
+
+// insertEntries writes the audit entries of the batch's records written
+// (results[i] nil), each chain's in batch order, linked after the head
+// the store holds: when another writer of the chain (a process sharing
+// its name) took a sequence number first, the head is read again and the
+// rest linked after it. Entries not written make their records' results
+// wrap audit.ErrNotWritten: the records stay written.
+func (s *Store) insertEntries(ctx context.Context, batch []*record.Record, results []error) {
+	chains := map[string][]int{} // indexes into batch, by chain
+	var order []string
+	for i, r := range batch {
+		if r.Audit == nil || results[i] != nil {
+			continue
+		}
+		if _, ok := chains[r.Audit.Chain]; !ok {
+			order = append(order, r.Audit.Chain)
+		}
+		chains[r.Audit.Chain] = append(chains[r.Audit.Chain], i)
+	}
+	for _, chain := range order {
+		idx := chains[chain]
+		done, err := 0, error(nil)
+		for attempt := 0; done < len(idx); attempt++ {
+			var head audit.Entry
+			if head, err = s.AuditHead(ctx, chain); err != nil {
+				break
+			}
+			for _, i := range idx[done:] {
+				batch[i].Audit.Link(chain, head)
+				head = *batch[i].Audit
+			}
+			var n int
+			n, err = s.insertAudit(ctx, len(idx)-done, func(k int) *audit.Entry { return batch[idx[done+k]].Audit })
+			done += n
+			if !errors.Is(err, audit.ErrConflict) || attempt >= 100 {
+				break
+			}
+		}
+		for _, i := range idx[done:] {
+			results[i] = fmt.Errorf("%w: %w", audit.ErrNotWritten, err)
+		}
+	}
 }
 
 // AuditHead returns a chain's last entry.

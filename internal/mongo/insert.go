@@ -19,10 +19,20 @@ import (
 // server has acknowledged it with write concern majority, journaled.
 func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.group.Insert(ctx, r) }
 
-// commit claims the batch's XIDs, then inserts the records that may go in.
+// commit claims the batch's XIDs, inserts the records that may go in,
+// then the audit entries of those written.
 func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
+	results, err := s.insertRecords(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	s.insertEntries(ctx, batch, results)
+	return results, nil
+}
+
+func (s *Store) insertRecords(ctx context.Context, batch []*record.Record) ([]error, error) {
 	results := make([]error, len(batch))
 	var b [8]byte
 	_, _ = rand.Read(b[:])

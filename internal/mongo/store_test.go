@@ -12,7 +12,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/audit/audittest"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/record/recordtest"
@@ -157,5 +156,5 @@ func TestFailedInsertReleasesXID(t *testing.T) {
 
 func TestAuditConformance(t *testing.T) {
 	url := testservice.MongoURL(t)
-	audittest.Run(t, func(t *testing.T) audit.Store { return open(t, url, Options{}) })
+	audittest.Run(t, func(t *testing.T) audittest.Store { return open(t, url, Options{}) })
 }

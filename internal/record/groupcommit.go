@@ -11,9 +11,11 @@ import (
 )
 
 // CommitFunc durably writes a batch in one transaction (or the backend's
-// nearest equivalent). It returns either an error for the whole batch
-// (nothing written), or one result per record: nil, or ErrDuplicate or
-// ErrXIDConflict for a record that was refused alone.
+// nearest equivalent), with the audit entries of its records. It returns
+// either an error for the whole batch (nothing written), or one result per
+// record: nil, or ErrDuplicate, ErrXIDConflict or ErrXIDClosed for a
+// record that was refused alone, or an error wrapping audit.ErrNotWritten
+// for a record written whose entry was not.
 type CommitFunc func(batch []*Record) (results []error, err error)
 
 // GroupCommitter is the one writer of a store: Insert queues a record and

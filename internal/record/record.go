@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/jwtd/jwtd/internal/audit"
 )
 
 // Errors of the Store contract. Adapters translate their driver's errors
@@ -51,6 +53,10 @@ type Record struct {
 	ClientIP    string
 	TokenSHA256 string // hex
 	TokenText   string
+	// Audit, when set, is the audit entry of the minting (a token minted
+	// with an API key), which Insert writes in the record's commit; see
+	// Store. It is not part of the record, and is nil in records read back.
+	Audit *audit.Entry
 }
 
 // Status is the record's status at now: revoked wins over expired.
@@ -84,7 +90,13 @@ type Page struct {
 // handed out after Insert returns nil and never before. It returns
 // ErrDuplicate when the jti exists and ErrXIDConflict when the record's
 // non-empty XID already belongs to records with another phone; in both cases
-// nothing is written. Lookups return records newest first (by Issued, then
+// nothing is written. A record's Audit entry is written in the same commit
+// (one SQLite transaction, one MongoDB batch), linked after the head of its
+// chain as the store holds it then (Entry.Link: Seq, Prev and Hash are set
+// in place), so that a keyed mint costs no audit write of its own; when the
+// record is written and its entry is not, Insert returns an error wrapping
+// audit.ErrNotWritten (the caller fails the mint, or has the trail write the
+// entry later). Lookups return records newest first (by Issued, then
 // jti); ByJTI returns ErrNotFound. Revoke marks every unrevoked record of a
 // jti or an xid and returns how many it marked; RevokeXID also closes the
 // transaction when it has records, in the same write: from then on Insert

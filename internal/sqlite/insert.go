@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/record"
 )
 
@@ -22,61 +25,139 @@ func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.g
 
 // commit writes a batch in one transaction: one statement finds the jtis
 // already stored, one the phones its XIDs belong to, and a few multi-row
-// INSERTs write it. Per-record refusals (duplicate jti, XID conflict) are
-// decided from those answers without failing the others; a failed
-// transaction fails them all.
+// INSERTs write it, and the audit entries of its records. Per-record
+// refusals (duplicate jti, XID conflict) are decided from those answers
+// without failing the others; a failed transaction fails them all. When
+// the audit entries cannot be written, the batch is committed again
+// without them: the records are written, and the results of those with an
+// entry wrap audit.ErrNotWritten.
 func (s *Store) commit(batch []*record.Record) ([]error, error) {
-	results := make([]error, len(batch))
-	err := func() error {
-		ctx := context.Background()
-		tx, err := s.write.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		stored, err := s.lookup(ctx, tx, s.existing, batch, func(r *record.Record) string { return r.JTI })
-		if err != nil {
-			return err
-		}
-		owner, err := s.lookup(ctx, tx, s.owners, batch, func(r *record.Record) string { return r.XID })
-		if err != nil {
-			return err
-		}
-		closed := map[string]string{}
-		if len(owner) > 0 { // only a transaction with records can have been closed
-			if closed, err = s.lookup(ctx, tx, s.closed, batch, func(r *record.Record) string { return r.XID }); err != nil {
-				return err
-			}
-		}
-		rows := make([]*record.Record, 0, len(batch))
-		for i, r := range batch {
-			if _, dup := stored[r.JTI]; dup {
-				results[i] = record.ErrDuplicate
-				continue
-			}
-			if r.XID != "" {
-				if _, ok := closed[r.XID]; ok {
-					results[i] = record.ErrXIDClosed
-					continue
+	results, err := s.commitTx(batch, true)
+	var ee entriesError
+	if errors.As(err, &ee) {
+		if results, err = s.commitTx(batch, false); err == nil {
+			for i, r := range batch {
+				if r.Audit != nil && results[i] == nil {
+					results[i] = fmt.Errorf("%w: %w", audit.ErrNotWritten, unavailable(ee.err))
 				}
-				if p, ok := owner[r.XID]; ok && p != r.Phone {
-					results[i] = record.ErrXIDConflict
-					continue
-				}
-				owner[r.XID] = r.Phone
 			}
-			stored[r.JTI] = "" // a later record of the batch with this jti is a duplicate
-			rows = append(rows, r)
 		}
-		if err := s.insert(ctx, tx, rows); err != nil {
-			return err
-		}
-		return tx.Commit()
-	}()
+	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	return results, nil
+}
+
+// entriesError is a batch's audit entries refused by the store.
+type entriesError struct{ err error }
+
+func (e entriesError) Error() string { return "writing audit entries: " + e.err.Error() }
+
+func (s *Store) commitTx(batch []*record.Record, withEntries bool) ([]error, error) {
+	results := make([]error, len(batch))
+	ctx := context.Background()
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	stored, err := s.lookup(ctx, tx, s.existing, batch, func(r *record.Record) string { return r.JTI })
+	if err != nil {
+		return nil, err
+	}
+	owner, err := s.lookup(ctx, tx, s.owners, batch, func(r *record.Record) string { return r.XID })
+	if err != nil {
+		return nil, err
+	}
+	closed := map[string]string{}
+	if len(owner) > 0 { // only a transaction with records can have been closed
+		if closed, err = s.lookup(ctx, tx, s.closed, batch, func(r *record.Record) string { return r.XID }); err != nil {
+			return nil, err
+		}
+	}
+	rows := make([]*record.Record, 0, len(batch))
+	var entries []*audit.Entry // of the records written, in batch order
+	for i, r := range batch {
+		if _, dup := stored[r.JTI]; dup {
+			results[i] = record.ErrDuplicate
+			continue
+		}
+		if r.XID != "" {
+			if _, ok := closed[r.XID]; ok {
+				results[i] = record.ErrXIDClosed
+				continue
+			}
+			if p, ok := owner[r.XID]; ok && p != r.Phone {
+				results[i] = record.ErrXIDConflict
+				continue
+			}
+			owner[r.XID] = r.Phone
+		}
+		stored[r.JTI] = "" // a later record of the batch with this jti is a duplicate
+		rows = append(rows, r)
+		if r.Audit != nil && withEntries {
+			entries = append(entries, r.Audit)
+		}
+	}
+	if err := s.insert(ctx, tx, rows); err != nil {
+		return nil, err
+	}
+	heads, err := s.insertEntries(ctx, tx, entries)
+	if err != nil {
+		return nil, entriesError{err}
+	}
+	if err := tx.Commit(); err != nil {
+		s.forgetHeads(heads)
+		return nil, err
+	}
+	s.keepHeads(heads)
+	return results, nil
+}
+
+// insertEntries links entries after their chains' heads, in order, and
+// inserts them, and returns the chains' new heads. A head is the one this
+// store last wrote or read (heads), else read in tx, which holds the
+// store's write lock: no other writer, of this process or another,
+// advances a chain before tx commits. A head another process advanced
+// since it was kept is found by the table's UNIQUE (chain, seq), at the
+// first entry, and read again.
+func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.Entry) (map[string]audit.Entry, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	byChain := map[string][]*audit.Entry{}
+	for _, e := range entries {
+		byChain[e.Chain] = append(byChain[e.Chain], e)
+	}
+	heads := make(map[string]audit.Entry, len(byChain))
+	for chain, es := range byChain {
+		prev, kept := s.keptHead(chain)
+		for {
+			if !kept {
+				var err error
+				if prev, err = s.chainHead(ctx, tx, chain); err != nil {
+					return nil, err
+				}
+			}
+			head := prev
+			for _, e := range es {
+				e.Link(chain, head)
+				head = *e
+			}
+			err := s.insertAudit.exec(ctx, tx, len(es), func(i int, args []any) []any { return auditArgs(args, es[i]) })
+			if err != nil && kept && isUniqueViolation(err) {
+				kept = false
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			heads[chain] = head
+			break
+		}
+	}
+	return heads, nil
 }
 
 // lookup runs stmt, which takes a JSON array of the batch's non-empty keys
@@ -119,38 +200,67 @@ func (s *Store) lookup(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, batch []
 // insertColumns are the columns a new record sets (revoked is NULL).
 const insertColumns = `jti, profile, kid, alg, xid, phone, subject, issued, expires, client_ip, token_sha256, token`
 
-// insertRows is an INSERT of n rows. It has no ON CONFLICT clause: commit
-// has refused duplicates already, so a conflict here fails the transaction
-// rather than drop a record whose token would be handed out.
-func insertRows(n int) string {
+// multiInsert is an INSERT into one table prepared for each of
+// insertChunks' row counts. A conflict fails it, and the transaction with
+// it (commit has refused duplicate records already, so a conflict is not
+// dropped: a record whose token would be handed out, or an audit entry,
+// which AppendAudit reads as another writer's). OR FAIL, not the default
+// ABORT: the caller rolls the whole transaction back on any error, so
+// SQLite need not keep a statement journal to undo one statement's rows,
+// which costs a temporary file's writes for every statement after the
+// first that touches a page the transaction wrote.
+type multiInsert struct {
+	table, columns string
+	width          int         // parameters a row
+	stmts          []*sql.Stmt // stmts[i] inserts insertChunks[i] rows
+}
+
+func newMultiInsert(table, columns string) multiInsert {
+	return multiInsert{table: table, columns: columns, width: strings.Count(columns, ",") + 1,
+		stmts: make([]*sql.Stmt, len(insertChunks))}
+}
+
+// text is the INSERT of n rows.
+func (m multiInsert) text(n int) string {
+	row := "(" + strings.Repeat("?,", m.width-1) + "?)"
 	var q strings.Builder
-	q.WriteString(`INSERT INTO tokens (` + insertColumns + `) VALUES `)
+	q.WriteString(`INSERT OR FAIL INTO ` + m.table + ` (` + m.columns + `) VALUES `)
 	for i := range n {
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?)`)
+		q.WriteString(row)
 	}
 	return q.String()
 }
 
-// insert writes rows in chunks of insertChunks' sizes.
-func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []*record.Record) error {
-	args := make([]any, 0, 12*min(len(rows), insertChunks[0]))
-	for i, n := range insertChunks {
-		for len(rows) >= n {
+// exec inserts n rows in tx, in chunks of insertChunks' sizes; row
+// appends the values of row i to args.
+func (m multiInsert) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) []any) error {
+	args := make([]any, 0, m.width*min(n, insertChunks[0]))
+	done := 0
+	for c, size := range insertChunks {
+		for n-done >= size {
 			args = args[:0]
-			for _, r := range rows[:n] {
-				args = append(args, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
-					r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, hashValue(r.TokenSHA256), r.TokenText)
+			for i := done; i < done+size; i++ {
+				args = row(i, args)
 			}
-			if _, err := tx.StmtContext(ctx, s.inserts[i]).ExecContext(ctx, args...); err != nil {
+			if _, err := tx.StmtContext(ctx, m.stmts[c]).ExecContext(ctx, args...); err != nil {
 				return err
 			}
-			rows = rows[n:]
+			done += size
 		}
 	}
 	return nil
+}
+
+// insert writes rows.
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []*record.Record) error {
+	return s.insertTokens.exec(ctx, tx, len(rows), func(i int, args []any) []any {
+		r := rows[i]
+		return append(args, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
+			r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, hashValue(r.TokenSHA256), r.TokenText)
+	})
 }
 
 // hashValue is how a token hash is stored: a SHA-256 in hex as its 32 bytes,

@@ -19,17 +19,25 @@ func scan(sc interface{ Scan(...any) error }) (record.Record, error) {
 	var sum any
 	err := sc.Scan(&r.JTI, &r.Profile, &r.Kid, &r.Alg, &r.XID, &r.Phone, &r.Subject,
 		&issued, &expires, &revoked, &r.ClientIP, &sum, &r.TokenText)
-	switch h := sum.(type) {
-	case []byte: // a hash, stored as its bytes
-		r.TokenSHA256 = hex.EncodeToString(h)
-	case string: // as given (or written as hex by an older jwtd)
-		r.TokenSHA256 = h
-	}
+	r.TokenSHA256 = hashText(sum)
 	r.Issued, r.Expires = time.Unix(0, issued).UTC(), time.Unix(0, expires).UTC()
 	if revoked.Valid {
 		r.Revoked = time.Unix(0, revoked.Int64).UTC()
 	}
 	return r, err
+}
+
+// hashText reads back what hashValue stored: a SHA-256 stored as its
+// bytes in hex, anything else (or a hash written as hex by an older jwtd)
+// as the text it is.
+func hashText(v any) string {
+	switch h := v.(type) {
+	case []byte:
+		return hex.EncodeToString(h)
+	case string:
+		return h
+	}
+	return ""
 }
 
 // ByJTI returns the record of one token.
@@ -76,12 +84,15 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]record.Reco
 	return collect(rows, err)
 }
 
-func collect(rows *sql.Rows, err error) ([]record.Record, error) {
+func collect(rows *sql.Rows, err error) ([]record.Record, error) { return collectWith(rows, err, scan) }
+
+// collectWith reads every row of a query's answer with scan.
+func collectWith[T any](rows *sql.Rows, err error, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	var out []record.Record
+	var out []T
 	for rows.Next() {
 		r, err := scan(rows)
 		if err != nil {

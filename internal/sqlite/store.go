@@ -13,10 +13,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/record"
 	"github.com/jwtd/jwtd/internal/secretfile"
 )
@@ -39,7 +41,12 @@ type Store struct {
 	byJTIStmt, byXIDStmt *sql.Stmt   // on read
 	owners, existing     *sql.Stmt   // on write: the phones of a batch's XIDs, its jtis already stored
 	closed               *sql.Stmt   // on write: which of a batch's XIDs are closed
-	inserts              []*sql.Stmt // on write: INSERT of insertChunks[i] rows
+	auditHead            *sql.Stmt   // on write: a chain's last entry, in the commit that links after it
+	insertTokens         multiInsert // on write: records
+	insertAudit          multiInsert // on write: audit entries
+
+	mu    sync.Mutex
+	heads map[string]audit.Entry // chains' last entries as last written or read in a commit (insertEntries)
 
 	group *record.GroupCommitter
 }
@@ -93,7 +100,19 @@ CREATE TABLE IF NOT EXISTS key_history (
 	added       INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (
+` + auditTable + `
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time) WHERE action != 'token.mint';
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 'token.mint';
+PRAGMA user_version = 5;
+`
+
+// auditTable is the audit table of schema version 5: a rowid table, so
+// that entries are appended (SQLite splits the last page of a rowid table
+// in a step; version 4's WITHOUT ROWID table, whose rows are large for
+// one, rebalanced pages as entries came and wrote more pages a commit), and
+// hashes of 32 bytes, as token_sha256.
+const auditTable = `CREATE TABLE IF NOT EXISTS audit (
 	chain      TEXT NOT NULL,
 	seq        INTEGER NOT NULL,
 	time       INTEGER NOT NULL,
@@ -105,15 +124,10 @@ CREATE TABLE IF NOT EXISTS audit (
 	request_id TEXT NOT NULL DEFAULT '',
 	client_ip  TEXT NOT NULL DEFAULT '',
 	detail     TEXT NOT NULL DEFAULT '',
-	prev       TEXT NOT NULL DEFAULT '',
-	hash       TEXT NOT NULL,
-	PRIMARY KEY (chain, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
-CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
-CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE target != '';
-PRAGMA user_version = 4;
-`
+	prev       BLOB NOT NULL DEFAULT '',
+	hash       BLOB NOT NULL,
+	UNIQUE (chain, seq)
+);`
 
 // schemaVersion is the user_version of the schema above. Version 2 added
 // the outcomes table, the one-row probe table (Ping writes it while
@@ -122,8 +136,9 @@ PRAGMA user_version = 4;
 // added the key history (fingerprints of every key jwtd had) and the
 // closed (revoked) transactions, made the same way.
 // Version 4 added the audit table (chained entries, keyed by chain and
-// sequence number), made the same way in an older file.
-const schemaVersion = 4
+// sequence number), made the same way in an older file. Version 5 made it
+// a rowid table with binary hashes, a migration of version 4's.
+const schemaVersion = 5
 
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{
@@ -133,6 +148,22 @@ var migrations = map[int]string{
 	0: `
 DROP INDEX IF EXISTS tokens_xid;
 UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHERE typeof(token_sha256) = 'text';
+`,
+	// Version 4's audit table was WITHOUT ROWID, with hex hashes: its
+	// entries are copied into version 5's, hashes that are hex as their
+	// bytes (as hashValue stores them), and its indexes made anew.
+	4: `
+ALTER TABLE audit RENAME TO audit_v4;
+DROP INDEX audit_time;
+DROP INDEX audit_actor;
+DROP INDEX audit_target;
+` + auditTable + `
+INSERT INTO audit (` + auditColumns + `)
+	SELECT chain, seq, time, instance, actor, action, target, result, request_id, client_ip, detail,
+		CASE WHEN length(prev) = 64 THEN coalesce(unhex(prev), prev) ELSE prev END,
+		CASE WHEN length(hash) = 64 THEN coalesce(unhex(hash), hash) ELSE hash END
+	FROM audit_v4 ORDER BY chain, seq;
+DROP TABLE audit_v4;
 `,
 }
 
@@ -176,7 +207,8 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{path: path, read: read, write: write, inserts: make([]*sql.Stmt, len(insertChunks))}
+	s := &Store{path: path, read: read, write: write, heads: map[string]audit.Entry{},
+		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", auditColumns)}
 	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
@@ -185,15 +217,18 @@ func Open(path string, opts Options) (*Store, error) {
 		{write, &s.owners, `SELECT DISTINCT xid, phone FROM tokens WHERE xid != '' AND xid IN (SELECT value FROM json_each(?))`},
 		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
 		{write, &s.closed, `SELECT xid FROM closed_xids WHERE xid IN (SELECT value FROM json_each(?))`},
+		{write, &s.auditHead, `SELECT seq, hash FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
 	}
-	for i, n := range insertChunks {
-		stmts = append(stmts, struct {
-			db   *sql.DB
-			dst  **sql.Stmt
-			text string
-		}{write, &s.inserts[i], insertRows(n)})
+	for _, m := range []multiInsert{s.insertTokens, s.insertAudit} {
+		for i, n := range insertChunks {
+			stmts = append(stmts, struct {
+				db   *sql.DB
+				dst  **sql.Stmt
+				text string
+			}{write, &m.stmts[i], m.text(n)})
+		}
 	}
 	for _, p := range stmts {
 		if *p.dst, err = p.db.Prepare(p.text); err != nil {
@@ -243,7 +278,8 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
-	for _, st := range append([]*sql.Stmt{s.owners, s.existing, s.byJTIStmt, s.byXIDStmt}, s.inserts...) {
+	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.byJTIStmt, s.byXIDStmt}
+	for _, st := range append(append(stmts, s.insertTokens.stmts...), s.insertAudit.stmts...) {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)

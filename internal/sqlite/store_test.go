@@ -157,6 +157,68 @@ func TestMigrateToAuditTable(t *testing.T) {
 	checkSchemaVersion(t, s)
 }
 
+// A version 4 file, whose audit table was WITHOUT ROWID with hex
+// hashes, opens with its entries as they were: the chain verifies, reads
+// back the same, and goes on from its head.
+func TestMigrateFromVersion4(t *testing.T) {
+	v4 := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS audit")] + `
+CREATE TABLE audit (
+	chain TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, instance TEXT NOT NULL, actor TEXT NOT NULL,
+	action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', result TEXT NOT NULL, request_id TEXT NOT NULL DEFAULT '',
+	client_ip TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '', prev TEXT NOT NULL DEFAULT '', hash TEXT NOT NULL,
+	PRIMARY KEY (chain, seq)
+) WITHOUT ROWID;
+CREATE INDEX audit_time ON audit (time, chain, seq);
+CREATE INDEX audit_actor ON audit (actor, time);
+CREATE INDEX audit_target ON audit (target, time) WHERE target != '';
+PRAGMA user_version = 4;
+`
+	var written []audit.Entry
+	heads := map[string]audit.Entry{}
+	for i, c := range []string{"node-a", "node-a", "node-b", "node-a"} {
+		e := audit.Entry{Time: time.Unix(1765000000, int64(i)).UTC(), Instance: c, Actor: "ops", Action: audit.ActionRevoke,
+			Target: fmt.Sprintf("xid:%d", i), Result: audit.ResultOK, Detail: "count=1"}
+		e.Link(c, heads[c])
+		written, heads[c] = append(written, e), e
+		v4 += fmt.Sprintf("INSERT INTO audit VALUES ('%s', %d, %d, '%s', 'ops', '%s', '%s', 'ok', '', '', 'count=1', '%s', '%s');\n",
+			e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Action, e.Target, e.Prev, e.Hash)
+	}
+	s, err := Open(oldFile(t, v4), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	checkSchemaVersion(t, s)
+	if reps, err := audit.Verify(ctx, s); err != nil || len(reps) != 2 {
+		t.Fatalf("verify after the migration: %+v %v", reps, err)
+	}
+	got, err := s.AuditList(ctx, audit.Query{Order: audit.Oldest})
+	if err != nil || len(got) != len(written) {
+		t.Fatalf("entries %+v %v", got, err)
+	}
+	for i := range got {
+		if got[i] != written[i] {
+			t.Errorf("entry %d read back as %+v, written %+v", i, got[i], written[i])
+		}
+	}
+	var blobs int
+	if err := s.read.QueryRow(`SELECT count(*) FROM audit WHERE typeof(hash) = 'blob'`).Scan(&blobs); err != nil || blobs != len(written) {
+		t.Errorf("%d hashes stored as bytes, %v", blobs, err)
+	}
+	tr := audit.NewTrail(s, audit.Options{Chain: "node-a", Required: true})
+	if err := tr.Record(ctx, audit.Entry{Actor: "a", Action: audit.ActionConfigReload}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	if h, err := s.AuditHead(ctx, "node-a"); err != nil || h.Seq != 4 || h.Prev != written[3].Hash {
+		t.Errorf("the head after the migration: %+v %v", h, err)
+	}
+	if _, err := audit.Verify(ctx, s); err != nil {
+		t.Error(err)
+	}
+}
+
 // oldFile writes a database file as another jwtd left it, by running
 // script, and returns its path.
 func oldFile(t *testing.T, script string, args ...any) string {
@@ -237,7 +299,7 @@ func TestLargeBatches(t *testing.T) {
 }
 
 func TestAuditConformance(t *testing.T) {
-	audittest.Run(t, func(t *testing.T) audit.Store {
+	audittest.Run(t, func(t *testing.T) audittest.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -245,4 +307,181 @@ func TestAuditConformance(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// Audit entries the store refuses (here a trigger) leave their batch's
+// records written: the results of records with an entry say it was not
+// (audit.ErrNotWritten), the others' are as they would be; once the store
+// takes entries again, a record's entry goes in with it.
+func TestEntriesRefusedRecordsWritten(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	newRecord := func(jti string, audited bool) *record.Record {
+		r := &record.Record{JTI: jti, Profile: "default", Kid: "k1", Alg: "ES256", Issued: now, Expires: now.Add(time.Hour)}
+		if audited {
+			r.Audit = &audit.Entry{Chain: "c", Instance: "c", Time: now, Actor: "issuer", Action: audit.ActionMint,
+				Target: "jti:" + jti, Result: audit.ResultOK}
+		}
+		return r
+	}
+	if err := s.Insert(ctx, newRecord("taken", false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.Exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	results, err := s.commit([]*record.Record{newRecord("audited", true), newRecord("plain", false), newRecord("taken", true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(results[0], audit.ErrNotWritten) || results[1] != nil || !errors.Is(results[2], record.ErrDuplicate) {
+		t.Errorf("results %v, want [ErrNotWritten, nil, ErrDuplicate]", results)
+	}
+	for _, jti := range []string{"audited", "plain"} {
+		if _, err := s.ByJTI(ctx, jti); err != nil {
+			t.Errorf("record %s: %v", jti, err)
+		}
+	}
+	if h, err := s.AuditHead(ctx, "c"); err != nil || h.Seq != 0 {
+		t.Errorf("head after refused entries: %+v %v", h, err)
+	}
+	if _, err := s.write.Exec(`DROP TRIGGER refuse_audit`); err != nil {
+		t.Fatal(err)
+	}
+	r := newRecord("later", true)
+	if err := s.Insert(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.AuditHead(ctx, "c"); err != nil || h != *r.Audit || h.Seq != 1 {
+		t.Errorf("head %+v %v, want the entry written with its record %+v", h, err, *r.Audit)
+	}
+}
+
+// Two stores on one file (two processes with one instance name, such as
+// the server and a jwtd command): the head one store keeps of a chain
+// goes stale when the other writes, and its next entry is linked after
+// the entry the other wrote, not beside it.
+func TestKeptHeadAdvancedElsewhere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwtd.db")
+	server, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	cli, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	mint := func(jti string) *record.Record {
+		return &record.Record{JTI: jti, Profile: "default", Kid: "k1", Alg: "ES256", Issued: now, Expires: now.Add(time.Hour),
+			Audit: &audit.Entry{Chain: "host", Instance: "host", Time: now, Actor: "issuer", Action: audit.ActionMint,
+				Target: "jti:" + jti, Result: audit.ResultOK}}
+	}
+	if err := server.Insert(ctx, mint("a")); err != nil {
+		t.Fatal(err)
+	}
+	tr := audit.NewTrail(cli, audit.Options{Chain: "host", Required: true})
+	if err := tr.Record(ctx, audit.Entry{Actor: audit.ActorCLI, Action: audit.ActionKeyShow}); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	r := mint("b")
+	if err := server.Insert(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Audit.Seq != 3 {
+		t.Errorf("the server's entry after the command's: seq %d, want 3", r.Audit.Seq)
+	}
+	if reps, err := audit.Verify(ctx, server); err != nil || len(reps) != 1 || reps[0].Entries != 3 {
+		t.Errorf("verify: %+v %v", reps, err)
+	}
+}
+
+// The audit filters use the indexes made for them: by time, by chain and
+// sequence number, and by actor and target where the filter cannot match a
+// keyed mint's entry (the indexes leave those out).
+func TestAuditQueryPlans(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		q     audit.Query
+		index string
+	}{
+		{audit.Query{Limit: 101}, "audit_time"},
+		{audit.Query{Since: time.Now(), Order: audit.Oldest}, "audit_time"},
+		{audit.Query{Chain: "c", Order: audit.BySeq, AfterSeq: 7}, "sqlite_autoindex_audit_1"},
+		{audit.Query{Target: "xid:tx-1", Limit: 101}, "audit_target"},
+		{audit.Query{Target: "profile:default", Action: audit.ActionKeyRotate}, "audit_target"},
+		{audit.Query{Actor: "ops", Action: audit.ActionRevoke, Limit: 101}, "audit_actor"},
+		{audit.Query{Actor: "issuer", Limit: 101}, "audit_time"}, // may be mints: newest first
+	} {
+		text, args, err := auditQuery(tc.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.read.Query(`EXPLAIN QUERY PLAN `+text, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, " ; ")+" ", "INDEX "+tc.index+" ") {
+			t.Errorf("%+v: plan %q, want it to use %s", tc.q, plan, tc.index)
+		}
+	}
+}
+
+// BenchmarkCommitAudited is one commit of 8 records shaped like keyed
+// mints', without audit entries and with one each (written in the same
+// transaction): what the audit trail adds to a commit of the minting
+// route, its B-trees' pages and the entries' links.
+func BenchmarkCommitAudited(b *testing.B) {
+	for _, audited := range []bool{false, true} {
+		b.Run(fmt.Sprintf("entries=%v", audited), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			b.ReportAllocs()
+			n := 0
+			batch := make([]*record.Record, 8)
+			for b.Loop() {
+				now := time.Now().UTC()
+				for k := range batch {
+					n++
+					jti := fmt.Sprintf("%016x%016x", now.UnixNano(), n)
+					batch[k] = &record.Record{JTI: jti, Profile: "default", Kid: "es1", Alg: "ES256", Subject: "bench",
+						Issued: now, Expires: now.Add(time.Minute), ClientIP: "203.0.113.7", TokenSHA256: fmt.Sprintf("%064x", n)}
+					if audited {
+						batch[k].Audit = &audit.Entry{Chain: "node-a", Instance: "node-a", Time: now, Actor: "issuer", Action: audit.ActionMint,
+							Target: audit.MintTarget(jti, ""), Result: audit.ResultOK, RequestID: "0123456789abcdef", ClientIP: "192.0.2.1",
+							Detail: "profile=default"}
+					}
+				}
+				if _, err := s.commit(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -11,11 +11,20 @@ import (
 	"time"
 
 	"github.com/jwtd/jwtd/internal/audit"
+	"github.com/jwtd/jwtd/internal/record"
 )
 
+// Store is what the suite runs on: an audit.Store that is also the record
+// store, whose Insert writes a record's audit entry in the record's commit
+// (record.Record.Audit).
+type Store interface {
+	audit.Store
+	Insert(ctx context.Context, r *record.Record) error
+}
+
 // Run runs the suite; newStore returns an empty store.
-func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
-	for name, fn := range map[string]func(*testing.T, audit.Store){
+func Run(t *testing.T, newStore func(t *testing.T) Store) {
+	for name, fn := range map[string]func(*testing.T, Store){
 		"AppendAndHead":      testAppendAndHead,
 		"Conflict":           testConflict,
 		"List":               testList,
@@ -23,8 +32,114 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		"PurgeThenVerify":    testPurgeThenVerify,
 		"DeletedPurgeClaim":  testDeletedPurgeClaim,
 		"RequiredFailsAfter": testRequiredWaits,
+		"WithRecords":        testWithRecords,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, newStore(t)) })
+	}
+}
+
+// Keyed mints' entries written in their records' commits, while the
+// trail of the same chain writes other entries, and a second writer of
+// the chain (another process with the instance's name) writes too: every
+// record written has its entry, linked in place; a record refused has
+// none; the chain verifies and holds every entry once; the trail's head
+// follows the commits.
+func testWithRecords(t *testing.T, s Store) {
+	ctx := context.Background()
+	tr := audit.NewTrail(s, audit.Options{Chain: "m", Required: true})
+	other := audit.NewTrail(s, audit.Options{Chain: "m", Required: true})
+	defer other.Close()
+	defer tr.Close()
+	now := time.Now().UTC()
+	newRecord := func(jti string) *record.Record {
+		e := tr.Stamp(audit.Entry{Actor: "issuer", Action: audit.ActionMint, Target: "jti:" + jti, RequestID: "r-" + jti,
+			ClientIP: "192.0.2.7", Detail: "profile=default"})
+		return &record.Record{JTI: jti, Profile: "default", Kid: "k1", Alg: "ES256", Subject: "s",
+			Issued: now, Expires: now.Add(time.Hour), TokenSHA256: fmt.Sprintf("%064x", len(jti)), Audit: &e}
+	}
+	const minters, each, others = 8, 12, 10
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var highest int64 // of the entries written with records
+	for w := range minters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r := newRecord(fmt.Sprintf("jti-%d-%d", w, i))
+				if err := s.Insert(ctx, r); err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Audit.Seq < 1 || r.Audit.Chain != "m" || r.Audit.Hash != r.Audit.ComputeHash() {
+					t.Errorf("entry after Insert: %+v", r.Audit)
+				}
+				tr.Committed(*r.Audit)
+				mu.Lock()
+				highest = max(highest, r.Audit.Seq)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, w := range []*audit.Trail{tr, other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range others {
+				if err := w.Record(ctx, audit.Entry{Actor: "ops", Action: audit.ActionRevoke, Target: fmt.Sprintf("xid:%d", i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// A duplicate jti is refused, and so is its entry.
+	dup := newRecord("jti-0-0")
+	if err := s.Insert(ctx, dup); !errors.Is(err, record.ErrDuplicate) {
+		t.Errorf("a duplicate jti: %v", err)
+	}
+	reps, err := audit.Verify(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 1 || reps[0].Entries != minters*each+2*others {
+		t.Fatalf("chains %+v, want one of %d entries", reps, minters*each+2*others)
+	}
+	mints, err := s.AuditList(ctx, audit.Query{Chain: "m", Action: audit.ActionMint, Order: audit.Oldest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range mints {
+		seen[e.Target]++
+		if e.Actor != "issuer" || e.RequestID != "r-"+e.Target[len("jti:"):] || e.Instance != "m" {
+			t.Errorf("mint entry %+v", e)
+		}
+	}
+	if len(seen) != minters*each || len(mints) != minters*each {
+		t.Errorf("%d mint entries for %d targets, want %d of each", len(mints), len(seen), minters*each)
+	}
+	// Filters find mints' entries and the others (stores may index them
+	// apart).
+	for _, f := range []struct {
+		q audit.Query
+		n int
+	}{
+		{audit.Query{Actor: "issuer"}, minters * each},
+		{audit.Query{Actor: "ops"}, 2 * others},
+		{audit.Query{Actor: "ops", Action: audit.ActionRevoke}, 2 * others},
+		{audit.Query{Actor: "issuer", Action: audit.ActionRevoke}, 0},
+		{audit.Query{Target: "xid:3"}, 2},
+		{audit.Query{Target: "jti:jti-1-1"}, 1},
+		{audit.Query{Target: "jti:jti-1-1", Actor: "issuer", Action: audit.ActionMint}, 1},
+	} {
+		if got, err := s.AuditList(ctx, f.q); err != nil || len(got) != f.n {
+			t.Errorf("%+v: %d entries, %v; want %d", f.q, len(got), err, f.n)
+		}
+	}
+	if h := tr.Head(); h.Seq < highest {
+		t.Errorf("the trail's head %d is behind the entries committed with records (%d)", h.Seq, highest)
 	}
 }
 
@@ -46,7 +161,7 @@ func chained(chain string, head audit.Entry, n int, at func(i int) time.Time) []
 
 func minutes(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
 
-func testAppendAndHead(t *testing.T, s audit.Store) {
+func testAppendAndHead(t *testing.T, s Store) {
 	ctx := context.Background()
 	h, err := s.AuditHead(ctx, "a")
 	if err != nil || h.Seq != 0 {
@@ -79,7 +194,7 @@ func testAppendAndHead(t *testing.T, s audit.Store) {
 }
 
 // A writer whose head is stale is refused, and writes nothing.
-func testConflict(t *testing.T, s audit.Store) {
+func testConflict(t *testing.T, s Store) {
 	ctx := context.Background()
 	first := chained("a", audit.Entry{}, 3, minutes)
 	if _, err := s.AppendAudit(ctx, first); err != nil {
@@ -101,7 +216,7 @@ func testConflict(t *testing.T, s audit.Store) {
 	}
 }
 
-func testList(t *testing.T, s audit.Store) {
+func testList(t *testing.T, s Store) {
 	ctx := context.Background()
 	a := chained("a", audit.Entry{}, 30, minutes)
 	b := chained("b", audit.Entry{}, 30, minutes) // same times: ties broken by chain
@@ -161,7 +276,7 @@ func testList(t *testing.T, s audit.Store) {
 // Trails of two instances, and two trails of one chain (two processes
 // with one instance name), write at once: every chain verifies and holds
 // every entry.
-func testConcurrentWriters(t *testing.T, s audit.Store) {
+func testConcurrentWriters(t *testing.T, s Store) {
 	ctx := context.Background()
 	trails := []*audit.Trail{
 		audit.NewTrail(s, audit.Options{Chain: "one", Required: true}),
@@ -203,7 +318,7 @@ func testConcurrentWriters(t *testing.T, s audit.Store) {
 
 // Entries older than the retention go, a chain's head stays, and the
 // chains verify after; an entry deleted in the middle is found.
-func testPurgeThenVerify(t *testing.T, s audit.Store) {
+func testPurgeThenVerify(t *testing.T, s Store) {
 	ctx := context.Background()
 	old := chained("a", audit.Entry{}, 450, minutes) // more than two purge chunks
 	if _, err := s.AppendAudit(ctx, old); err != nil {
@@ -250,7 +365,7 @@ func testPurgeThenVerify(t *testing.T, s audit.Store) {
 
 // The purge entry that explains where a chain starts is itself chained:
 // deleting it is found.
-func testDeletedPurgeClaim(t *testing.T, s audit.Store) {
+func testDeletedPurgeClaim(t *testing.T, s Store) {
 	ctx := context.Background()
 	if _, err := s.AppendAudit(ctx, chained("a", audit.Entry{}, 10, minutes)); err != nil {
 		t.Fatal(err)
@@ -275,7 +390,7 @@ func testDeletedPurgeClaim(t *testing.T, s audit.Store) {
 }
 
 // A required trail answers only once the entry is written.
-func testRequiredWaits(t *testing.T, s audit.Store) {
+func testRequiredWaits(t *testing.T, s Store) {
 	ctx := context.Background()
 	tr := audit.NewTrail(s, audit.Options{Chain: "r", Required: true})
 	defer tr.Close()
