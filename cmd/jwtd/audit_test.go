@@ -240,7 +240,7 @@ func TestAuditKeysReseal(t *testing.T) {
 		if out, errOut, err := runProcess(t, withMaster(oldMaster), "keys", "list"); err == nil {
 			t.Errorf("keys list under the old master key alone, after the reseal, succeeded:\n%s%s", out, errOut)
 		}
-		_, base, _, done = startProcessEnv(t, []string{"JWTD_MASTER_KEY=" + newMaster}, "--config", cfgPath, "--data-dir", data)
+		_, base, _, _ = startProcessEnv(t, []string{"JWTD_MASTER_KEY=" + newMaster}, "--config", cfgPath, "--data-dir", data)
 		if code, out := introspect(t, base, tok); !strings.Contains(out, `"active":true`) {
 			t.Errorf("a token signed before the reseal, on a server given the new master key alone: %d %s", code, out)
 		}
