@@ -9,8 +9,9 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 # coordinator can report a spurious "context deadline exceeded" when the
 # time runs out mid-execution (golang/go#75804, fixed in Go 1.27).
 FUZZTIME    ?= 200000x
+FUZZWORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test deps lint ferretdb unit bench soak fuzz clean
+.PHONY: all build run test deps lint ferretdb unit race fuzz-pass bench soak fuzz clean
 
 all: build
 
@@ -46,11 +47,19 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# -parallel 4: the tests marked parallel (their own processes, servers and
-# ports) mostly wait, so more of them than the 2 CPUs run at once.
+# The tests and a short pass of every fuzz target, side by side: the
+# end-to-end tests leave about half of the CPU idle, waiting on processes
+# and timers, and the fuzz pass, on one worker, takes it. -parallel 4: the
+# tests marked parallel (their own processes, servers and ports) mostly
+# wait, so more of them than the 2 CPUs run at once.
 unit:
+	$(MAKE) -j2 race fuzz-pass
+
+race:
 	scripts/with-test-services.sh $(GO) test -race -count=1 -parallel 4 -timeout 30m ./...
-	$(MAKE) fuzz FUZZTIME=20000x
+
+fuzz-pass:
+	$(MAKE) fuzz FUZZTIME=20000x FUZZWORKERS=1
 
 # Go benchmarks (sign, verify, group commit), the CPU, memory and latency
 # budgets of jwtd under expensive requests, then wrk against jwtd and the
@@ -76,7 +85,7 @@ fuzz:
 	@set -e; for dir in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u); do \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //'); do \
 	    echo "fuzz ./$$dir $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./$$dir; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -parallel $(FUZZWORKERS) ./$$dir; \
 	  done; \
 	done
 
