@@ -43,6 +43,16 @@ func planKeys(cfg *config.Config) (keyPlan, error) {
 	return plan, err
 }
 
+// planAndSeal is planKeys and the plan's master keys (keyPlan.sealer).
+func planAndSeal(cfg *config.Config, e env, create bool) (keyPlan, *keys.Sealer, error) {
+	plan, err := planKeys(cfg)
+	if err != nil {
+		return keyPlan{}, nil, err
+	}
+	sealer, err := plan.sealer(cfg, e, create)
+	return plan, sealer, err
+}
+
 // keyTiming is the configuration's managed-key timing.
 func keyTiming(cfg *config.Config) keys.Timing {
 	return keys.Timing{JWKSMaxAge: cfg.KeyStore.JWKSMaxAge, SyncInterval: cfg.KeyStore.SyncInterval, Leeway: cfg.Leeway}
@@ -122,11 +132,7 @@ func loadForCLI(ctx context.Context, fs *pflag.FlagSet, e env) (*cliKeys, error)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := plan.sealer(cfg, e, false)
+	plan, sealer, err := planAndSeal(cfg, e, false)
 	if err != nil {
 		return nil, err
 	}

@@ -56,11 +56,7 @@ func newServeKeys(ctx context.Context, cfg *config.Config, e env, store keys.Key
 // configure plans the keys of cfg, adopts the key files an earlier jwtd
 // kept, and gives the runtime its setup (keys.Runtime.Configure).
 func (k *serveKeys) configure(ctx context.Context, cfg *config.Config, e env, store keys.KeyStore, check func(*token.Service) error) (*token.Service, error) {
-	plan, err := planKeys(cfg)
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := plan.sealer(cfg, e, true)
+	plan, sealer, err := planAndSeal(cfg, e, true)
 	if err != nil {
 		return nil, err
 	}
