@@ -3,6 +3,7 @@ package keys_test
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -512,4 +513,10 @@ func TestRuntimeAdvanceFailed(t *testing.T) {
 			t.Errorf("events %q; the build in use changed: %v; want the failed advance told and the keys kept", got, in.using != using)
 		}
 	})
+}
+
+func newMasterKey() []byte {
+	k := make([]byte, keys.MasterKeySize)
+	_, _ = rand.Read(k)
+	return k
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,34 @@ func open(t testing.TB, base string, opts Options) *Store {
 func TestConformance(t *testing.T) {
 	url := testservice.MongoURL(t)
 	recordtest.Run(t, func(t *testing.T) recordtest.Store { return open(t, url, Options{Retention: time.Hour}) })
+}
+
+// The key manager on MongoDB; no key is in the clear in the keyrings
+// collection.
+func TestManagedKeys(t *testing.T) {
+	s := open(t, testservice.MongoURL(t), Options{})
+	recordtest.ManagedKeys(t, s, func() [][]byte { return storedKeyrings(t, s) })
+}
+
+// storedKeyrings reads the keyrings collection as stored, each document
+// as its BSON bytes.
+func storedKeyrings(t *testing.T, s *Store) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cur, err := s.keyrings.Find(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close(ctx)
+	var out [][]byte
+	for cur.Next(ctx) {
+		out = append(out, slices.Clone([]byte(cur.Current)))
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // The server goes away and comes back: a FerretDB of the test's own.

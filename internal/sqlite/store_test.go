@@ -29,6 +29,55 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The key manager on a SQLite file; no key is in the clear in the
+// keyrings table.
+func TestManagedKeys(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	recordtest.ManagedKeys(t, s, func() [][]byte { return storedKeyrings(t, s.Path()) })
+}
+
+// storedKeyrings reads the keyrings table of the file as stored.
+func storedKeyrings(t *testing.T, path string) [][]byte {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT keys FROM keyrings`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, raw)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkSync is one sync of three managed profiles with nothing to
+// change: what every instance does every key_store.sync_interval.
+func BenchmarkSync(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "jwtd.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	recordtest.BenchmarkSync(b, s)
+}
+
 // Records committed before Close are there when the file is opened again.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jwtd.db")

@@ -1,64 +1,28 @@
-package keys_test
+package recordtest
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
-	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/jwtd/jwtd/internal/keys"
-	"github.com/jwtd/jwtd/internal/mongo"
-	"github.com/jwtd/jwtd/internal/record/recordtest"
-	"github.com/jwtd/jwtd/internal/sqlite"
-	"github.com/jwtd/jwtd/internal/testservice"
 )
 
-// Managed keys on both real stores: instances that sync one profile at
-// once agree on one current key; a rotation publishes the next key before
-// it signs; the keys open with the master key and only with it.
-func TestManagedKeys(t *testing.T) {
-	for name, open := range map[string]func(t *testing.T) (recordtest.Store, func() [][]byte){
-		"sqlite": func(t *testing.T) (recordtest.Store, func() [][]byte) {
-			s, err := sqlite.Open(filepath.Join(t.TempDir(), "jwtd.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s, func() [][]byte { return sqliteRows(t, s.Path()) }
-		},
-		"mongodb": func(t *testing.T) (recordtest.Store, func() [][]byte) {
-			url := strings.TrimSuffix(testservice.MongoURL(t), "/") + "/jwtdkeys_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			s, err := mongo.Open(ctx, url, mongo.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s, func() [][]byte { return mongoDocs(t, url) }
-		},
-	} {
-		t.Run(name, func(t *testing.T) { testManagedKeys(t, open) })
-	}
-}
-
-func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, func() [][]byte)) {
+// ManagedKeys is keys.Manager on a real store: instances that sync one
+// profile at once agree on one current key; a rotation publishes the next
+// key before it signs; the keys open with the master key and only with
+// it, and stored reads the keyrings as the backend holds them (rows or
+// documents, raw), where no key is in the clear.
+func ManagedKeys(t *testing.T, store Store, stored func() [][]byte) {
 	ctx := context.Background()
-	store, raw := open(t)
 	oldMaster := newMasterKey()
 	sealer, _ := keys.NewSealer(oldMaster)
 	policy := keys.Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: 10 * time.Minute, Keep: 20 * time.Minute}
@@ -204,7 +168,7 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 			t.Errorf("after the reseal, the old master key still opens %q: %v", ring.Profile, err)
 		}
 	}
-	checkRaw(t, raw(), secret.Secret())
+	checkStored(t, stored(), secret.Secret())
 
 	// A key kept by an earlier jwtd is adopted into an empty keyring only.
 	kept, _ := keys.New("default-generated", "HS256", []byte(strings.Repeat("k", 32)))
@@ -224,9 +188,9 @@ func testManagedKeys(t *testing.T, open func(t *testing.T) (recordtest.Store, fu
 	}
 }
 
-// checkRaw looks through the keyrings as stored: no PEM, no secret in
+// checkStored looks through the keyrings as stored: no PEM, no secret in
 // any encoding.
-func checkRaw(t *testing.T, docs [][]byte, secret []byte) {
+func checkStored(t *testing.T, docs [][]byte, secret []byte) {
 	t.Helper()
 	if len(docs) != 2 {
 		t.Errorf("%d keyrings stored, want 2", len(docs))
@@ -240,63 +204,9 @@ func checkRaw(t *testing.T, docs [][]byte, secret []byte) {
 	}
 }
 
-// sqliteRows reads the keyrings table of the SQLite file as stored.
-func sqliteRows(t *testing.T, path string) [][]byte {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT keys FROM keyrings`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, raw)
-	}
-	return out
-}
-
-// mongoDocs reads the keyrings collection as stored, each document as its
-// BSON bytes.
-func mongoDocs(t *testing.T, url string) [][]byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, err := mongodrv.Connect(mongoopts.Client().ApplyURI(url))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
-	cur, err := client.Database(strings.TrimPrefix(url[strings.LastIndex(url, "/"):], "/")).Collection("keyrings").Find(ctx, bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for cur.Next(ctx) {
-		out = append(out, slices.Clone([]byte(cur.Current)))
-	}
-	if err := cur.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // BenchmarkSync is one sync of three managed profiles with nothing to
 // change: what every instance does every key_store.sync_interval.
-func BenchmarkSync(b *testing.B) {
-	s, err := sqlite.Open(filepath.Join(b.TempDir(), "jwtd.db"), sqlite.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+func BenchmarkSync(b *testing.B, s keys.KeyStore) {
 	k := make([]byte, keys.MasterKeySize)
 	sealer, _ := keys.NewSealer(k)
 	p := keys.Policy{Alg: "ES256", RotateEvery: time.Hour, PublishLead: time.Minute, Keep: time.Minute}
