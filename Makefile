@@ -5,20 +5,24 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
+# make build's settings, for every build that is not a test's (FerretDB,
+# vet and staticcheck too: see test).
+BUILDENV    := CGO_ENABLED=0
+BUILDFLAGS  := -trimpath
 # Fuzz budgets are counts, not durations: with a duration, Go 1.26's fuzz
 # coordinator can report a spurious "context deadline exceeded" when the
 # time runs out mid-execution (golang/go#75804, fixed in Go 1.27).
 FUZZTIME    ?= 200000x
 FUZZWORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test deps lint ferretdb unit race fuzz-pass bench soak fuzz clean
+.PHONY: all build run test deps lint ferretdb race fuzz-pass bench soak fuzz clean
 
 all: build
 
 # The banner only before the first build: a cached build takes a second.
 build:
 	@[ -e bin/jwtd ] || echo "building bin/jwtd for the first time: with empty Go caches go downloads ~45 modules and compiles SQLite and the MongoDB driver, about 4 minutes on 2 cores (longer on a busy machine); each package is named as it compiles"
-	CGO_ENABLED=0 $(GO) build -v -trimpath -ldflags '$(LDFLAGS)' -o bin/jwtd ./cmd/jwtd
+	$(BUILDENV) $(GO) build -v $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o bin/jwtd ./cmd/jwtd
 
 # make run ARGS="--listen 127.0.0.1:9090": the same build as make build, so
 # neither compiles again after the other. On a terminal, jwtd runs as its own
@@ -27,38 +31,35 @@ build:
 run: build
 	@if [ -t 0 ]; then set -m; fi; ./bin/jwtd serve $(ARGS)
 
-# The FerretDB build first (scripts/with-test-services.sh finds it built),
-# then lint beside the tests: the end-to-end tests mostly wait on
-# processes, timers and failovers, and lint fills that time.
-test: deps ferretdb
-	$(MAKE) -j2 lint unit
+# Three jobs on one jobserver: lint, the race tests and the fuzz pass. The
+# end-to-end tests mostly wait on processes, timers and failovers, and the
+# other two fill that time. FerretDB is built before lint and the race
+# tests (they start it), beside the fuzz pass's first build: FerretDB, vet,
+# staticcheck and jwtd's binary compile in one configuration (BUILDENV,
+# with tools/ferretdb's shared modules at jwtd's versions), so from a fresh
+# clone each package compiles once for all of them, and never in two go
+# commands at the same time.
+test: deps
+	$(MAKE) -j3 lint race fuzz-pass
 
 ferretdb:
 	@mkdir -p bin
-	cd tools/ferretdb && $(GO) build -o ../../bin/ferretdb .
+	cd tools/ferretdb && $(BUILDENV) $(GO) build $(BUILDFLAGS) -o ../../bin/ferretdb .
 
 # Debian packages the tests drive (installed only when missing).
 deps:
 	@scripts/ensure-packages.sh curl python3-jwt chromium sqlite3 redis-server redis-sentinel redis-tools
 
-# vet with make build's settings (CGO_ENABLED=0, -trimpath), as the tests
-# build the binary: from a fresh clone the dependencies compile once for
-# the three, not twice.
-lint:
+lint: ferretdb
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	CGO_ENABLED=0 $(GO) vet -trimpath ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(BUILDENV) $(GO) vet $(BUILDFLAGS) ./...
+	$(BUILDENV) $(GO) run $(BUILDFLAGS) $(STATICCHECK) ./...
 
-# The tests and a short pass of every fuzz target, side by side: the
-# end-to-end tests leave about half of the CPU idle, waiting on processes
-# and timers, and the fuzz pass, on one worker, takes it. -parallel 4: the
-# tests marked parallel (their own processes, servers and ports) mostly
-# wait, so more of them than the 2 CPUs run at once.
-unit:
-	$(MAKE) -j2 race fuzz-pass
-
-race:
+# The tests beside a short pass of every fuzz target (see test). -parallel
+# 4: the tests marked parallel (their own processes, servers and ports)
+# mostly wait, so more of them than the 2 CPUs run at once.
+race: ferretdb
 	scripts/with-test-services.sh $(GO) test -race -count=1 -parallel 4 -timeout 30m ./...
 
 fuzz-pass:
