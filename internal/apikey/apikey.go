@@ -51,9 +51,9 @@ func (e *scopeError) Unwrap() error { return ErrForbidden }
 
 // Spec is one configured key.
 type Spec struct {
-	Name   string   `koanf:"name" json:"name"`
-	SHA256 string   `koanf:"sha256" json:"sha256"`
-	Scopes []string `koanf:"scopes" json:"scopes"`
+	Name   string   `json:"name"`
+	SHA256 string   `json:"sha256"`
+	Scopes []string `json:"scopes"`
 }
 
 type entry struct {

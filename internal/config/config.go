@@ -357,6 +357,7 @@ func Load(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
 		Result:           &c,
 		WeaklyTypedInput: true,
 		TagName:          "koanf",
+		MatchName:        matchSetting,
 	}})
 	if err != nil {
 		errs = append(errs, decodeErrors(err, o))

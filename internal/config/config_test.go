@@ -336,3 +336,37 @@ func TestConfigUnreadEnv(t *testing.T) {
 		t.Errorf("%s", s)
 	}
 }
+
+// The domain packages' configuration types carry no tags: their settings
+// are their fields' names in snake case, for the decoder, the check for
+// unknown settings and the names in errors alike.
+func TestSettingNames(t *testing.T) {
+	for field, want := range map[string]string{
+		"VerifyKeys": "verify_keys", "TTL": "ttl", "PrivateKeyFile": "private_key_file",
+		"SHA256": "sha256", "DataClaim": "data_claim", "Kid": "kid", "rotate_every": "rotate_every",
+	} {
+		if got := snakeCase(field); got != want {
+			t.Errorf("snakeCase(%q) = %q, want %q", field, got, want)
+		}
+	}
+	if got := settingPath("profiles[My.Profile].Managed.RotateEvery"); got != "profiles[My.Profile].managed.rotate_every" {
+		t.Errorf("settingPath: %q", got)
+	}
+	if got := settingPath("keys[0].PrivateKeyFile"); got != "keys[0].private_key_file" {
+		t.Errorf("settingPath: %q", got)
+	}
+	c, err := load(t, []string{"--config", writeConfig(t, "keys:\n  - {kid: a, alg: HS256, secret: x, publish_only: true}\n  - {kid: b, alg: HS256, secret: y}\n"+
+		"profiles:\n  default: {key: b, verify_keys: [a], data_claim: d, store_token: true, managed: null}\n"+
+		"api_keys:\n  - {name: ops, sha256: "+strings.Repeat("ab", 32)+", scopes: [admin]}\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Profiles["default"]
+	if !slices.Equal(p.VerifyKeys, []string{"a"}) || p.DataClaim != "d" || !p.StoreToken || !c.Keys[0].PublishOnly || c.APIKeys[0].SHA256 == "" {
+		t.Errorf("snake-case settings not decoded: %+v, %+v, %+v", p, c.Keys, c.APIKeys)
+	}
+	_, err = load(t, []string{"--config", writeConfig(t, "profiles:\n  default: {verifykeys: [a]}\n")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "did you mean profiles.default.verify_keys?") {
+		t.Errorf("a setting written without its underscore: %v", err)
+	}
+}

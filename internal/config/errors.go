@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-viper/mapstructure/v2"
 
@@ -108,7 +109,9 @@ func unknownKey(key, name, parent string, known []string, o origins) error {
 }
 
 // koanfFields maps a struct's setting names to their types, taking in the
-// fields of embedded (squashed) structs.
+// fields of embedded (squashed) structs. A field's setting is named by its
+// koanf tag, or else by its name in snake case (the domain packages'
+// configuration types, such as token.ProfileSpec, carry no tags).
 func koanfFields(t reflect.Type) map[string]reflect.Type {
 	fields := map[string]reflect.Type{}
 	for f := range t.Fields() {
@@ -125,12 +128,34 @@ func koanfFields(t reflect.Type) map[string]reflect.Type {
 			}
 			continue
 		case tag == "":
-			tag = f.Name
+			tag = snakeCase(f.Name)
 		}
 		fields[tag] = f.Type
 	}
 	return fields
 }
+
+// snakeCase is a Go field's name as a setting: VerifyKeys → verify_keys,
+// TTL → ttl, PrivateKeyFile → private_key_file, SHA256 → sha256.
+func snakeCase(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		upper := unicode.IsUpper(r)
+		if upper && i > 0 {
+			prev := rune(name[i-1])
+			nextLower := i+1 < len(name) && unicode.IsLower(rune(name[i+1]))
+			if unicode.IsLower(prev) || (unicode.IsUpper(prev) && nextLower) {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// matchSetting is the decoder's MatchName: a key names a field by its tag
+// or by its snake-case name, in any case, as koanfFields reads them.
+func matchSetting(key, field string) bool { return strings.EqualFold(key, snakeCase(field)) }
 
 // fieldOf finds a setting as the decoder does: its exact name, else one
 // differing only in case.
@@ -281,11 +306,39 @@ func decodeErrors(err error, o origins) error {
 				return
 			}
 		}
-		key := mapIndex.ReplaceAllString(de.Name(), ".$1")
+		key := mapIndex.ReplaceAllString(settingPath(de.Name()), ".$1")
 		out = append(out, &settingError{setting: key, origin: o.of(key), problem: problem(de.Unwrap())})
 	}
 	walk(err)
 	return errors.Join(out...)
+}
+
+// settingPath is a decoder's name of a value, "profiles[default].TTL",
+// with its field names as settings: "profiles[default].ttl". Map keys, in
+// brackets, stay as written.
+func settingPath(name string) string {
+	var b strings.Builder
+	for name != "" {
+		i := strings.IndexByte(name, '[')
+		if i < 0 {
+			i = len(name)
+		}
+		for j, field := range strings.Split(name[:i], ".") {
+			if j > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(snakeCase(field))
+		}
+		name = name[i:]
+		if end := strings.IndexByte(name, ']'); end >= 0 {
+			b.WriteString(name[:end+1])
+			name = name[end+1:]
+		} else {
+			b.WriteString(name)
+			name = ""
+		}
+	}
+	return b.String()
 }
 
 // problem says what is wrong with a value the decoder could not use.

@@ -20,23 +20,23 @@ import (
 // Spec is one entry of the configuration's keys list. Exactly one of Secret,
 // SecretFile, PrivateKeyFile or PrivateKey gives the material.
 type Spec struct {
-	Kid            string `koanf:"kid" yaml:"kid"`
-	Alg            string `koanf:"alg" yaml:"alg"`
-	Secret         string `koanf:"secret" yaml:"secret,omitempty"`
-	Encoding       string `koanf:"encoding" yaml:"encoding,omitempty"` // raw (default), base64, base64url, hex
-	SecretFile     string `koanf:"secret_file" yaml:"secret_file,omitempty"`
-	PrivateKeyFile string `koanf:"private_key_file" yaml:"private_key_file,omitempty"`
-	PrivateKey     string `koanf:"private_key" yaml:"private_key,omitempty"` // inline PEM
-	PublishOnly    bool   `koanf:"publish_only" yaml:"publish_only,omitempty"`
+	Kid            string
+	Alg            string
+	Secret         string
+	Encoding       string // raw (default), base64, base64url, hex
+	SecretFile     string
+	PrivateKeyFile string
+	PrivateKey     string // inline PEM
+	PublishOnly    bool
 }
 
 // ManagedSpec is a profile's managed setting, in place of a configured
 // key: jwtd makes the profile's keys, keeps them sealed in the record
 // store, and rotates them.
 type ManagedSpec struct {
-	Alg string `koanf:"alg" yaml:"alg"`
+	Alg string
 	// RotateEvery is how long a key signs (default 720h).
-	RotateEvery time.Duration `koanf:"rotate_every" yaml:"rotate_every,omitempty"`
+	RotateEvery time.Duration
 }
 
 // Load builds a key from its Spec. Relative file names are resolved against

@@ -1,7 +1,6 @@
 package record
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -39,18 +38,6 @@ func DecodeCursor(s string) (Cursor, bool, error) {
 		return Cursor{}, false, ErrBadCursor
 	}
 	return Cursor{Issued: time.Unix(0, n).UTC(), JTI: jti}, true, nil
-}
-
-// Purger deletes records a retention period after they expire.
-type Purger struct {
-	Store     Store
-	Retention time.Duration
-	Now       func() time.Time
-}
-
-// RunOnce purges what expired more than Retention before Now.
-func (p *Purger) RunOnce(ctx context.Context) (int, error) {
-	return p.Store.Purge(ctx, p.Now().Add(-p.Retention))
 }
 
 // NewPage makes a page from up to limit+1 records fetched newest first: the

@@ -28,17 +28,17 @@ const (
 
 // ProfileSpec is a profile as configured.
 type ProfileSpec struct {
-	Key        string            `koanf:"key"`         // kid of the signing key
-	Managed    *keys.ManagedSpec `koanf:"managed"`     // instead of Key: keys jwtd makes, keeps and rotates
-	VerifyKeys []string          `koanf:"verify_keys"` // kids that still verify this profile's tokens (rotation)
-	Layout     Layout            `koanf:"layout"`
-	Issuer     string            `koanf:"issuer"`
-	Audience   string            `koanf:"audience"`
-	TTL        time.Duration     `koanf:"ttl"`
-	Backdate   time.Duration     `koanf:"backdate"`   // iat = now − backdate
-	DataClaim  string            `koanf:"data_claim"` // default layout: the claim that carries caller data
-	Record     *bool             `koanf:"record"`     // record every token (default true)
-	StoreToken bool              `koanf:"store_token"`
+	Key        string            // kid of the signing key
+	Managed    *keys.ManagedSpec // instead of Key: keys jwtd makes, keeps and rotates
+	VerifyKeys []string          // kids that still verify this profile's tokens (rotation)
+	Layout     Layout
+	Issuer     string
+	Audience   string
+	TTL        time.Duration
+	Backdate   time.Duration // iat = now − backdate
+	DataClaim  string        // default layout: the claim that carries caller data
+	Record     *bool         // record every token (default true)
+	StoreToken bool
 }
 
 // DefaultTTL is the lifetime of a profile's tokens when it sets none.
