@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,27 +17,46 @@ var _ audit.Store = (*Store)(nil)
 
 const auditColumns = `chain, seq, time, instance, actor, action, target, result, request_id, client_ip, detail, prev, hash`
 
+// seqBits is where an entry's chain number starts in its rowid, above its
+// sequence number: 2^44 entries a chain (55 years at 10,000 a second), and
+// 2^19 chains.
+const seqBits = 44
+
+// entryID is the rowid of entry seq of the chain numbered chain.
+func entryID(chain, seq int64) (int64, error) {
+	if seq < 0 || seq >= 1<<seqBits || chain < 0 || chain >= 1<<(63-seqBits) {
+		return 0, fmt.Errorf("audit entry %d of chain number %d is past what the embedded store numbers", seq, chain)
+	}
+	return chain<<seqBits | seq, nil
+}
+
+// inChain is the condition that an entry is of the chain named by its
+// two arguments (the name twice): its rowid in the chain's range, which
+// no row matches for a chain never numbered.
+var inChain = `id BETWEEN (SELECT id << ` + strconv.Itoa(seqBits) + ` FROM audit_chains WHERE name = ?)
+	AND (SELECT (id + 1 << ` + strconv.Itoa(seqBits) + `) - 1 FROM audit_chains WHERE name = ?)`
+
 // AppendAudit writes entries in one transaction if the chain's head is
 // still the entry before the first: all or none.
 func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
+	name := entries[0].Chain
+	var head chainHead
 	err := func() error {
 		tx, err := s.write.BeginTx(ctx, nil)
 		if err != nil {
 			return unavailable(err)
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		head, err := s.chainHead(ctx, tx, entries[0].Chain)
-		if err != nil {
+		if head, err = s.readHead(ctx, tx, name); err != nil {
 			return unavailable(err)
 		}
 		if head.Seq != entries[0].Seq-1 {
 			return audit.ErrConflict
 		}
-		err = s.insertAudit.exec(ctx, tx, len(entries), func(i int, args []any) []any { return auditArgs(args, &entries[i]) })
-		if err != nil {
+		if err := s.insertChain(ctx, tx, head.id, len(entries), func(i int) *audit.Entry { return &entries[i] }); err != nil {
 			if isUniqueViolation(err) {
 				return audit.ErrConflict
 			}
@@ -47,7 +67,8 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		}
 		return nil
 	}()
-	chain := map[string]audit.Entry{entries[0].Chain: entries[len(entries)-1]}
+	head.Entry = entries[len(entries)-1]
+	chain := map[string]chainHead{name: head}
 	if err != nil {
 		s.forgetHeads(chain)
 		return 0, err
@@ -56,9 +77,16 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 	return len(entries), nil
 }
 
+// chainHead is a chain's number and last entry (the zero Entry, but for
+// its Chain, for a chain with none).
+type chainHead struct {
+	id int64
+	audit.Entry
+}
+
 // keptHead is the head of chain as this store last wrote or read it in a
 // commit, if it kept one.
-func (s *Store) keptHead(chain string) (audit.Entry, bool) {
+func (s *Store) keptHead(chain string) (chainHead, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, ok := s.heads[chain]
@@ -66,7 +94,7 @@ func (s *Store) keptHead(chain string) (audit.Entry, bool) {
 }
 
 // keepHeads keeps the heads of chains just committed.
-func (s *Store) keepHeads(heads map[string]audit.Entry) {
+func (s *Store) keepHeads(heads map[string]chainHead) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c, h := range heads {
@@ -75,8 +103,9 @@ func (s *Store) keepHeads(heads map[string]audit.Entry) {
 }
 
 // forgetHeads drops the heads kept of chains whose commit failed: what the
-// store holds of them is read again.
-func (s *Store) forgetHeads(heads map[string]audit.Entry) {
+// store holds of them (their numbers too: a chain numbered in a commit
+// rolled back is not) is read again.
+func (s *Store) forgetHeads(heads map[string]chainHead) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range heads {
@@ -85,26 +114,42 @@ func (s *Store) forgetHeads(heads map[string]audit.Entry) {
 }
 
 // isUniqueViolation reports whether a statement failed on a UNIQUE
-// constraint: (chain, seq) taken by another writer.
+// constraint: an entry's rowid, its (chain, seq), taken by another writer.
 func isUniqueViolation(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint") }
 
-// chainHead is the sequence number and hash of a chain's last entry as
-// tx reads it; the zero Entry for a chain with none.
-func (s *Store) chainHead(ctx context.Context, tx *sql.Tx, chain string) (audit.Entry, error) {
-	head := audit.Entry{Chain: chain}
-	var hash any
-	err := tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, chain).Scan(&head.Seq, &hash)
+// readHead is a chain's number, numbering a new chain, and its last entry
+// as tx reads them.
+func (s *Store) readHead(ctx context.Context, tx *sql.Tx, chain string) (chainHead, error) {
+	h := chainHead{Entry: audit.Entry{Chain: chain}}
+	err := tx.StmtContext(ctx, s.chainID).QueryRowContext(ctx, chain).Scan(&h.id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return audit.Entry{Chain: chain}, nil
+		err = tx.StmtContext(ctx, s.newChain).QueryRowContext(ctx, chain).Scan(&h.id)
 	}
-	head.Hash = hashText(hash)
-	return head, err
+	if err != nil {
+		return chainHead{}, err
+	}
+	first, err := entryID(h.id, 0)
+	if err != nil {
+		return chainHead{}, err
+	}
+	var hash any
+	err = tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, first, first+1<<seqBits-1).Scan(&h.Seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, nil
+	}
+	h.Hash = hashText(hash)
+	return h, err
 }
 
-// auditArgs appends the values of e's row, in auditColumns' order.
-func auditArgs(args []any, e *audit.Entry) []any {
-	return append(args, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
-		e.Result, e.RequestID, e.ClientIP, e.Detail, hashValue(e.Prev), hashValue(e.Hash))
+// insertChain inserts n entries of the chain numbered id, linked already;
+// entry(i) is the i-th.
+func (s *Store) insertChain(ctx context.Context, tx *sql.Tx, id int64, n int, entry func(i int) *audit.Entry) error {
+	return s.insertAudit.exec(ctx, tx, n, func(i int, args []any) ([]any, error) {
+		e := entry(i)
+		rowid, err := entryID(id, e.Seq)
+		return append(args, rowid, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
+			e.Result, e.RequestID, e.ClientIP, e.Detail, hashValue(e.Prev), hashValue(e.Hash)), err
+	})
 }
 
 func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {
@@ -120,7 +165,7 @@ func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {
 
 // AuditHead returns a chain's last entry.
 func (s *Store) AuditHead(ctx context.Context, chain string) (audit.Entry, error) {
-	e, err := scanAudit(s.read.QueryRowContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE chain = ? ORDER BY seq DESC LIMIT 1`, chain))
+	e, err := scanAudit(s.read.QueryRowContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE `+inChain+` ORDER BY id DESC LIMIT 1`, chain, chain))
 	if errors.Is(err, sql.ErrNoRows) {
 		return audit.Entry{}, nil
 	}
@@ -132,7 +177,9 @@ func (s *Store) AuditHead(ctx context.Context, chain string) (audit.Entry, error
 
 // AuditChains names every chain.
 func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT chain FROM audit ORDER BY chain`)
+	rows, err := s.read.QueryContext(ctx, `SELECT name FROM audit_chains c
+		WHERE EXISTS (SELECT 1 FROM audit WHERE id BETWEEN c.id << `+strconv.Itoa(seqBits)+` AND (c.id + 1 << `+strconv.Itoa(seqBits)+`) - 1)
+		ORDER BY name`)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -172,7 +219,10 @@ func auditQuery(q audit.Query) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
-	for _, f := range []struct{ col, v string }{{"chain", q.Chain}, {"actor", q.Actor}, {"action", q.Action}, {"target", q.Target}} {
+	if q.Chain != "" {
+		add(inChain, q.Chain, q.Chain)
+	}
+	for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}, {"target", q.Target}} {
 		if f.v != "" {
 			add(f.col+" = ?", f.v)
 		}
@@ -194,8 +244,10 @@ func auditQuery(q audit.Query) (string, []any, error) {
 		if q.Chain == "" {
 			return "", nil, errors.New("a listing by sequence number names its chain")
 		}
-		add("seq > ?", q.AfterSeq)
-		order = "seq"
+		// A rowid bound, not seq's: a page after the first starts where
+		// the last ended, not at the chain's first entry.
+		add(`id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?`, q.Chain, q.AfterSeq)
+		order = "id"
 	case audit.Newest, audit.Oldest:
 		c, ok, err := audit.DecodeCursor(q.After)
 		if err != nil {
@@ -224,8 +276,8 @@ func auditQuery(q audit.Query) (string, []any, error) {
 // PurgeAudit deletes up to limit entries of chain below beforeSeq, in one
 // short transaction.
 func (s *Store) PurgeAudit(ctx context.Context, chain string, beforeSeq int64, limit int) (int, error) {
-	return s.exec(ctx, `DELETE FROM audit WHERE chain = ? AND seq IN
-		(SELECT seq FROM audit WHERE chain = ? AND seq < ? ORDER BY seq LIMIT ?)`, chain, chain, beforeSeq, limit)
+	return s.exec(ctx, `DELETE FROM audit WHERE id IN
+		(SELECT id FROM audit WHERE `+inChain+` AND seq < ? ORDER BY id LIMIT ?)`, chain, chain, beforeSeq, limit)
 }
 
 // Backup writes a consistent copy of the database to path (VACUUM INTO,
