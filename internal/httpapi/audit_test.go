@@ -65,6 +65,10 @@ func TestAuditRoute(t *testing.T) {
 	if len(seen) != 3 || seen[0] != "jti:"+jtis[2]+" xid:tx-audit" || seen[2] != "jti:"+jtis[0]+" xid:tx-audit" {
 		t.Errorf("mint entries, newest first in pages of 2: %v (minted %v)", seen, jtis)
 	}
+	// A jti finds its mint's entry, whose target names the XID too.
+	if es, _ := page("target=" + url.QueryEscape("jti:"+jtis[1])); len(es) != 1 || es[0].Target != "jti:"+jtis[1]+" xid:tx-audit" {
+		t.Errorf("target=jti:%s: %+v", jtis[1], es)
+	}
 	if es, _ := page("actor=" + url.QueryEscape(mintActor) + "&action=token.revoke"); len(es) != 0 {
 		t.Errorf("the issuer key's revocations: %+v", es)
 	}

@@ -222,10 +222,16 @@ func auditQuery(q audit.Query) (string, []any, error) {
 	if q.Chain != "" {
 		add(inChain, q.Chain, q.Chain)
 	}
-	for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}, {"target", q.Target}} {
+	for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}} {
 		if f.v != "" {
 			add(f.col+" = ?", f.v)
 		}
+	}
+	if q.Target != "" {
+		// One range of the target index: the target itself, and the
+		// targets that start with it and a space.
+		from, below := audit.TargetRange(q.Target)
+		add("target >= ? AND target < ? AND (target = ? OR target >= ?)", q.Target, below, q.Target, from)
 	}
 	if q.Action != "" && q.Action != audit.ActionMint || q.Target != "" && !audit.MintTargetMay(q.Target) {
 		// The filter cannot match a keyed mint's entry: saying so lets
