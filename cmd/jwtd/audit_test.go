@@ -198,14 +198,53 @@ func TestAuditTrail(t *testing.T) {
 
 // eachAuditBackend runs test on SQLite and on MongoDB, each with a
 // directory of its own, a data directory in it, and auditConfig's
-// configuration for instance node-a.
-func eachAuditBackend(t *testing.T, test func(t *testing.T, b managedBackend, dir, data, cfgPath string)) {
+// configuration for instance node-a, and extra settings if any.
+func eachAuditBackend(t *testing.T, test func(t *testing.T, b managedBackend, dir, data, cfgPath string), extra ...string) {
 	for _, b := range managedBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			dir := t.TempDir()
-			test(t, b, dir, filepath.Join(dir, "data"), auditConfig(t, dir, b, "\naudit: {instance: node-a}"))
+			cfg := auditConfig(t, dir, b, "\naudit: {instance: node-a}\n"+strings.Join(extra, "\n"))
+			test(t, b, dir, filepath.Join(dir, "data"), cfg)
 		})
 	}
+}
+
+// Seed 000's route with seed000.require_caller mints with an API key: the
+// token leaves exactly one token.mint entry, the key's name its actor,
+// which GET /v1/audit finds by the token's jti (its target names the XID
+// too); a caller without a key is refused, and counted.
+func TestAuditSeedRouteWithCaller(t *testing.T) {
+	eachAuditBackend(t, func(t *testing.T, b managedBackend, _, data, cfgPath string) {
+		cmd, base, _, done := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
+		if code, out := httpDo(t, "GET", base+"/v1/token/+14155550100/tx-caller", "", "", ""); code != 401 {
+			t.Fatalf("seed token without a key: %d %s", code, out)
+		}
+		code, tok := httpDo(t, "GET", base+"/v1/token/+14155550100/tx-caller", testAdminKey, "", "")
+		if code != 200 {
+			t.Fatalf("seed token with a key: %d %s", code, tok)
+		}
+		jti := jtiOf(t, tok)
+		code, out := httpDo(t, "GET", base+"/v1/audit?target=jti:"+jti, testAdminKey, "", "")
+		var page struct{ Entries []audit.Entry }
+		if err := json.Unmarshal([]byte(out), &page); code != 200 || err != nil || len(page.Entries) != 1 ||
+			page.Entries[0].Target != "jti:"+jti+" xid:tx-caller" {
+			t.Errorf("GET /v1/audit?target=jti:%s: %d %s", jti, code, out)
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM) // refusals are flushed on the way out
+		<-done
+
+		es := exported(t, cliEnv(cfgPath, data, b.env))
+		if mints := count(es, audit.ActionMint, "test"); len(mints) != 1 || mints[0].Target != "jti:"+jti+" xid:tx-caller" ||
+			mints[0].RequestID == "" || mints[0].Result != audit.ResultOK {
+			t.Errorf("token.mint entries by test: %+v, want one for jti %s", mints, jti)
+		}
+		if n := len(count(es, audit.ActionMint, "")) + len(count(es, audit.ActionMint, "none")); n != 0 {
+			t.Errorf("%d token.mint entries without an actor", n)
+		}
+		if got := count(es, audit.ActionAuthRefused, "none"); len(got) != 1 || got[0].Detail != "count=1" {
+			t.Errorf("refused without a key: %+v, want one entry of count=1", got)
+		}
+	}, "seed000: {require_caller: true}")
 }
 
 // jwtd keys reseal, the process, with a new master key first and the old

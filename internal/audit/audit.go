@@ -61,9 +61,24 @@ func MintTarget(jti, xid string) string {
 	return "jti:" + jti + " xid:" + xid
 }
 
-// MintTargetMay reports whether target may be a keyed mint's: one that
-// starts as MintTarget's do.
+// MintTargetMay reports whether a target filter may match a keyed mint's
+// entry: one that starts as MintTarget's do.
 func MintTargetMay(target string) bool { return strings.HasPrefix(target, "jti:") }
+
+// TargetMatches reports whether an entry's target is selected by a target
+// filter (Query.Target): the target is the filter, or starts with it and a
+// space, so that a keyed mint's "jti:X xid:Y" is found by "jti:X" (and not
+// by "jti:X1", nor by "xid:Y": a target is matched from its start).
+func TargetMatches(filter, target string) bool {
+	rest, ok := strings.CutPrefix(target, filter)
+	return ok && (rest == "" || rest[0] == ' ')
+}
+
+// TargetRange is how a store selects what TargetMatches does with an
+// ordered index: the targets equal to filter, and those from filter+" "
+// up to, not including, filter+"!" (the byte after the space), which are
+// exactly those that start with filter and a space.
+func TargetRange(filter string) (from, below string) { return filter + " ", filter + "!" }
 
 // Results.
 const (
@@ -161,7 +176,7 @@ const (
 )
 
 // Query selects entries. Empty fields select everything; Since is
-// inclusive, Until exclusive. After is a cursor (Cursor of the last entry
+// inclusive, Until exclusive; Target selects as TargetMatches says. After is a cursor (Cursor of the last entry
 // of the previous page) for Newest and Oldest; AfterSeq for BySeq.
 type Query struct {
 	Chain, Actor, Action, Target string

@@ -24,9 +24,10 @@ func (s *Server) auditEntry(r *http.Request, e audit.Entry) error {
 
 // actor is the start of the entry of an action the domain audits itself
 // (a keyed mint, written with its record): who and from where; nil
-// without a trail.
+// without a trail, and for a request without an API key (an anonymous
+// seed token, which its record accounts for).
 func (s *Server) actor(r *http.Request) *audit.Entry {
-	if s.Audit == nil {
+	if s.Audit == nil || apiKeyName(r.Context()) == "" {
 		return nil
 	}
 	e := s.who(r, audit.Entry{})
@@ -51,7 +52,7 @@ func (s *Server) auditReady() error {
 	return nil
 }
 
-// refused counts an authentication refused by require.
+// refused counts an authentication refused by authenticate.
 func (s *Server) refused(r *http.Request, name string, err error) {
 	if s.Refusals == nil {
 		return

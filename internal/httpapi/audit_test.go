@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jwtd/jwtd/internal/audit"
 )
@@ -65,6 +66,10 @@ func TestAuditRoute(t *testing.T) {
 	if len(seen) != 3 || seen[0] != "jti:"+jtis[2]+" xid:tx-audit" || seen[2] != "jti:"+jtis[0]+" xid:tx-audit" {
 		t.Errorf("mint entries, newest first in pages of 2: %v (minted %v)", seen, jtis)
 	}
+	// A jti finds its mint's entry, whose target names the XID too.
+	if es, _ := page("target=" + url.QueryEscape("jti:"+jtis[1])); len(es) != 1 || es[0].Target != "jti:"+jtis[1]+" xid:tx-audit" {
+		t.Errorf("target=jti:%s: %+v", jtis[1], es)
+	}
 	if es, _ := page("actor=" + url.QueryEscape(mintActor) + "&action=token.revoke"); len(es) != 0 {
 		t.Errorf("the issuer key's revocations: %+v", es)
 	}
@@ -75,5 +80,49 @@ func TestAuditRoute(t *testing.T) {
 	}
 	if w := doAuth(t, h, "GET", "/v1/audit", issuerKey, "", ""); w.Code != 403 {
 		t.Errorf("without admin: %d", w.Code)
+	}
+}
+
+// Seed 000's route with require_caller mints with an API key: one
+// token.mint entry, the key's name its actor; a caller without a key is
+// refused and counted. Without require_caller the route is anonymous and
+// leaves no entry.
+func TestAuditSeedRouteWithCaller(t *testing.T) {
+	_, svc, store := testServerWithStore(t)
+	d := testDeps(t, svc, store, nil, nil)
+	d.Refusals = audit.NewRefusals()
+	h := NewServer(d, Options{MaxBodyBytes: 1 << 20, Seed000RequireCaller: true})
+	anon := NewServer(d, Options{MaxBodyBytes: 1 << 20})
+	if w := do(t, anon, "GET", "/v1/token/+14155552671/tx-anon", "", ""); w.Code != 200 {
+		t.Fatalf("anonymous seed token: %d %s", w.Code, w.Body)
+	}
+	if w := do(t, h, "GET", "/v1/token/+14155552671/tx-seed", "", ""); w.Code != 401 {
+		t.Fatalf("no key with require_caller: %d %s", w.Code, w.Body)
+	}
+	if w := doAuth(t, h, "GET", "/v1/token/+14155552671/tx-seed", issuerKey, "", ""); w.Code != 200 {
+		t.Fatalf("seed token with a key: %d %s", w.Code, w.Body)
+	}
+	if err := d.Refusals.Flush(t.Context(), d.Audit, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	es, err := store.AuditList(t.Context(), audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mints, refusals []audit.Entry
+	for _, e := range es {
+		switch e.Action {
+		case audit.ActionMint:
+			mints = append(mints, e)
+		case audit.ActionAuthRefused:
+			refusals = append(refusals, e)
+		}
+	}
+	if len(mints) != 1 || mints[0].Actor != "issuer" || !strings.HasPrefix(mints[0].Target, "jti:") ||
+		!strings.HasSuffix(mints[0].Target, " xid:tx-seed") || mints[0].RequestID == "" {
+		t.Errorf("token.mint entries: %+v, want one by issuer for tx-seed", mints)
+	}
+	if len(refusals) != 1 || refusals[0].Actor != "none" {
+		t.Errorf("auth.refused entries: %+v, want one for no key", refusals)
 	}
 }

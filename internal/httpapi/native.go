@@ -30,13 +30,24 @@ func (s *Server) require(scope string, next handler) http.Handler {
 		if needCert && !hasClientCert(r) {
 			return errClientCert
 		}
-		name, err := s.authorize(r, scope)
+		r, err := s.authenticate(r, scope)
 		if err != nil {
-			s.refused(r, name, err)
 			return err
 		}
-		return next(w, r.WithContext(context.WithValue(r.Context(), apiKeyNameKey, name)))
+		return next(w, r)
 	})
+}
+
+// authenticate returns r with the name of its API key in its context
+// (apiKeyName) if the key has scope; else authorize's error, the refusal
+// counted (auth.refused).
+func (s *Server) authenticate(r *http.Request, scope string) (*http.Request, error) {
+	name, err := s.authorize(r, scope)
+	if err != nil {
+		s.refused(r, name, err)
+		return nil, err
+	}
+	return r.WithContext(context.WithValue(r.Context(), apiKeyNameKey, name)), nil
 }
 
 // authorize returns the name of the request's API key if it has scope,

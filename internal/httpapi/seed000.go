@@ -19,16 +19,17 @@ func (s *Server) handlePhoneToken(w http.ResponseWriter, r *http.Request) error 
 	// issue, or a verified client certificate, mints here: an anonymous
 	// caller can then neither bind an unused XID to a phone nor learn,
 	// from 409 or 200, which phone an XID belongs to.
-	var key string
+	// A mint with an API key is audited as POST /v1/tokens' are; an
+	// anonymous one is accounted for by its record.
 	if s.opts.Seed000RequireCaller && !hasClientCert(r) {
 		var err error
-		if key, err = s.authorize(r, apikey.ScopeIssue); err != nil {
+		if r, err = s.authenticate(r, apikey.ScopeIssue); err != nil {
 			return err
 		}
 	}
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: "appverify", Phone: r.PathValue("phone"), XID: r.PathValue("xid"),
-		ClientIP: s.ClientIP.Resolve(r), APIKey: key, Limits: "token",
+		ClientIP: s.ClientIP.Resolve(r), APIKey: apiKeyName(r.Context()), Limits: "token", Audit: s.actor(r),
 	})
 	if err != nil {
 		return err

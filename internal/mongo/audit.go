@@ -169,10 +169,19 @@ func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
 // AuditList answers q.
 func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, error) {
 	filter := bson.D{}
-	for _, f := range []struct{ key, v string }{{"chain", q.Chain}, {"actor", q.Actor}, {"action", q.Action}, {"target", q.Target}} {
+	for _, f := range []struct{ key, v string }{{"chain", q.Chain}, {"actor", q.Actor}, {"action", q.Action}} {
 		if f.v != "" {
 			filter = append(filter, bson.E{Key: f.key, Value: f.v})
 		}
+	}
+	if q.Target != "" {
+		// The target itself, or one that starts with it and a space; in
+		// an $and, beside the cursor's $or.
+		from, below := audit.TargetRange(q.Target)
+		filter = append(filter, bson.E{Key: "$and", Value: bson.A{bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "target", Value: q.Target}},
+			bson.D{{Key: "target", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: below}}}},
+		}}}}})
 	}
 	tr := bson.D{}
 	if !q.Since.IsZero() {

@@ -15,7 +15,7 @@ import (
 
 // insertChunks are the row counts of the prepared multi-row INSERTs, largest
 // first: a batch is written in chunks of these sizes, so that any batch
-// takes a few statements, all prepared once (at 12 parameters a row, 256
+// takes a few statements, all prepared once (at 14 parameters a row, 256
 // rows stay far below SQLite's 32766).
 var insertChunks = []int{256, 64, 16, 4, 1}
 
@@ -120,9 +120,9 @@ func (s *Store) commitTx(batch []*record.Record, withEntries bool) ([]error, err
 // store last wrote or read (heads), else read in tx, which holds the
 // store's write lock: no other writer, of this process or another,
 // advances a chain before tx commits. A head another process advanced
-// since it was kept is found by the table's UNIQUE (chain, seq), at the
-// first entry, and read again.
-func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.Entry) (map[string]audit.Entry, error) {
+// since it was kept is found by the entry's rowid, (chain, seq), taken at
+// the first entry, and read again.
+func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.Entry) (map[string]chainHead, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
@@ -130,22 +130,22 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.
 	for _, e := range entries {
 		byChain[e.Chain] = append(byChain[e.Chain], e)
 	}
-	heads := make(map[string]audit.Entry, len(byChain))
+	heads := make(map[string]chainHead, len(byChain))
 	for chain, es := range byChain {
-		prev, kept := s.keptHead(chain)
+		head, kept := s.keptHead(chain)
 		for {
 			if !kept {
 				var err error
-				if prev, err = s.chainHead(ctx, tx, chain); err != nil {
+				if head, err = s.readHead(ctx, tx, chain); err != nil {
 					return nil, err
 				}
 			}
-			head := prev
+			last := head.Entry
 			for _, e := range es {
-				e.Link(chain, head)
-				head = *e
+				e.Link(chain, last)
+				last = *e
 			}
-			err := s.insertAudit.exec(ctx, tx, len(es), func(i int, args []any) []any { return auditArgs(args, es[i]) })
+			next, err := s.appendChain(ctx, tx, head, es)
 			if err != nil && kept && isUniqueViolation(err) {
 				kept = false
 				continue
@@ -153,7 +153,7 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.
 			if err != nil {
 				return nil, err
 			}
-			heads[chain] = head
+			heads[chain] = next
 			break
 		}
 	}
@@ -235,15 +235,18 @@ func (m multiInsert) text(n int) string {
 }
 
 // exec inserts n rows in tx, in chunks of insertChunks' sizes; row
-// appends the values of row i to args.
-func (m multiInsert) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) []any) error {
+// appends the values of row i to args, or fails.
+func (m multiInsert) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) ([]any, error)) error {
 	args := make([]any, 0, m.width*min(n, insertChunks[0]))
 	done := 0
 	for c, size := range insertChunks {
 		for n-done >= size {
 			args = args[:0]
 			for i := done; i < done+size; i++ {
-				args = row(i, args)
+				var err error
+				if args, err = row(i, args); err != nil {
+					return err
+				}
 			}
 			if _, err := tx.StmtContext(ctx, m.stmts[c]).ExecContext(ctx, args...); err != nil {
 				return err
@@ -256,10 +259,10 @@ func (m multiInsert) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int
 
 // insert writes rows.
 func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []*record.Record) error {
-	return s.insertTokens.exec(ctx, tx, len(rows), func(i int, args []any) []any {
+	return s.insertTokens.exec(ctx, tx, len(rows), func(i int, args []any) ([]any, error) {
 		r := rows[i]
 		return append(args, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
-			r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, hashValue(r.TokenSHA256), r.TokenText)
+			r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, hashValue(r.TokenSHA256), r.TokenText), nil
 	})
 }
 

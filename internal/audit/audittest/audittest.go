@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		"DeletedPurgeClaim":  testDeletedPurgeClaim,
 		"RequiredFailsAfter": testRequiredWaits,
 		"WithRecords":        testWithRecords,
+		"TargetFilter":       testTargetFilter,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, newStore(t)) })
 	}
@@ -216,6 +217,77 @@ func testConflict(t *testing.T, s Store) {
 	}
 }
 
+// A target filter finds the entries whose target it is, and those whose
+// target starts with it and a space: a keyed mint's "jti:X xid:Y" by
+// "jti:X", but not by "jti:" and a prefix of X, nor by "xid:Y".
+func testTargetFilter(t *testing.T, s Store) {
+	ctx := context.Background()
+	var es []audit.Entry
+	head := audit.Entry{}
+	for i, e := range []struct{ action, target string }{
+		{audit.ActionMint, audit.MintTarget("a1", "tx-1")},
+		{audit.ActionMint, audit.MintTarget("a10", "")},
+		{audit.ActionMint, audit.MintTarget("a1!", "tx-2")},
+		{audit.ActionRevoke, "jti:a1"},
+		{audit.ActionRevoke, "xid:tx-1"},
+		{audit.ActionOutcome, "xid:tx-10"},
+	} {
+		en := audit.Entry{Time: minutes(i), Instance: "t", Actor: "ops", Action: e.action, Target: e.target, Result: audit.ResultOK}
+		en.Link("t", head)
+		es, head = append(es, en), en
+	}
+	if _, err := s.AppendAudit(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		q    audit.Query
+		want []int // of es, newest first
+	}{
+		{audit.Query{Target: "jti:a1"}, []int{3, 0}},
+		{audit.Query{Target: "jti:a1", Action: audit.ActionMint}, []int{0}},
+		{audit.Query{Target: "jti:a1 xid:tx-1"}, []int{0}},
+		{audit.Query{Target: "jti:a10"}, []int{1}},
+		{audit.Query{Target: "jti:a"}, nil},
+		{audit.Query{Target: "xid:tx-1"}, []int{4}},
+		{audit.Query{Target: "xid:tx-1", Order: audit.Oldest, Limit: 1}, []int{4}},
+	} {
+		got, err := s.AuditList(ctx, f.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []audit.Entry
+		for _, i := range f.want {
+			want = append(want, es[i])
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%+v: %v, want %v", f.q, got, want)
+		}
+		for _, e := range got {
+			if !audit.TargetMatches(f.q.Target, e.Target) {
+				t.Errorf("%+v: %q does not match", f.q, e.Target)
+			}
+		}
+	}
+}
+
+// Paged lists q a page of q.Limit entries at a time, each page after the
+// cursor of the one before, and returns the entries of every page.
+func Paged(t *testing.T, s audit.Store, q audit.Query) []audit.Entry {
+	t.Helper()
+	var all []audit.Entry
+	for {
+		p, err := audit.List(context.Background(), s, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p.Entries...)
+		if p.Next == "" {
+			return all
+		}
+		q.After = p.Next
+	}
+}
+
 func testList(t *testing.T, s Store) {
 	ctx := context.Background()
 	a := chained("a", audit.Entry{}, 30, minutes)
@@ -226,19 +298,7 @@ func testList(t *testing.T, s Store) {
 		}
 	}
 	// Newest first, in pages of 7, every entry once.
-	var seen []audit.Entry
-	q := audit.Query{Limit: 7}
-	for {
-		p, err := audit.List(ctx, s, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seen = append(seen, p.Entries...)
-		if p.Next == "" {
-			break
-		}
-		q.After = p.Next
-	}
+	seen := Paged(t, s, audit.Query{Limit: 7})
 	if len(seen) != 60 {
 		t.Fatalf("paged %d entries, want 60", len(seen))
 	}
