@@ -56,11 +56,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		if head.Seq != entries[0].Seq-1 {
 			return audit.ErrConflict
 		}
-		es := make([]*audit.Entry, len(entries))
-		for i := range entries {
-			es[i] = &entries[i]
-		}
-		if head, err = s.appendChain(ctx, tx, head, es); err != nil {
+		if err := s.insertChain(ctx, tx, head.id, len(entries), func(i int) *audit.Entry { return &entries[i] }); err != nil {
 			if isUniqueViolation(err) {
 				return audit.ErrConflict
 			}
@@ -71,6 +67,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		}
 		return nil
 	}()
+	head.Entry = entries[len(entries)-1]
 	chain := map[string]chainHead{name: head}
 	if err != nil {
 		s.forgetHeads(chain)
@@ -80,11 +77,10 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 	return len(entries), nil
 }
 
-// chainHead is a chain's number, its last entry (the zero Entry, but for
-// its Chain, for a chain with none) and its timed sequence number (as
-// last read or written: audit_times holds the chain's entries up to it).
+// chainHead is a chain's number and last entry (the zero Entry, but for
+// its Chain, for a chain with none).
 type chainHead struct {
-	id, timed int64
+	id int64
 	audit.Entry
 }
 
@@ -121,13 +117,13 @@ func (s *Store) forgetHeads(heads map[string]chainHead) {
 // constraint: an entry's rowid, its (chain, seq), taken by another writer.
 func isUniqueViolation(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint") }
 
-// readHead is a chain's number, numbering a new chain, its timed and its
-// last entry as tx reads them.
+// readHead is a chain's number, numbering a new chain, and its last entry
+// as tx reads them.
 func (s *Store) readHead(ctx context.Context, tx *sql.Tx, chain string) (chainHead, error) {
 	h := chainHead{Entry: audit.Entry{Chain: chain}}
-	err := tx.StmtContext(ctx, s.chainID).QueryRowContext(ctx, chain).Scan(&h.id, &h.timed)
+	err := tx.StmtContext(ctx, s.chainID).QueryRowContext(ctx, chain).Scan(&h.id)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = tx.StmtContext(ctx, s.newChain).QueryRowContext(ctx, chain).Scan(&h.id, &h.timed)
+		err = tx.StmtContext(ctx, s.newChain).QueryRowContext(ctx, chain).Scan(&h.id)
 	}
 	if err != nil {
 		return chainHead{}, err
@@ -145,38 +141,15 @@ func (s *Store) readHead(ctx context.Context, tx *sql.Tx, chain string) (chainHe
 	return h, err
 }
 
-// timeBatch is how many entries of a chain not in audit_times yet make a
-// commit put them there (appendChain): a keyed mint's commit then writes
-// its time order one commit in some thirty, a few pages at once.
-const timeBatch = 256
-
-// appendChain inserts es, linked already after head, and returns the
-// chain's new head; when the chain's entries past its timed number
-// s.timeBatch or more, it puts them in audit_times.
-func (s *Store) appendChain(ctx context.Context, tx *sql.Tx, head chainHead, es []*audit.Entry) (chainHead, error) {
-	err := s.insertAudit.exec(ctx, tx, len(es), func(i int, args []any) ([]any, error) {
-		e := es[i]
-		rowid, err := entryID(head.id, e.Seq)
+// insertChain inserts n entries of the chain numbered id, linked already;
+// entry(i) is the i-th.
+func (s *Store) insertChain(ctx context.Context, tx *sql.Tx, id int64, n int, entry func(i int) *audit.Entry) error {
+	return s.insertAudit.exec(ctx, tx, n, func(i int, args []any) ([]any, error) {
+		e := entry(i)
+		rowid, err := entryID(id, e.Seq)
 		return append(args, rowid, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
 			e.Result, e.RequestID, e.ClientIP, e.Detail, hashValue(e.Prev), hashValue(e.Hash)), err
 	})
-	if err != nil {
-		return chainHead{}, err
-	}
-	head.Entry = *es[len(es)-1]
-	if head.Seq-head.timed >= int64(s.timeBatch) {
-		// From the timed number tx reads (another process with the
-		// chain's name may have moved it), up to the head.
-		first, _ := entryID(head.id, 0)
-		if _, err := tx.StmtContext(ctx, s.timeEntries).ExecContext(ctx, first, head.Seq, head.id); err != nil {
-			return chainHead{}, err
-		}
-		if _, err := tx.StmtContext(ctx, s.timed).ExecContext(ctx, head.Seq, head.id); err != nil {
-			return chainHead{}, err
-		}
-		head.timed = head.Seq
-	}
-	return head, nil
 }
 
 func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {
@@ -228,8 +201,8 @@ func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
 // notMint is the condition of the actor and target indexes: keyed mints'
 // entries, the most of a trail, are left out of them, so that a mint
 // writes two fewer index pages with its record. A filter by actor that may
-// match mints reads entries newest first (by time, audit_times).
-const notMint = `a.action != 'token.mint'`
+// match mints scans entries newest first (by the time index).
+const notMint = `action != 'token.mint'`
 
 // AuditList answers q.
 func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, error) {
@@ -238,149 +211,79 @@ func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, er
 		return nil, err
 	}
 	rows, err := s.read.QueryContext(ctx, text, args...)
-	return collectWith(rows, err, func(sc interface{ Scan(...any) error }) (audit.Entry, error) {
-		return scanAudit(sortKeyed{sc})
-	})
+	return collectWith(rows, err, scanAudit)
 }
 
-// sortKeyed scans a row of auditQuery: the listing's sort key (time,
-// chain, seq as audit_times has them), then the entry.
-type sortKeyed struct {
-	sc interface{ Scan(...any) error }
-}
-
-func (k sortKeyed) Scan(dst ...any) error {
-	var t, seq int64
-	var chain string
-	return k.sc.Scan(append([]any{&t, &chain, &seq}, dst...)...)
-}
-
-// entryColumns are auditColumns of the audit table as a.
-var entryColumns = "a." + strings.ReplaceAll(auditColumns, ", ", ", a.")
-
-// auditQuery is the SELECT that answers q, and its arguments. Its rows
-// start with the listing's sort key, then the entry. A listing by time
-// reads the entries that audit_times holds, in its order, merged with the
-// chains' tails it does not hold yet (timed); one that cannot match a
-// keyed mint and names an actor or a target reads the audit table by the
-// actor and target indexes, which hold every other entry.
+// auditQuery is the SELECT that answers q, and its arguments.
 func auditQuery(q audit.Query) (string, []any, error) {
-	byIndex := q.Action != "" && q.Action != audit.ActionMint || q.Target != "" && !audit.MintTargetMay(q.Target)
-	// where is the condition of a SELECT whose sort key (time, chain,
-	// seq) is k's columns and whose entry is a's, and its arguments.
-	where := func(k string) (string, []any, error) {
-		var conds []string
-		var args []any
-		add := func(cond string, a ...any) { conds = append(conds, cond); args = append(args, a...) }
-		if q.Chain != "" && q.Order != audit.BySeq {
-			add(k+".chain = ?", q.Chain)
-		}
-		for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}} {
-			if f.v != "" {
-				add("a."+f.col+" = ?", f.v)
-			}
-		}
-		if q.Target != "" {
-			// One range of the target index: the target itself, and
-			// the targets that start with it and a space.
-			from, below := audit.TargetRange(q.Target)
-			add("a.target >= ? AND a.target < ? AND (a.target = ? OR a.target >= ?)", q.Target, below, q.Target, from)
-		}
-		if byIndex {
-			// The filter cannot match a keyed mint's entry: saying so
-			// lets SQLite use the actor and target indexes.
-			add(notMint)
-		}
-		if !q.Since.IsZero() {
-			add(k+".time >= ?", q.Since.UnixNano())
-		}
-		if !q.Until.IsZero() {
-			add(k+".time < ?", q.Until.UnixNano())
-		}
-		switch q.Order {
-		case audit.BySeq:
-			if q.Chain == "" {
-				return "", nil, errors.New("a listing by sequence number names its chain")
-			}
-			// Rowid bounds, not seq's: a page after the first starts
-			// where the last ended, not at the chain's first entry.
-			add(`a.id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?
-				AND a.id < (SELECT id + 1 << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?)`, q.Chain, q.AfterSeq, q.Chain)
-		case audit.Newest, audit.Oldest:
-			c, ok, err := audit.DecodeCursor(q.After)
-			if err != nil {
-				return "", nil, err
-			}
-			op := ">"
-			if q.Order == audit.Newest {
-				op = "<"
-			}
-			if ok {
-				add("("+k+".time, "+k+".chain, "+k+".seq) "+op+" (?, ?, ?)", c.Time.UnixNano(), c.Chain, c.Seq)
-			}
-		}
-		if len(conds) == 0 {
-			return "", nil, nil
-		}
-		return " WHERE " + strings.Join(conds, " AND "), args, nil
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if q.Chain != "" {
+		add(inChain, q.Chain, q.Chain)
 	}
-	dir := ""
-	if q.Order == audit.Newest {
-		dir = " DESC"
+	for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}} {
+		if f.v != "" {
+			add(f.col+" = ?", f.v)
+		}
 	}
-	order := " ORDER BY 1" + dir + ", 2" + dir + ", 3" + dir
-	limit := ""
+	if q.Target != "" {
+		// One range of the target index: the target itself, and the
+		// targets that start with it and a space.
+		from, below := audit.TargetRange(q.Target)
+		add("target >= ? AND target < ? AND (target = ? OR target >= ?)", q.Target, below, q.Target, from)
+	}
+	if q.Action != "" && q.Action != audit.ActionMint || q.Target != "" && !audit.MintTargetMay(q.Target) {
+		// The filter cannot match a keyed mint's entry: saying so lets
+		// SQLite use the actor and target indexes, which leave them out.
+		add(notMint)
+	}
+	if !q.Since.IsZero() {
+		add("time >= ?", q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		add("time < ?", q.Until.UnixNano())
+	}
+	order := ""
+	switch q.Order {
+	case audit.BySeq:
+		if q.Chain == "" {
+			return "", nil, errors.New("a listing by sequence number names its chain")
+		}
+		// A rowid bound, not seq's: a page after the first starts where
+		// the last ended, not at the chain's first entry.
+		add(`id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?`, q.Chain, q.AfterSeq)
+		order = "id"
+	case audit.Newest, audit.Oldest:
+		c, ok, err := audit.DecodeCursor(q.After)
+		if err != nil {
+			return "", nil, err
+		}
+		op, dir := ">", ""
+		if q.Order == audit.Newest {
+			op, dir = "<", " DESC"
+		}
+		if ok {
+			add("(time, chain, seq) "+op+" (?, ?, ?)", c.Time.UnixNano(), c.Chain, c.Seq)
+		}
+		order = "time" + dir + ", chain" + dir + ", seq" + dir
+	}
+	text := `SELECT ` + auditColumns + ` FROM audit`
+	if len(where) > 0 {
+		text += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	text += ` ORDER BY ` + order
 	if q.Limit > 0 {
-		limit = fmt.Sprintf(` LIMIT %d`, q.Limit)
+		text += fmt.Sprintf(` LIMIT %d`, q.Limit)
 	}
-	if q.Order == audit.BySeq || byIndex && (q.Actor != "" || q.Target != "") {
-		cond, args, err := where("a")
-		if q.Order == audit.BySeq {
-			order = " ORDER BY a.id"
-		}
-		return `SELECT a.time, a.chain, a.seq, ` + entryColumns + ` FROM audit a` + cond + order + limit, args, err
-	}
-	timed, args, err := where("t")
-	if err != nil {
-		return "", nil, err
-	}
-	tail, targs, err := where("a")
-	if err != nil {
-		return "", nil, err
-	}
-	return `SELECT t.time, t.chain, t.seq, ` + entryColumns + ` FROM audit_times t JOIN audit a ON a.id = t.id` + timed + `
-		UNION ALL
-		SELECT a.time, a.chain, a.seq, ` + entryColumns + ` FROM audit_chains c
-			JOIN audit a ON a.id > (c.id << ` + strconv.Itoa(seqBits) + `) + c.timed AND a.id < c.id + 1 << ` + strconv.Itoa(seqBits) +
-		tail + order + limit, append(args, targs...), nil
+	return text, args, nil
 }
 
-// PurgeAudit deletes up to limit entries of chain below beforeSeq, and
-// their places in audit_times, in one short transaction.
+// PurgeAudit deletes up to limit entries of chain below beforeSeq, in one
+// short transaction.
 func (s *Store) PurgeAudit(ctx context.Context, chain string, beforeSeq int64, limit int) (int, error) {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	chunk := `SELECT id FROM audit WHERE ` + inChain + ` AND seq < ? ORDER BY id LIMIT ?`
-	_, err = tx.ExecContext(ctx, `DELETE FROM audit_times WHERE (time, chain, seq) IN
-		(SELECT time, chain, seq FROM audit WHERE id IN (`+chunk+`))`, chain, chain, beforeSeq, limit)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id IN (`+chunk+`)`, chain, chain, beforeSeq, limit)
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, unavailable(err)
-	}
-	return int(n), nil
+	return s.exec(ctx, `DELETE FROM audit WHERE id IN
+		(SELECT id FROM audit WHERE `+inChain+` AND seq < ? ORDER BY id LIMIT ?)`, chain, chain, beforeSeq, limit)
 }
 
 // Backup writes a consistent copy of the database to path (VACUUM INTO,

@@ -145,7 +145,7 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.
 				e.Link(chain, last)
 				last = *e
 			}
-			next, err := s.appendChain(ctx, tx, head, es)
+			err := s.insertChain(ctx, tx, head.id, len(es), func(i int) *audit.Entry { return es[i] })
 			if err != nil && kept && isUniqueViolation(err) {
 				kept = false
 				continue
@@ -153,7 +153,7 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.
 			if err != nil {
 				return nil, err
 			}
-			heads[chain] = next
+			heads[chain] = chainHead{head.id, last}
 			break
 		}
 	}

@@ -42,15 +42,12 @@ type Store struct {
 	owners, existing     *sql.Stmt   // on write: the phones of a batch's XIDs, its jtis already stored
 	closed               *sql.Stmt   // on write: which of a batch's XIDs are closed
 	auditHead            *sql.Stmt   // on write: a chain's last entry, in the commit that links after it
-	chainID, newChain    *sql.Stmt   // on write: a chain's number and timed, and a new chain numbered
-	timeEntries, timed   *sql.Stmt   // on write: a chain's entries put in audit_times, and its timed moved on (appendChain)
+	chainID, newChain    *sql.Stmt   // on write: a chain's number, and a new chain numbered
 	insertTokens         multiInsert // on write: records
 	insertAudit          multiInsert // on write: audit entries
 
 	mu    sync.Mutex
 	heads map[string]chainHead // chains as last written or read in a commit (insertEntries)
-
-	timeBatch int // timeBatch, but in tests
 
 	group *record.GroupCommitter
 }
@@ -108,28 +105,17 @@ CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT
 PRAGMA user_version = 6;
 `
 
-// auditTables are the audit table of schema version 6, the numbers of its
-// chains and its time order. An entry's rowid is its chain's number above
-// its sequence number (entryID), so the table is its own (chain, seq) key:
-// a commit writes no separate index for it, and a sequence number taken by
-// another writer is refused as a rowid taken (compare-and-swap). It is a
-// rowid table, so that a chain's entries are appended (SQLite splits the
-// last page of a rowid table in a step; version 4's WITHOUT ROWID table,
-// whose rows are large for one, rebalanced pages as entries came), with
-// hashes of 32 bytes, as token_sha256. chain and seq are kept as columns
-// for an operator's queries.
-//
-// audit_times orders the entries by time, as an index would, but is
-// written timeBatch entries of a chain at a time (appendChain), in the
-// commit that reaches them, not in every commit: an index on time cost
-// every keyed mint's commit another page. A chain's entries up to its
-// timed sequence number are in it; listings read the rest, the chain's
-// tail, from the audit table.
-const auditTables = `CREATE TABLE IF NOT EXISTS audit_chains (
-	id    INTEGER PRIMARY KEY,
-	name  TEXT NOT NULL UNIQUE,
-	timed INTEGER NOT NULL DEFAULT 0
-);
+// auditTables are the audit table of schema version 6 and the numbers of
+// its chains. An entry's rowid is its chain's number above its sequence
+// number (entryID), so the table is its own (chain, seq) key: a commit
+// writes no separate index for it, and a sequence number taken by another
+// writer is refused as a rowid taken (compare-and-swap). It is a rowid
+// table, so that a chain's entries are appended (SQLite splits the last
+// page of a rowid table in a step; version 4's WITHOUT ROWID table, whose
+// rows are large for one, rebalanced pages as entries came), with hashes of
+// 32 bytes, as token_sha256. chain and seq are kept as columns for the
+// time index, and for an operator's queries.
+const auditTables = `CREATE TABLE IF NOT EXISTS audit_chains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS audit (
 	id         INTEGER PRIMARY KEY,
 	chain      TEXT NOT NULL,
@@ -146,18 +132,12 @@ CREATE TABLE IF NOT EXISTS audit (
 	prev       BLOB NOT NULL DEFAULT '',
 	hash       BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS audit_times (
-	time  INTEGER NOT NULL,
-	chain TEXT NOT NULL,
-	seq   INTEGER NOT NULL,
-	id    INTEGER NOT NULL,
-	PRIMARY KEY (time, chain, seq)
-) WITHOUT ROWID;
 `
 
-// auditIndexes are the audit table's indexes, by actor and by target, of
-// the entries that are not keyed mints'.
-const auditIndexes = `CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time) WHERE action != 'token.mint';
+// auditIndexes are the audit table's indexes: by time (listings), and by
+// actor and target for the entries that are not keyed mints'.
+const auditIndexes = `CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time) WHERE action != 'token.mint';
 CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 'token.mint';
 `
 
@@ -171,8 +151,7 @@ CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 
 // sequence number), made the same way in an older file. Version 5 made it
 // a rowid table with binary hashes, a migration of version 4's. Version 6
 // numbered the chains and keyed the table by chain and sequence number in
-// its rowid, which took the place of version 5's UNIQUE (chain, seq), and
-// moved the time index to audit_times, written in batches.
+// its rowid, which took the place of version 5's UNIQUE (chain, seq).
 const schemaVersion = 6
 
 // migrations bring an older file to the schema above, by its user_version.
@@ -191,8 +170,8 @@ UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHE
 // auditMigration brings the audit table of version 4 (WITHOUT ROWID,
 // with hex hashes) or 5 (a rowid table with UNIQUE (chain, seq)) to
 // version 6's: the chains are numbered, each entry is copied with its
-// rowid, hashes that are hex as their bytes (as hashValue stores them),
-// every entry is put in audit_times, and the indexes are made anew.
+// rowid, hashes that are hex as their bytes (as hashValue stores them), and
+// the indexes are made anew.
 var auditMigration = `
 ALTER TABLE audit RENAME TO audit_old;
 DROP INDEX audit_time;
@@ -207,8 +186,6 @@ INSERT INTO audit (id, ` + auditColumns + `)
 		CASE WHEN length(hash) = 64 THEN coalesce(unhex(hash), hash) ELSE hash END
 	FROM audit_old ORDER BY chain, seq;
 DROP TABLE audit_old;
-INSERT INTO audit_times (time, chain, seq, id) SELECT time, chain, seq, id FROM audit;
-UPDATE audit_chains SET timed = coalesce((SELECT max(seq) FROM audit WHERE chain = name), 0);
 `
 
 // Open opens (creating if needed) the store at path. A new file is created
@@ -251,7 +228,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	s := &Store{path: path, read: read, write: write, heads: map[string]chainHead{}, timeBatch: timeBatch,
+	s := &Store{path: path, read: read, write: write, heads: map[string]chainHead{},
 		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", "id, "+auditColumns)}
 	stmts := []struct {
 		db   *sql.DB
@@ -262,11 +239,8 @@ func Open(path string, opts Options) (*Store, error) {
 		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
 		{write, &s.closed, `SELECT xid FROM closed_xids WHERE xid IN (SELECT value FROM json_each(?))`},
 		{write, &s.auditHead, `SELECT seq, hash FROM audit WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1`},
-		{write, &s.chainID, `SELECT id, timed FROM audit_chains WHERE name = ?`},
-		{write, &s.newChain, `INSERT INTO audit_chains (name) VALUES (?) RETURNING id, timed`},
-		{write, &s.timeEntries, `INSERT OR IGNORE INTO audit_times (time, chain, seq, id)
-			SELECT time, chain, seq, id FROM audit WHERE id > ?1 + (SELECT timed FROM audit_chains WHERE id = ?3) AND id <= ?1 + ?2`},
-		{write, &s.timed, `UPDATE audit_chains SET timed = ?1 WHERE id = ?2 AND timed < ?1`},
+		{write, &s.chainID, `SELECT id FROM audit_chains WHERE name = ?`},
+		{write, &s.newChain, `INSERT INTO audit_chains (name) VALUES (?) RETURNING id`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
 	}
@@ -327,7 +301,7 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
-	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.chainID, s.newChain, s.timeEntries, s.timed, s.byJTIStmt, s.byXIDStmt}
+	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.chainID, s.newChain, s.byJTIStmt, s.byXIDStmt}
 	for _, st := range append(append(stmts, s.insertTokens.stmts...), s.insertAudit.stmts...) {
 		errs = append(errs, st.Close())
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,7 +210,7 @@ func TestMigrateToAuditTable(t *testing.T) {
 // and a version 5 file, a rowid table with UNIQUE (chain, seq), open with
 // their entries as they were: the chains verify, read back the same, and
 // go on from their heads, each entry's rowid its chain's number and
-// sequence number, and each in audit_times.
+// sequence number.
 func TestMigrateAuditTable(t *testing.T) {
 	before := schema[:strings.Index(schema, "CREATE TABLE IF NOT EXISTS audit")]
 	for _, tc := range []struct {
@@ -276,11 +275,6 @@ CREATE INDEX audit_target ON audit (target, time) WHERE action != 'token.mint';`
 			err = s.read.QueryRow(`SELECT count(*) FROM audit WHERE id = (SELECT id FROM audit_chains WHERE name = chain) << 44 | seq`).Scan(&keyed)
 			if err != nil || keyed != len(written) {
 				t.Errorf("%d entries keyed by chain and sequence number, %v", keyed, err)
-			}
-			var timed, upTo int
-			err = s.read.QueryRow(`SELECT (SELECT count(*) FROM audit_times), (SELECT sum(timed) FROM audit_chains)`).Scan(&timed, &upTo)
-			if err != nil || timed != len(written) || upTo != len(written) {
-				t.Errorf("%d entries in audit_times, chains timed up to %d in all; want %d, %v", timed, upTo, len(written), err)
 			}
 			tr := audit.NewTrail(s, audit.Options{Chain: "node-a", Required: true})
 			if err := tr.Record(ctx, audit.Entry{Actor: "a", Action: audit.ActionConfigReload}); err != nil {
@@ -376,104 +370,15 @@ func TestLargeBatches(t *testing.T) {
 	}
 }
 
-// The audit suite with audit_times written every entry, every few
-// entries (listings read entries from it and from the chains' tails
-// together) and as jwtd has it (the suite's chains are mostly tails).
 func TestAuditConformance(t *testing.T) {
-	for _, batch := range []int{1, 5, timeBatch} {
-		t.Run(fmt.Sprintf("timeBatch=%d", batch), func(t *testing.T) {
-			audittest.Run(t, func(t *testing.T) audittest.Store {
-				s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				s.timeBatch = batch
-				return s
-			})
-		})
-	}
-}
-
-// Listings by time read audit_times and the chains' tails it does not
-// hold yet as one order: pages of a listing that crosses from one to the
-// other hold every entry once, in order, with ties in time broken by chain
-// and sequence number, filtered alike in both; a purge takes its entries
-// out of both.
-func TestAuditTimesAndTails(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.timeBatch = 4
-	ctx := context.Background()
-	base := time.Unix(1765000000, 0).UTC()
-	var all []audit.Entry
-	heads := map[string]audit.Entry{}
-	for i := range 23 { // appends of one to three entries, times going back and forth
-		c := []string{"a", "b"}[i%2]
-		var es []audit.Entry
-		for j := range i%3 + 1 {
-			e := audit.Entry{Time: base.Add(time.Duration((i*7+j*3)%11) * time.Second), Instance: c, Actor: []string{"ops", "issuer"}[j%2],
-				Action: audit.ActionRevoke, Target: fmt.Sprintf("xid:%d", i), Result: audit.ResultOK}
-			e.Link(c, heads[c])
-			es, heads[c] = append(es, e), e
-		}
-		if _, err := s.AppendAudit(ctx, es); err != nil {
+	audittest.Run(t, func(t *testing.T) audittest.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
+		if err != nil {
 			t.Fatal(err)
 		}
-		all = append(all, es...)
-	}
-	var timed, tails int
-	if err := s.read.QueryRow(`SELECT (SELECT count(*) FROM audit_times), (SELECT count(*) FROM audit) - (SELECT count(*) FROM audit_times)`).Scan(&timed, &tails); err != nil {
-		t.Fatal(err)
-	}
-	if timed == 0 || tails == 0 {
-		t.Fatalf("%d entries in audit_times and %d in tails: the test wants both", timed, tails)
-	}
-	less := func(x, y audit.Entry) bool {
-		if !x.Time.Equal(y.Time) {
-			return x.Time.Before(y.Time)
-		}
-		if x.Chain != y.Chain {
-			return x.Chain < y.Chain
-		}
-		return x.Seq < y.Seq
-	}
-	for _, q := range []audit.Query{
-		{Order: audit.Newest, Limit: 3},
-		{Order: audit.Oldest, Limit: 4},
-		{Order: audit.Newest, Actor: "issuer", Limit: 2},
-		{Order: audit.Oldest, Since: base.Add(3 * time.Second), Until: base.Add(8 * time.Second), Limit: 5},
-	} {
-		var want []audit.Entry
-		for _, e := range all {
-			if (q.Actor == "" || e.Actor == q.Actor) && (q.Since.IsZero() || !e.Time.Before(q.Since)) && (q.Until.IsZero() || e.Time.Before(q.Until)) {
-				want = append(want, e)
-			}
-		}
-		slices.SortFunc(want, func(x, y audit.Entry) int {
-			switch {
-			case less(x, y) == (q.Order == audit.Oldest):
-				return -1
-			case less(y, x) == (q.Order == audit.Oldest):
-				return 1
-			}
-			return 0
-		})
-		if got := audittest.Paged(t, s, q); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%+v:\n got %v\nwant %v", q, got, want)
-		}
-	}
-	// A purge takes its entries out of audit_times too.
-	if n, err := s.PurgeAudit(ctx, "a", 6, 3); err != nil || n != 3 {
-		t.Fatalf("purge: %d %v", n, err)
-	}
-	var left int
-	if err := s.read.QueryRow(`SELECT count(*) FROM audit_times WHERE chain = 'a' AND seq < 4`).Scan(&left); err != nil || left != 0 {
-		t.Errorf("%d purged entries left in audit_times, %v", left, err)
-	}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // Audit entries the store refuses (here a trigger) leave their batch's
@@ -572,30 +477,26 @@ func TestKeptHeadAdvancedElsewhere(t *testing.T) {
 	}
 }
 
-// The audit filters use the indexes made for them: audit_times' order
-// for listings by time, merged with the chains' tails (no sort of the
-// entries it holds), the actor and target indexes where the filter cannot
-// match a keyed mint's entry (they leave those out), and the rowid (chain
-// and sequence number) for a chain.
+// The audit filters use the indexes made for them: by time, by actor and
+// target where the filter cannot match a keyed mint's entry (the indexes
+// leave those out), and the rowid (chain and sequence number) for a chain.
 func TestAuditQueryPlans(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	const byTime = "MERGE (UNION ALL) ; LEFT ; SCAN t ; SEARCH a USING INTEGER PRIMARY KEY (rowid=?) ; RIGHT ; "
 	for _, tc := range []struct {
 		q    audit.Query
 		want string
 	}{
-		{audit.Query{Limit: 101}, byTime},
-		{audit.Query{Since: time.Now(), Order: audit.Oldest}, "LEFT ; SEARCH t USING PRIMARY KEY (time>?) ; SEARCH a USING INTEGER PRIMARY KEY (rowid=?) ; RIGHT ; "},
-		{audit.Query{Chain: "c", Order: audit.BySeq, AfterSeq: 7}, "SEARCH a USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"},
+		{audit.Query{Limit: 101}, "INDEX audit_time "},
+		{audit.Query{Since: time.Now(), Order: audit.Oldest}, "INDEX audit_time "},
+		{audit.Query{Chain: "c", Order: audit.BySeq, AfterSeq: 7}, "SEARCH audit USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"},
 		{audit.Query{Target: "xid:tx-1", Limit: 101}, "INDEX audit_target "},
 		{audit.Query{Target: "profile:default", Action: audit.ActionKeyRotate}, "INDEX audit_target "},
 		{audit.Query{Actor: "ops", Action: audit.ActionRevoke, Limit: 101}, "INDEX audit_actor "},
-		{audit.Query{Actor: "issuer", Limit: 101}, byTime}, // may be mints: newest first
-		{audit.Query{Action: audit.ActionRevoke, Limit: 101}, byTime},
+		{audit.Query{Actor: "issuer", Limit: 101}, "INDEX audit_time "}, // may be mints: newest first
 	} {
 		text, args, err := auditQuery(tc.q)
 		if err != nil {

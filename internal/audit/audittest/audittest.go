@@ -270,24 +270,6 @@ func testTargetFilter(t *testing.T, s Store) {
 	}
 }
 
-// Paged lists q a page of q.Limit entries at a time, each page after the
-// cursor of the one before, and returns the entries of every page.
-func Paged(t *testing.T, s audit.Store, q audit.Query) []audit.Entry {
-	t.Helper()
-	var all []audit.Entry
-	for {
-		p, err := audit.List(context.Background(), s, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, p.Entries...)
-		if p.Next == "" {
-			return all
-		}
-		q.After = p.Next
-	}
-}
-
 func testList(t *testing.T, s Store) {
 	ctx := context.Background()
 	a := chained("a", audit.Entry{}, 30, minutes)
@@ -298,7 +280,19 @@ func testList(t *testing.T, s Store) {
 		}
 	}
 	// Newest first, in pages of 7, every entry once.
-	seen := Paged(t, s, audit.Query{Limit: 7})
+	var seen []audit.Entry
+	q := audit.Query{Limit: 7}
+	for {
+		p, err := audit.List(ctx, s, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, p.Entries...)
+		if p.Next == "" {
+			break
+		}
+		q.After = p.Next
+	}
 	if len(seen) != 60 {
 		t.Fatalf("paged %d entries, want 60", len(seen))
 	}
