@@ -1,13 +1,18 @@
 package httpapi
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jwtd/jwtd/internal/audit"
+	"github.com/jwtd/jwtd/internal/mint"
+	"github.com/jwtd/jwtd/internal/record"
 )
 
 // GET /v1/audit lists the entries of the actions taken through the API,
@@ -125,4 +130,48 @@ func TestAuditSeedRouteWithCaller(t *testing.T) {
 	if len(refusals) != 1 || refusals[0].Actor != "none" {
 		t.Errorf("auth.refused entries: %+v, want one for no key", refusals)
 	}
+}
+
+// With audit.required and a trail that cannot write, a keyed mint on seed
+// 000's route is refused before it is tried, as POST /v1/tokens' is:
+// nothing inserted, nothing counted against a limit.
+func TestAuditSeedRouteRequiredTrailFailing(t *testing.T) {
+	_, svc, store := testServerWithStore(t)
+	d := testDeps(t, svc, store, nil, nil) // a required trail
+	inserts := &countingInserts{Store: d.Minter.Store}
+	d.Minter.Store = inserts
+	h := NewServer(d, Options{MaxBodyBytes: 1 << 20, Seed000RequireCaller: true})
+	if w := doAuth(t, h, "GET", "/v1/token/+14155552671/tx-1", issuerKey, "", ""); w.Code != 200 {
+		t.Fatalf("seed token with a key: %d %s", w.Code, w.Body)
+	}
+	db, err := sql.Open("sqlite", "file:"+store.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	// A revocation whose entry is refused leaves the trail failing.
+	if w := doAuth(t, h, "POST", "/v1/revoke", adminKey, "application/json", `{"xid":"tx-1"}`); w.Code != 503 {
+		t.Fatalf("revoke while entries cannot be written: %d %s", w.Code, w.Body)
+	}
+	before := inserts.n.Load()
+	if w := doAuth(t, h, "GET", "/v1/token/+14155552671/tx-2", issuerKey, "", ""); w.Code != 503 || !strings.Contains(w.Body.String(), "audit") {
+		t.Errorf("keyed seed mint while the trail fails: %d %s, want 503", w.Code, w.Body)
+	}
+	if n := inserts.n.Load(); n != before {
+		t.Errorf("the refused mint was tried: %d inserts", n-before)
+	}
+}
+
+// countingInserts counts the records a Minter inserts.
+type countingInserts struct {
+	mint.Store
+	n atomic.Int64
+}
+
+func (c *countingInserts) Insert(ctx context.Context, r *record.Record) error {
+	c.n.Add(1)
+	return c.Store.Insert(ctx, r)
 }

@@ -44,11 +44,17 @@ func BenchmarkKeyedMintTrailCost(b *testing.B) {
 		for range workers {
 			wg.Go(func() {
 				for left.Add(-1) >= 0 {
-					keyedMint(b, h)
+					if err := keyedMint(b, h); err != nil {
+						b.Error(err) // FailNow only on the benchmark's goroutine
+						left.Store(-workers)
+					}
 				}
 			})
 		}
 		wg.Wait()
+		if b.Failed() {
+			b.FailNow()
+		}
 		return processCPU(b) - start
 	}
 	// Not counted: each server's first pages and WAL, which a new file

@@ -26,6 +26,14 @@ func (s *Server) handlePhoneToken(w http.ResponseWriter, r *http.Request) error 
 		if r, err = s.authenticate(r, apikey.ScopeIssue); err != nil {
 			return err
 		}
+		// With audit.required, a keyed mint whose entry cannot be
+		// written is refused before it counts against a limit or binds
+		// the XID, as POST /v1/tokens refuses it.
+		if s.actor(r) != nil {
+			if err := s.auditReady(); err != nil {
+				return err
+			}
+		}
 	}
 	minted, err := s.Minter.Mint(r.Context(), mint.Request{
 		Profile: "appverify", Phone: r.PathValue("phone"), XID: r.PathValue("xid"),

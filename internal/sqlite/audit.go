@@ -252,7 +252,7 @@ func auditQuery(q audit.Query) (string, []any, error) {
 		}
 		// A rowid bound, not seq's: a page after the first starts where
 		// the last ended, not at the chain's first entry.
-		add(`id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?`, q.Chain, q.AfterSeq)
+		add(`id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?`, q.Chain, max(q.AfterSeq, 0))
 		order = "id"
 	case audit.Newest, audit.Oldest:
 		c, ok, err := audit.DecodeCursor(q.After)

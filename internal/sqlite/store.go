@@ -174,9 +174,9 @@ UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHE
 // the indexes are made anew.
 var auditMigration = `
 ALTER TABLE audit RENAME TO audit_old;
-DROP INDEX audit_time;
-DROP INDEX audit_actor;
-DROP INDEX audit_target;
+DROP INDEX IF EXISTS audit_time;
+DROP INDEX IF EXISTS audit_actor;
+DROP INDEX IF EXISTS audit_target;
 ` + auditTables + `
 INSERT INTO audit_chains (name) SELECT DISTINCT chain FROM audit_old ORDER BY chain;
 INSERT INTO audit (id, ` + auditColumns + `)

@@ -231,6 +231,9 @@ func testTargetFilter(t *testing.T, s Store) {
 		{audit.ActionRevoke, "jti:a1"},
 		{audit.ActionRevoke, "xid:tx-1"},
 		{audit.ActionOutcome, "xid:tx-10"},
+		// The filter and a byte below the space: not a match.
+		{audit.ActionRevoke, "jti:a1\x1fz"},
+		{audit.ActionOutcome, "xid:tx-1\t"},
 	} {
 		en := audit.Entry{Time: minutes(i), Instance: "t", Actor: "ops", Action: e.action, Target: e.target, Result: audit.ResultOK}
 		en.Link("t", head)
