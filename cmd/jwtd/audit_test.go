@@ -88,6 +88,7 @@ func count(es []audit.Entry, action, actor string) []audit.Entry {
 // stores; the chains verify; an entry changed or deleted in the store is
 // found by jwtd audit verify; a master key that does not open is recorded.
 func TestAuditTrail(t *testing.T) {
+	t.Parallel() // its own processes, ports and files
 	eachAuditBackend(t, func(t *testing.T, b managedBackend, dir, data, cfgPath string) {
 		env := cliEnv(cfgPath, data, b.env)
 		cmd, base, logs, done := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
@@ -253,6 +254,7 @@ func TestAuditSeedRouteWithCaller(t *testing.T) {
 // verifies what the keys signed before), and the reseal leaves exactly one
 // audit entry with actor cli, in the instance's chain, which verifies.
 func TestAuditKeysReseal(t *testing.T) {
+	t.Parallel() // its own processes, ports and files
 	eachAuditBackend(t, func(t *testing.T, b managedBackend, _, data, cfgPath string) {
 		cmd, base, _, done := startProcessEnv(t, b.env, "--config", cfgPath, "--data-dir", data)
 		kid, tok := mintDefault(t, base)
@@ -332,6 +334,7 @@ func tamper(t *testing.T, b managedBackend, data string, seq, del int64) {
 // process shares a chain's name: every chain verifies and holds every
 // entry.
 func TestAuditTwoInstances(t *testing.T) {
+	t.Parallel() // its own processes, ports and files
 	for _, b := range managedBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -398,6 +401,7 @@ func TestAuditTwoInstances(t *testing.T) {
 // answered 503 and its entry is written once it takes them again; the
 // next are refused before they are applied. Anonymous seed tokens go on.
 func TestAuditRequired(t *testing.T) {
+	t.Parallel() // its own processes, ports and files
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfgPath := auditConfig(t, dir, managedBackend{name: "sqlite"}, "\naudit: {instance: node-a, required: true}")
@@ -466,6 +470,7 @@ func TestAuditRequired(t *testing.T) {
 // began; after a restore, jwtd audit replay revokes again what was
 // revoked since.
 func TestBackupUnderLoad(t *testing.T) {
+	t.Parallel() // its own processes, ports and files
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfgPath := auditConfig(t, dir, managedBackend{name: "sqlite"}, "")

@@ -162,6 +162,7 @@ func jtiOf(t *testing.T, tok string) string {
 // which is killed with SIGKILL mid-load; after a restart every token that
 // was answered 200 has its record. On both stores.
 func TestDurabilityUnderSIGKILL(t *testing.T) {
+	t.Parallel() // its own processes, ports and files
 	for name, url := range storeURLs(t) {
 		t.Run(name, func(t *testing.T) { testDurability(t, url(t), syscall.SIGKILL) })
 	}

@@ -113,6 +113,7 @@ func hs512(secret []byte, claims string) string {
 // transaction, a private key, and the tokens of a castlabs key that a
 // rotation deleted. No path answers active for any of them.
 func TestOneVerdict(t *testing.T) {
+	t.Parallel() // its own processes, ports and files
 	for name, storeURL := range storeURLs(t) {
 		t.Run(name, func(t *testing.T) { testOneVerdict(t, storeURL(t)) })
 	}
