@@ -19,6 +19,18 @@ import (
 	"github.com/jwtd/jwtd/internal/token"
 )
 
+// openTemp opens a store on a file in a temporary directory, closed when
+// the test ends.
+func openTemp(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := Open(filepath.Join(tb.TempDir(), "jwtd.db"), Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
 	recordtest.Run(t, func(t *testing.T) recordtest.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
@@ -32,11 +44,7 @@ func TestConformance(t *testing.T) {
 // The key manager on a SQLite file; no key is in the clear in the
 // keyrings table.
 func TestManagedKeys(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openTemp(t)
 	recordtest.ManagedKeys(t, s, func() [][]byte { return storedKeyrings(t, s.Path()) })
 }
 
@@ -70,11 +78,7 @@ func storedKeyrings(t *testing.T, path string) [][]byte {
 // BenchmarkSync is one sync of three managed profiles with nothing to
 // change: what every instance does every key_store.sync_interval.
 func BenchmarkSync(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "jwtd.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(b)
 	recordtest.BenchmarkSync(b, s)
 }
 
@@ -372,12 +376,7 @@ func TestLargeBatches(t *testing.T) {
 
 func TestAuditConformance(t *testing.T) {
 	audittest.Run(t, func(t *testing.T) audittest.Store {
-		s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return openTemp(t)
 	})
 }
 
@@ -386,11 +385,7 @@ func TestAuditConformance(t *testing.T) {
 // (audit.ErrNotWritten), the others' are as they would be; once the store
 // takes entries again, a record's entry goes in with it.
 func TestEntriesRefusedRecordsWritten(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	newRecord := func(jti string, audited bool) *record.Record {
@@ -481,11 +476,7 @@ func TestKeptHeadAdvancedElsewhere(t *testing.T) {
 // target where the filter cannot match a keyed mint's entry (the indexes
 // leave those out), and the rowid (chain and sequence number) for a chain.
 func TestAuditQueryPlans(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "jwtd.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	for _, tc := range []struct {
 		q    audit.Query
 		want string
