@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		"RequiredFailsAfter": testRequiredWaits,
 		"WithRecords":        testWithRecords,
 		"TargetFilter":       testTargetFilter,
+		"ListOrder":          testListOrder,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, newStore(t)) })
 	}
@@ -268,6 +272,110 @@ func testTargetFilter(t *testing.T, s Store) {
 		for _, e := range got {
 			if !audit.TargetMatches(f.q.Target, e.Target) {
 				t.Errorf("%+v: %q does not match", f.q, e.Target)
+			}
+		}
+	}
+}
+
+// Listings by time of three chains whose entries interleave, with ties
+// within and across chains and entries stamped before the one before them,
+// against every entry sorted: each listing, newest or oldest first, with
+// times and filters, paged or not, lists the sorted entries that pass it,
+// each once.
+func testListOrder(t *testing.T, s Store) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 11))
+	var all []audit.Entry
+	for _, c := range []string{"c2", "c1", "c3"} {
+		var es []audit.Entry
+		head, at := audit.Entry{}, base
+		for i := range 80 {
+			at = at.Add(time.Duration(rng.IntN(3)) * time.Second)
+			e := audit.Entry{Time: at, Instance: c, Actor: []string{"ops", "issuer"}[rng.IntN(2)], Result: audit.ResultOK}
+			if e.Actor == "issuer" {
+				e.Action, e.Target = audit.ActionMint, audit.MintTarget(fmt.Sprintf("j%s-%d", c, i), fmt.Sprintf("tx-%d", i%5))
+			} else {
+				e.Action, e.Target = audit.ActionRevoke, fmt.Sprintf("xid:tx-%d", i%5)
+			}
+			if i%9 == 4 {
+				e.Time = at.Add(-time.Minute) // stamped before the entry before it
+			}
+			e.Link(c, head)
+			if e.Time.Before(head.Time) {
+				t.Fatalf("entry %d of %s linked at %v, before the one before it (%v)", e.Seq, c, e.Time, head.Time)
+			}
+			es, head = append(es, e), e
+		}
+		if _, err := s.AppendAudit(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, es...)
+	}
+	byTime := func(a, b audit.Entry) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if a.Chain != b.Chain {
+			return strings.Compare(a.Chain, b.Chain)
+		}
+		return int(a.Seq - b.Seq)
+	}
+	slices.SortFunc(all, byTime)
+	at := func(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+	for _, q := range []audit.Query{
+		{},
+		{Order: audit.Oldest},
+		{Since: at(40)},
+		{Until: at(61), Order: audit.Oldest},
+		{Since: at(20), Until: at(50)},
+		{Since: at(200)},
+		{Actor: "ops"},
+		{Actor: "issuer", Since: at(30), Order: audit.Oldest},
+		{Chain: "c2", Since: at(10), Until: at(70)},
+		{Target: "xid:tx-3"},
+		{Target: "jti:jc1-7", Order: audit.Oldest},
+		{Action: audit.ActionRevoke, Until: at(45)},
+	} {
+		var want []audit.Entry
+		for _, e := range all {
+			if (q.Chain == "" || e.Chain == q.Chain) && (q.Actor == "" || e.Actor == q.Actor) &&
+				(q.Action == "" || e.Action == q.Action) && (q.Target == "" || audit.TargetMatches(q.Target, e.Target)) &&
+				(q.Since.IsZero() || !e.Time.Before(q.Since)) && (q.Until.IsZero() || e.Time.Before(q.Until)) {
+				want = append(want, e)
+			}
+		}
+		if q.Order == audit.Newest {
+			slices.Reverse(want)
+		}
+		for _, limit := range []int{0, 7, 100} {
+			q := q
+			q.Limit = limit
+			var got []audit.Entry
+			for pages := 0; ; pages++ {
+				if pages > len(all) {
+					t.Fatalf("%+v: more pages than entries", q)
+				}
+				var next string
+				if limit == 0 {
+					es, err := s.AuditList(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = es
+				} else {
+					p, err := audit.List(ctx, s, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, next = append(got, p.Entries...), p.Next
+				}
+				if next == "" {
+					break
+				}
+				q.After = next
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v: %d entries, want %d:\n%v\nwant\n%v", q, len(got), len(want), got, want)
 			}
 		}
 	}
