@@ -151,15 +151,8 @@ func (e *Entry) ComputeHash() string {
 
 // Link makes e the entry after prev in chain: the next sequence number (1
 // after the zero Entry, a chain's head before its first entry), prev's
-// hash, and its own hash, computed last. An entry is never older than the
-// one before it: a time before prev's (an action stamped before another
-// that reached the store first, or a clock stepped back) becomes prev's.
-// So a chain in sequence order is in time order, which the stores'
-// listings by time rely on.
+// hash, and its own hash, computed last.
 func (e *Entry) Link(chain string, prev Entry) {
-	if e.Time.Before(prev.Time) {
-		e.Time = prev.Time
-	}
 	e.Chain, e.Seq, e.Prev = chain, prev.Seq+1, prev.Hash
 	e.Hash = e.ComputeHash()
 }

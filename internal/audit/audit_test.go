@@ -104,22 +104,3 @@ func FuzzCanonical(f *testing.F) {
 		}
 	})
 }
-
-// An entry stamped before the one it is linked after takes that one's
-// time, in its hash too; a later one keeps its own.
-func TestLinkKeepsTimeOrder(t *testing.T) {
-	t0 := time.Date(2026, 12, 7, 10, 0, 0, 5, time.UTC)
-	var prev audit.Entry
-	prev.Time = t0
-	prev.Link("c", audit.Entry{})
-	early := audit.Entry{Time: t0.Add(-time.Millisecond), Actor: "ops", Action: audit.ActionRevoke}
-	early.Link("c", prev)
-	if !early.Time.Equal(t0) || early.Hash != early.ComputeHash() {
-		t.Errorf("an entry stamped before the one before it: time %v, want %v; hash %s of %s", early.Time, t0, early.Hash, early.ComputeHash())
-	}
-	later := audit.Entry{Time: t0.Add(time.Second)}
-	later.Link("c", early)
-	if !later.Time.Equal(t0.Add(time.Second)) || later.Seq != 3 || later.Prev != early.Hash {
-		t.Errorf("the next entry: %+v", later)
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -31,17 +30,11 @@ func entryID(chain, seq int64) (int64, error) {
 	return chain<<seqBits | seq, nil
 }
 
-// chainIDs is the condition that an entry's rowid is in the range of the
-// chain whose number is the SQL expression n.
-func chainIDs(n string) string {
-	bits := strconv.Itoa(seqBits)
-	return `id BETWEEN ` + n + ` << ` + bits + ` AND (` + n + ` + 1 << ` + bits + `) - 1`
-}
-
 // inChain is the condition that an entry is of the chain named by its
-// two arguments (the name twice), which no row matches for a chain never
-// numbered.
-var inChain = chainIDs(`(SELECT id FROM audit_chains WHERE name = ?)`)
+// two arguments (the name twice): its rowid in the chain's range, which
+// no row matches for a chain never numbered.
+var inChain = `id BETWEEN (SELECT id << ` + strconv.Itoa(seqBits) + ` FROM audit_chains WHERE name = ?)
+	AND (SELECT (id + 1 << ` + strconv.Itoa(seqBits) + `) - 1 FROM audit_chains WHERE name = ?)`
 
 // AppendAudit writes entries in one transaction if the chain's head is
 // still the entry before the first: all or none.
@@ -140,12 +133,11 @@ func (s *Store) readHead(ctx context.Context, tx *sql.Tx, chain string) (chainHe
 		return chainHead{}, err
 	}
 	var hash any
-	var at int64
-	err = tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, first, first+1<<seqBits-1).Scan(&h.Seq, &at, &hash)
+	err = tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, first, first+1<<seqBits-1).Scan(&h.Seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, nil
 	}
-	h.Time, h.Hash = time.Unix(0, at).UTC(), hashText(hash)
+	h.Hash = hashText(hash)
 	return h, err
 }
 
@@ -185,131 +177,51 @@ func (s *Store) AuditHead(ctx context.Context, chain string) (audit.Entry, error
 
 // AuditChains names every chain.
 func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
-	chains, err := chainRanges(ctx, s.read, "")
+	rows, err := s.read.QueryContext(ctx, `SELECT name FROM audit_chains c
+		WHERE EXISTS (SELECT 1 FROM audit WHERE id BETWEEN c.id << `+strconv.Itoa(seqBits)+` AND (c.id + 1 << `+strconv.Itoa(seqBits)+`) - 1)
+		ORDER BY name`)
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	names := make([]string, len(chains))
-	for i, c := range chains {
-		names[i] = c.name
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, c)
 	}
-	return names, nil
-}
-
-// chainRange is a chain with entries, by name (the chain named, or all,
-// for ""), and the rowids of its first and last.
-type chainRange struct {
-	id, lo, hi int64
-	name       string
-}
-
-// chainRanges are the chains with entries of name ("" for all), by name.
-func chainRanges(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, name string) ([]chainRange, error) {
-	rows, err := q.QueryContext(ctx, `SELECT * FROM (SELECT c.id, c.name,
-			(SELECT id FROM audit WHERE `+chainIDs("c.id")+` ORDER BY id LIMIT 1) AS lo,
-			(SELECT id FROM audit WHERE `+chainIDs("c.id")+` ORDER BY id DESC LIMIT 1)
-		FROM audit_chains c WHERE ? IN ('', c.name)) WHERE lo IS NOT NULL ORDER BY name`, name)
-	return collectWith(rows, err, func(sc interface{ Scan(...any) error }) (chainRange, error) {
-		var c chainRange
-		return c, sc.Scan(&c.id, &c.name, &c.lo, &c.hi)
-	})
+	if err := rows.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
 }
 
 // notMint is the condition of the actor and target indexes: keyed mints'
 // entries, the most of a trail, are left out of them, so that a mint
 // writes two fewer index pages with its record. A filter by actor that may
-// match mints reads each chain's entries in its range.
+// match mints scans entries newest first (by the time index).
 const notMint = `action != 'token.mint'`
 
-// AuditList answers q. The table has no index of times, which would cost
-// every keyed mint an index page: a chain in sequence order is in time
-// order (audit.Entry.Link), so a chain's entries between two times, or
-// after a cursor, are a range of its rowids, which rowRange.seek finds by
-// binary search. A listing reads, from each chain's range, its first
-// q.Limit entries that pass the filters, in the order asked, and merges
-// them. The conditions of the times and the cursor are also the query's,
-// so that no entry outside them is listed whatever the chains hold.
+// AuditList answers q.
 func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, error) {
-	if q.Order == audit.BySeq && q.Chain == "" {
-		return nil, errors.New("a listing by sequence number names its chain")
-	}
-	text, args, cur, after, err := auditQuery(q)
+	text, args, err := auditQuery(q)
 	if err != nil {
 		return nil, err
 	}
-	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read only
-	chains, err := chainRanges(ctx, tx, q.Chain)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	probe := tx.StmtContext(ctx, s.auditProbe)
-	var out []audit.Entry
-	for _, c := range chains {
-		r := rowRange{ctx: ctx, probe: probe, lo: c.lo, hi: c.hi}
-		if q.Order == audit.BySeq && q.AfterSeq > 0 {
-			id, err := entryID(c.id, q.AfterSeq)
-			if err != nil {
-				return nil, err
-			}
-			r.from(id + 1)
-		}
-		r.fromTime(q.Since)
-		r.belowTime(q.Until)
-		if after {
-			r.after(q.Order, c, cur)
-		}
-		if r.err != nil {
-			return nil, unavailable(r.err)
-		}
-		if r.lo > r.hi {
-			continue
-		}
-		rows, err := tx.QueryContext(ctx, text, append([]any{r.lo, r.hi}, args...)...)
-		es, err := collectWith(rows, err, scanAudit)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, es...)
-	}
-	if len(chains) > 1 {
-		sort.Slice(out, func(i, j int) bool {
-			a, b := out[i], out[j]
-			if q.Order == audit.Newest {
-				a, b = b, a
-			}
-			if !a.Time.Equal(b.Time) {
-				return a.Time.Before(b.Time)
-			}
-			if a.Chain != b.Chain {
-				return a.Chain < b.Chain
-			}
-			return a.Seq < b.Seq
-		})
-	}
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
-	}
-	return out, nil
+	rows, err := s.read.QueryContext(ctx, text, args...)
+	return collectWith(rows, err, scanAudit)
 }
 
-// auditQuery is the SELECT of one chain's entries that AuditList runs,
-// whose first two arguments are the range of rowids it reads, and the
-// arguments after those; and q's cursor, if it has one.
-func auditQuery(q audit.Query) (text string, args []any, cur audit.Position, after bool, err error) {
-	if q.Order != audit.BySeq {
-		if cur, after, err = audit.DecodeCursor(q.After); err != nil {
-			return "", nil, cur, false, err
-		}
-	}
-	rows := "id BETWEEN ? AND ?" // the chain's range, the first two arguments
+// auditQuery is the SELECT that answers q, and its arguments.
+func auditQuery(q audit.Query) (string, []any, error) {
 	var where []string
+	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if q.Chain != "" {
+		add(inChain, q.Chain, q.Chain)
+	}
 	for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}} {
 		if f.v != "" {
 			add(f.col+" = ?", f.v)
@@ -325,12 +237,6 @@ func auditQuery(q audit.Query) (text string, args []any, cur audit.Position, aft
 		// The filter cannot match a keyed mint's entry: saying so lets
 		// SQLite use the actor and target indexes, which leave them out.
 		add(notMint)
-		if q.Actor != "" || q.Target != "" {
-			// And it should, rather than the chain's range of rowids,
-			// which may be all mints: a unary + keeps the range from
-			// being read as the table's key.
-			rows = "+" + rows
-		}
 	}
 	if !q.Since.IsZero() {
 		add("time >= ?", q.Since.UnixNano())
@@ -338,107 +244,39 @@ func auditQuery(q audit.Query) (text string, args []any, cur audit.Position, aft
 	if !q.Until.IsZero() {
 		add("time < ?", q.Until.UnixNano())
 	}
-	if after {
-		op := ">"
-		if q.Order == audit.Newest {
-			op = "<"
+	order := ""
+	switch q.Order {
+	case audit.BySeq:
+		if q.Chain == "" {
+			return "", nil, errors.New("a listing by sequence number names its chain")
 		}
-		add("(time, chain, seq) "+op+" (?, ?, ?)", cur.Time.UnixNano(), cur.Chain, cur.Seq)
-	}
-	text = `SELECT ` + auditColumns + ` FROM audit WHERE ` + strings.Join(append([]string{rows}, where...), " AND ")
-	text += " ORDER BY id"
-	if q.Order == audit.Newest {
-		text += " DESC"
-	}
-	if q.Limit > 0 {
-		text += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	return text, args, cur, after, nil
-}
-
-// rowRange narrows the rowids [lo, hi] of one chain's entries to those a
-// listing reads; the first error stops it.
-type rowRange struct {
-	ctx    context.Context
-	probe  *sql.Stmt // the first entry's rowid and time in a range of rowids
-	lo, hi int64
-	err    error
-}
-
-// from drops the rowids below id.
-func (r *rowRange) from(id int64) { r.lo = max(r.lo, id) }
-
-// fromTime drops the entries before t (none for the zero time).
-func (r *rowRange) fromTime(t time.Time) {
-	if !t.IsZero() {
-		r.from(r.seek(t))
-	}
-}
-
-// belowTime drops the entries at or after t (none for the zero time).
-func (r *rowRange) belowTime(t time.Time) {
-	if !t.IsZero() {
-		r.hi = min(r.hi, r.seek(t)-1)
-	}
-}
-
-// after keeps the entries of chain c after the cursor's position p in
-// order (entries of the cursor's time are ordered by chain, then seq).
-func (r *rowRange) after(order audit.Order, c chainRange, p audit.Position) {
-	if c.name == p.Chain {
-		id, err := entryID(c.id, p.Seq)
+		// A rowid bound, not seq's: a page after the first starts where
+		// the last ended, not at the chain's first entry.
+		add(`id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?`, q.Chain, max(q.AfterSeq, 0))
+		order = "id"
+	case audit.Newest, audit.Oldest:
+		c, ok, err := audit.DecodeCursor(q.After)
 		if err != nil {
-			r.err = err
-			return
+			return "", nil, err
 		}
-		if order == audit.Newest {
-			r.hi = min(r.hi, id-1)
-		} else {
-			r.from(id + 1)
+		op, dir := ">", ""
+		if q.Order == audit.Newest {
+			op, dir = "<", " DESC"
 		}
-		return
-	}
-	// At the cursor's time, a chain named before the cursor's comes
-	// before it, one named after comes after.
-	atTimeBefore := c.name < p.Chain
-	if order == audit.Newest {
-		if atTimeBefore {
-			r.belowTime(p.Time.Add(1))
-		} else {
-			r.belowTime(p.Time)
+		if ok {
+			add("(time, chain, seq) "+op+" (?, ?, ?)", c.Time.UnixNano(), c.Chain, c.Seq)
 		}
-		return
+		order = "time" + dir + ", chain" + dir + ", seq" + dir
 	}
-	if atTimeBefore {
-		r.fromTime(p.Time.Add(1))
-	} else {
-		r.fromTime(p.Time)
+	text := `SELECT ` + auditColumns + ` FROM audit`
+	if len(where) > 0 {
+		text += ` WHERE ` + strings.Join(where, " AND ")
 	}
-}
-
-// seek is the first rowid in the range of an entry at or after t, or
-// hi+1 if none is: a binary search, exact because a chain in sequence
-// order is in time order. An entry missing from the chain (a hole the
-// verifier reports) is skipped over.
-func (r *rowRange) seek(t time.Time) int64 {
-	ns := t.UnixNano()
-	a, b := r.lo, r.hi+1
-	for a < b && r.err == nil {
-		m := a + (b-a)/2
-		var id, at int64
-		err := r.probe.QueryRowContext(r.ctx, m, b-1).Scan(&id, &at)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			b = m
-		case err != nil:
-			r.err = err
-		case at >= ns:
-			b = id
-		default:
-			a = id + 1
-		}
+	text += ` ORDER BY ` + order
+	if q.Limit > 0 {
+		text += fmt.Sprintf(` LIMIT %d`, q.Limit)
 	}
-	return b
+	return text, args, nil
 }
 
 // PurgeAudit deletes up to limit entries of chain below beforeSeq, in one

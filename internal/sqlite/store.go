@@ -42,7 +42,6 @@ type Store struct {
 	owners, existing     *sql.Stmt   // on write: the phones of a batch's XIDs, its jtis already stored
 	closed               *sql.Stmt   // on write: which of a batch's XIDs are closed
 	auditHead            *sql.Stmt   // on write: a chain's last entry, in the commit that links after it
-	auditProbe           *sql.Stmt   // on read: the first entry's rowid and time in a range of rowids (AuditList's binary search)
 	chainID, newChain    *sql.Stmt   // on write: a chain's number, and a new chain numbered
 	insertTokens         multiInsert // on write: records
 	insertAudit          multiInsert // on write: audit entries
@@ -103,10 +102,10 @@ CREATE TABLE IF NOT EXISTS key_history (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT NULL) WITHOUT ROWID;
 ` + auditTables + auditIndexes + `
-PRAGMA user_version = 7;
+PRAGMA user_version = 6;
 `
 
-// auditTables are the audit table of schema version 6 (and 7) and the numbers of
+// auditTables are the audit table of schema version 6 and the numbers of
 // its chains. An entry's rowid is its chain's number above its sequence
 // number (entryID), so the table is its own (chain, seq) key: a commit
 // writes no separate index for it, and a sequence number taken by another
@@ -115,7 +114,7 @@ PRAGMA user_version = 7;
 // page of a rowid table in a step; version 4's WITHOUT ROWID table, whose
 // rows are large for one, rebalanced pages as entries came), with hashes of
 // 32 bytes, as token_sha256. chain and seq are kept as columns for the
-// listings' conditions, and for an operator's queries.
+// time index, and for an operator's queries.
 const auditTables = `CREATE TABLE IF NOT EXISTS audit_chains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS audit (
 	id         INTEGER PRIMARY KEY,
@@ -135,12 +134,11 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 `
 
-// auditIndexes are the audit table's indexes, by actor and by target, of
-// the entries that are not keyed mints'. There is no index of times: a
-// chain's rowids are in time order (see AuditList), and a keyed mint,
-// most of the trail, writes its row and no index page.
-const auditIndexes = `CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor) WHERE action != 'token.mint';
-CREATE INDEX IF NOT EXISTS audit_target ON audit (target) WHERE action != 'token.mint';
+// auditIndexes are the audit table's indexes: by time (listings), and by
+// actor and target for the entries that are not keyed mints'.
+const auditIndexes = `CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time) WHERE action != 'token.mint';
+CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 'token.mint';
 `
 
 // schemaVersion is the user_version of the schema above. Version 2 added
@@ -154,9 +152,7 @@ CREATE INDEX IF NOT EXISTS audit_target ON audit (target) WHERE action != 'token
 // a rowid table with binary hashes, a migration of version 4's. Version 6
 // numbered the chains and keyed the table by chain and sequence number in
 // its rowid, which took the place of version 5's UNIQUE (chain, seq).
-// Version 7 dropped the index of times, and keyed the actor and target
-// indexes by rowid (the order of a chain's entries) instead of time.
-const schemaVersion = 7
+const schemaVersion = 6
 
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{
@@ -169,25 +165,19 @@ UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHE
 `,
 	4: auditMigration,
 	5: auditMigration,
-	6: dropAuditIndexes,
 }
-
-// dropAuditIndexes drops the audit table's indexes, which the schema makes
-// anew.
-const dropAuditIndexes = `
-DROP INDEX IF EXISTS audit_time;
-DROP INDEX IF EXISTS audit_actor;
-DROP INDEX IF EXISTS audit_target;
-`
 
 // auditMigration brings the audit table of version 4 (WITHOUT ROWID,
 // with hex hashes) or 5 (a rowid table with UNIQUE (chain, seq)) to
-// version 6's (and 7's): the chains are numbered, each entry is copied with its
+// version 6's: the chains are numbered, each entry is copied with its
 // rowid, hashes that are hex as their bytes (as hashValue stores them), and
 // the indexes are made anew.
 var auditMigration = `
 ALTER TABLE audit RENAME TO audit_old;
-` + dropAuditIndexes + auditTables + `
+DROP INDEX IF EXISTS audit_time;
+DROP INDEX IF EXISTS audit_actor;
+DROP INDEX IF EXISTS audit_target;
+` + auditTables + `
 INSERT INTO audit_chains (name) SELECT DISTINCT chain FROM audit_old ORDER BY chain;
 INSERT INTO audit (id, ` + auditColumns + `)
 	SELECT (SELECT id FROM audit_chains WHERE name = chain) << ` + strconv.Itoa(seqBits) + ` | seq,
@@ -248,8 +238,7 @@ func Open(path string, opts Options) (*Store, error) {
 		{write, &s.owners, `SELECT DISTINCT xid, phone FROM tokens WHERE xid != '' AND xid IN (SELECT value FROM json_each(?))`},
 		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
 		{write, &s.closed, `SELECT xid FROM closed_xids WHERE xid IN (SELECT value FROM json_each(?))`},
-		{write, &s.auditHead, `SELECT seq, time, hash FROM audit WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1`},
-		{read, &s.auditProbe, `SELECT id, time FROM audit WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 1`},
+		{write, &s.auditHead, `SELECT seq, hash FROM audit WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1`},
 		{write, &s.chainID, `SELECT id FROM audit_chains WHERE name = ?`},
 		{write, &s.newChain, `INSERT INTO audit_chains (name) VALUES (?) RETURNING id`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
@@ -312,7 +301,7 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
-	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.auditProbe, s.chainID, s.newChain, s.byJTIStmt, s.byXIDStmt}
+	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.chainID, s.newChain, s.byJTIStmt, s.byXIDStmt}
 	for _, st := range append(append(stmts, s.insertTokens.stmts...), s.insertAudit.stmts...) {
 		errs = append(errs, st.Close())
 	}

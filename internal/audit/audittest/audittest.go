@@ -278,8 +278,8 @@ func testTargetFilter(t *testing.T, s Store) {
 }
 
 // Listings by time of three chains whose entries interleave, with ties
-// within and across chains and entries stamped before the one before them,
-// against every entry sorted: each listing, newest or oldest first, with
+// within and across chains and entries stamped before the one before them
+// (a chain is not in time order), against every entry sorted: each listing, newest or oldest first, with
 // times and filters, paged or not, lists the sorted entries that pass it,
 // each once.
 func testListOrder(t *testing.T, s Store) {
@@ -301,9 +301,6 @@ func testListOrder(t *testing.T, s Store) {
 				e.Time = at.Add(-time.Minute) // stamped before the entry before it
 			}
 			e.Link(c, head)
-			if e.Time.Before(head.Time) {
-				t.Fatalf("entry %d of %s linked at %v, before the one before it (%v)", e.Seq, c, e.Time, head.Time)
-			}
 			es, head = append(es, e), e
 		}
 		if _, err := s.AppendAudit(ctx, es); err != nil {
