@@ -6,9 +6,10 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 # make build's settings, for every build that is not a test's (FerretDB,
-# vet and staticcheck too: see test).
-BUILDENV    := CGO_ENABLED=0
-BUILDFLAGS  := -trimpath
+# vet and staticcheck too: see test). -trimpath goes in GOFLAGS, so that
+# the go commands a tool runs itself use it too: staticcheck's go list
+# -export compiled every package a second time without it.
+BUILDENV    := CGO_ENABLED=0 GOFLAGS=-trimpath
 # Fuzz budgets are counts, not durations: with a duration, Go 1.26's fuzz
 # coordinator can report a spurious "context deadline exceeded" when the
 # time runs out mid-execution (golang/go#75804, fixed in Go 1.27).
@@ -24,7 +25,7 @@ all: build
 # The banner only before the first build: a cached build takes a second.
 build:
 	@[ -e bin/jwtd ] || echo "building bin/jwtd for the first time: with empty Go caches go downloads ~45 modules and compiles SQLite and the MongoDB driver, about 4 minutes on 2 cores (longer on a busy machine); each package is named as it compiles"
-	$(BUILDENV) $(GO) build -v $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o bin/jwtd ./cmd/jwtd
+	$(BUILDENV) $(GO) build -v -ldflags '$(LDFLAGS)' -o bin/jwtd ./cmd/jwtd
 
 # make run ARGS="--listen 127.0.0.1:9090": the same build as make build, so
 # neither compiles again after the other. On a terminal, jwtd runs as its own
@@ -44,9 +45,12 @@ run: build
 test: deps
 	$(MAKE) -j3 lint race fuzz-pass
 
+# FerretDB without its PostgreSQL backend (pgx and 30 other packages to
+# compile): the tests run it on SQLite.
+FERRETDBTAGS := ferretdb_no_postgresql
 ferretdb:
 	@mkdir -p bin
-	cd tools/ferretdb && $(BUILDENV) $(GO) build $(BUILDFLAGS) -o ../../bin/ferretdb .
+	cd tools/ferretdb && $(BUILDENV) $(GO) build -tags $(FERRETDBTAGS) -o ../../bin/ferretdb .
 
 # Debian packages the tests drive (installed only when missing).
 deps:
@@ -55,8 +59,8 @@ deps:
 lint: ferretdb
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(BUILDENV) $(GO) vet $(BUILDFLAGS) ./...
-	$(BUILDENV) $(GO) run $(BUILDFLAGS) $(STATICCHECK) ./...
+	$(BUILDENV) $(GO) vet ./...
+	$(BUILDENV) $(GO) run $(STATICCHECK) ./...
 
 # The tests beside a short pass of every fuzz target (see test). -parallel
 # 4: the tests marked parallel (their own processes, servers and ports)
@@ -75,7 +79,7 @@ fuzz-pass:
 # expensive requests, then wrk against jwtd and the bare net/http floor on
 # loopback, in the same run. The trail's cost: POST /v1/tokens without the
 # trail and with it, in turns within one process (CPU per token of each,
-# and on/off, and the rate of each, the collector as jwtd serve sets it), five runs of 20,000
+# and on/off, and the ratio of their rates, the collector as jwtd serve sets it), five runs of 20,000
 # tokens each, as docs/benchmarks.md reports them; jwtd has no switch that
 # turns the trail off, so wrk measures the route with it.
 bench:
@@ -95,12 +99,14 @@ soak: build
 
 # Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time).
 # The targets are read from the test files, not listed by go test -list,
-# which compiled every package's tests once more only to name them.
+# which compiled every package's tests once more only to name them. In
+# make build's configuration: the packages go test does not instrument
+# for fuzzing (runtime, reflect, testing, …) are then make build's.
 fuzz:
 	@set -e; for dir in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go') | xargs -n1 dirname | sort -u); do \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //'); do \
 	    echo "fuzz ./$$dir $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) -parallel $(FUZZWORKERS) ./$$dir; \
+	    $(BUILDENV) $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) -parallel $(FUZZWORKERS) ./$$dir; \
 	  done; \
 	done
 

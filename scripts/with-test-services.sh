@@ -16,7 +16,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 mkdir -p "$root/bin"
 # make build's settings, as the Makefile's ferretdb target: a cache hit.
-(cd "$root/tools/ferretdb" && CGO_ENABLED=0 go build -trimpath -o "$root/bin/ferretdb" .)
+(cd "$root/tools/ferretdb" && CGO_ENABLED=0 go build -trimpath -tags ferretdb_no_postgresql -o "$root/bin/ferretdb" .)
 
 work=$(mktemp -d)
 pids=()
