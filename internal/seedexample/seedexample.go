@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -18,11 +17,27 @@ type Example struct {
 	Expected json.RawMessage `json:"expected_response"`
 }
 
-// Load reads the example from the repository's testdata directory.
+// Load reads the example from the repository's testdata directory: that
+// of the module whose package the test runs in (go test runs it in the
+// package's directory). Not found from this file's path, which a build
+// with -trimpath does not keep.
 func Load(t testing.TB) Example {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "testdata", "seed003-example.json"))
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("seedexample: no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "testdata", "seed003-example.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
