@@ -5,10 +5,11 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
-# make build's settings, for every build that is not a test's (FerretDB,
-# vet and staticcheck too: see test). -trimpath goes in GOFLAGS, so that
-# the go commands a tool runs itself use it too: staticcheck's go list
-# -export compiled every package a second time without it.
+# make build's settings, for every build but the race tests' (FerretDB,
+# vet, staticcheck and the fuzz pass too: see test). -trimpath goes in
+# GOFLAGS, so that the go commands a tool runs itself use it too:
+# staticcheck's go list -export compiled every package a second time
+# without it.
 BUILDENV    := CGO_ENABLED=0 GOFLAGS=-trimpath
 # The tests' builds: no vet of their own (make lint vets every package,
 # with every analyzer), and test binaries linked without DWARF (a quarter
@@ -83,8 +84,9 @@ fuzz-pass:
 # expensive requests, then wrk against jwtd and the bare net/http floor on
 # loopback, in the same run. The trail's cost: POST /v1/tokens without the
 # trail and with it, in turns within one process (CPU per token of each,
-# and on/off, and the ratio of their rates, the collector as jwtd serve sets it), five runs of 20,000
-# tokens each, as docs/benchmarks.md reports them; jwtd has no switch that
+# and on/off, and the ratio of their rates, the collector as jwtd serve
+# sets it), five runs of 20,000 tokens each, as docs/benchmarks.md
+# reports them; jwtd has no switch that
 # turns the trail off, so wrk measures the route with it.
 bench:
 	@scripts/ensure-packages.sh wrk curl

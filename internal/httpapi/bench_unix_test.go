@@ -24,8 +24,9 @@ import (
 // (off-µs/token, on-µs/token) and their ratio (on/off), and the rate with
 // the trail as a share of the rate without (rate-on/off); b.N is the
 // tokens each server mints after 1024 it is not measured on. make bench
-// runs it on every CPU (GOMAXPROCS), as jwtd serve runs. The collector runs as jwtd serve sets it
-// (GOGC 400 up to 64 MiB of heap, cmd/jwtd/serve.go), unless GOGC or
+// runs it on every CPU (GOMAXPROCS), as jwtd serve runs. The collector
+// runs as jwtd serve sets it (GOGC 400 up to 64 MiB of heap,
+// cmd/jwtd/serve.go), unless GOGC or
 // GOMEMLIMIT say otherwise: the garbage a request leaves costs what it
 // does when served.
 func BenchmarkKeyedMintTrailCost(b *testing.B) {
