@@ -279,9 +279,9 @@ func testTargetFilter(t *testing.T, s Store) {
 
 // Listings by time of three chains whose entries interleave, with ties
 // within and across chains and entries stamped before the one before them
-// (a chain is not in time order), against every entry sorted: each listing, newest or oldest first, with
-// times and filters, paged or not, lists the sorted entries that pass it,
-// each once.
+// (a chain is not in time order), against every entry sorted: each
+// listing, newest or oldest first, with times and filters, paged or not,
+// lists the sorted entries that pass it, each once.
 func testListOrder(t *testing.T, s Store) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 11))
