@@ -229,7 +229,7 @@ func Open(path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	s := &Store{path: path, read: read, write: write, heads: map[string]chainHead{},
-		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", "id, "+auditColumns)}
+		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newAuditInsert()}
 	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt

@@ -429,6 +429,54 @@ func TestEntriesRefusedRecordsWritten(t *testing.T) {
 	}
 }
 
+// An append whose entries change instance, action or result on the way
+// is written a run of shared values at a time (each run's statements bind
+// them once): every entry reads back as it was appended, its sequence
+// number taken from its rowid, and the chain verifies.
+func TestAuditRunsOfSharedValues(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var entries []audit.Entry
+	add := func(n int, instance, action, result string) {
+		for range n {
+			i := len(entries)
+			e := audit.Entry{Time: now.Add(time.Duration(i) * time.Millisecond), Instance: instance, Actor: fmt.Sprintf("key-%d", i%3),
+				Action: action, Target: fmt.Sprintf("jti:%04d", i), Result: result, RequestID: fmt.Sprintf("req-%d", i),
+				ClientIP: "192.0.2.7", Detail: fmt.Sprintf("profile=p%d", i%2)}
+			prev := audit.Entry{}
+			if i > 0 {
+				prev = entries[i-1]
+			}
+			e.Link("host", prev)
+			entries = append(entries, e)
+		}
+	}
+	add(21, "host", audit.ActionMint, audit.ResultOK) // a chunk of 16, one of 4, one of 1
+	add(1, "host", audit.ActionRevoke, audit.ResultOK)
+	add(2, "host", audit.ActionRevoke, "denied")
+	add(3, "other-host", audit.ActionRevoke, "denied")
+	add(5, "host", audit.ActionMint, audit.ResultOK)
+	if n, err := s.AppendAudit(ctx, entries); err != nil || n != len(entries) {
+		t.Fatalf("AppendAudit: %d %v", n, err)
+	}
+	got, err := s.AuditList(ctx, audit.Query{Chain: "host", Order: audit.BySeq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("%d entries read back, want %d", len(got), len(entries))
+	}
+	for i := range entries {
+		if got[i] != entries[i] {
+			t.Errorf("entry %d read back as\n%+v, want\n%+v", i, got[i], entries[i])
+		}
+	}
+	if reps, err := audit.Verify(ctx, s); err != nil || len(reps) != 1 || reps[0].Entries != int64(len(entries)) {
+		t.Errorf("verify: %+v %v", reps, err)
+	}
+}
+
 // Two stores on one file (two processes with one instance name, such as
 // the server and a jwtd command): the head one store keeps of a chain
 // goes stale when the other writes, and its next entry is linked after
