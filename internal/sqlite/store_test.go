@@ -560,39 +560,3 @@ func TestAuditQueryPlans(t *testing.T) {
 		}
 	}
 }
-
-// BenchmarkCommitAudited is one commit of 8 records shaped like keyed
-// mints', without audit entries and with one each (written in the same
-// transaction): what the audit trail adds to a commit of the minting
-// route, its B-trees' pages and the entries' links.
-func BenchmarkCommitAudited(b *testing.B) {
-	for _, audited := range []bool{false, true} {
-		b.Run(fmt.Sprintf("entries=%v", audited), func(b *testing.B) {
-			s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
-			b.ReportAllocs()
-			n := 0
-			batch := make([]*record.Record, 8)
-			for b.Loop() {
-				now := time.Now().UTC()
-				for k := range batch {
-					n++
-					jti := fmt.Sprintf("%016x%016x", now.UnixNano(), n)
-					batch[k] = &record.Record{JTI: jti, Profile: "default", Kid: "es1", Alg: "ES256", Subject: "bench",
-						Issued: now, Expires: now.Add(time.Minute), ClientIP: "203.0.113.7", TokenSHA256: fmt.Sprintf("%064x", n)}
-					if audited {
-						batch[k].Audit = &audit.Entry{Chain: "node-a", Instance: "node-a", Time: now, Actor: "issuer", Action: audit.ActionMint,
-							Target: audit.MintTarget(jti, ""), Result: audit.ResultOK, RequestID: "0123456789abcdef", ClientIP: "192.0.2.1",
-							Detail: "profile=default"}
-					}
-				}
-				if _, err := s.commit(batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}

@@ -4,12 +4,14 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jwtd/jwtd/internal/audit"
 	"github.com/jwtd/jwtd/internal/record"
 )
 
@@ -33,4 +35,69 @@ func TestFilesPrivate(t *testing.T) {
 			t.Errorf("%s: %v %v, want mode 0600", filepath.Base(name), info.Mode().Perm(), err)
 		}
 	}
+}
+
+// BenchmarkCommitAudited is what an audit entry adds to its record's
+// commit: commits of 16 records shaped like keyed mints' (the minting
+// route's commits under load are that large) on two stores, one without
+// entries and one with an entry a record, in turns of 50 commits, with the
+// process's CPU time (user and system) around each turn. It reports the
+// CPU of a record without an entry and with one, and their difference,
+// the entry's cost (entry-µs): its link, its parameters, its row and
+// index, and the pages they add to the commit's WAL frames and fsync.
+// Turns put both under the same load of a shared machine.
+func BenchmarkCommitAudited(b *testing.B) {
+	const size, turn = 16, 50
+	n := 0
+	batch := func(audited bool) []*record.Record {
+		now := time.Now().UTC()
+		recs := make([]*record.Record, size)
+		for k := range recs {
+			n++
+			jti := fmt.Sprintf("%016x%016x", now.UnixNano(), n)
+			recs[k] = &record.Record{JTI: jti, Profile: "default", Kid: "es1", Alg: "ES256", Subject: "bench",
+				Issued: now, Expires: now.Add(time.Minute), ClientIP: "203.0.113.7", TokenSHA256: fmt.Sprintf("%064x", n)}
+			if audited {
+				recs[k].Audit = &audit.Entry{Chain: "node-a", Instance: "node-a", Time: now, Actor: "issuer", Action: audit.ActionMint,
+					Target: audit.MintTarget(jti, ""), Result: audit.ResultOK, RequestID: "0123456789abcdef", ClientIP: "192.0.2.1",
+					Detail: "profile=default"}
+			}
+		}
+		return recs
+	}
+	stores := [2]*Store{openTemp(b), openTemp(b)}
+	// commits makes k commits on stores[i] (entries on the second) and
+	// returns the CPU they took.
+	commits := func(i, k int) time.Duration {
+		start := processCPU(b)
+		for range k {
+			if _, err := stores[i].commit(batch(i == 1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return processCPU(b) - start
+	}
+	for i := range stores {
+		commits(i, 2*turn) // a new file's first pages and WAL
+	}
+	var cpu [2]time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; done += turn {
+		for i := range stores {
+			cpu[i] += commits(i, min(turn, b.N-done))
+		}
+	}
+	perRecord := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N*size) / 1e3 }
+	b.ReportMetric(perRecord(cpu[0]), "off-µs/record")
+	b.ReportMetric(perRecord(cpu[1]), "on-µs/record")
+	b.ReportMetric(perRecord(cpu[1]-cpu[0]), "entry-µs")
+}
+
+// processCPU is the CPU time, user and system, the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
