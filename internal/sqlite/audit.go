@@ -141,41 +141,40 @@ func (s *Store) readHead(ctx context.Context, tx *sql.Tx, chain string) (chainHe
 	return h, err
 }
 
-// newAuditInsert inserts audit entries that share their chain, instance,
-// action and result (a keyed mint's all do), bound once a statement; a
-// row binds the rowid, whose low bits are seq, and the entry's own values.
-func newAuditInsert() multiInsert {
+// newSharedAuditInsert inserts audit entries that share their chain,
+// instance, action and result (a keyed mint's all do), bound once a
+// statement; a row binds the rowid, whose low bits are seq, and the
+// entry's own values.
+func newSharedAuditInsert() multiInsert {
 	return newSharedInsert("audit", "id, "+auditColumns, 9, []string{"chain", "instance", "action", "result"},
 		`v.column1, s.chain, v.column1 & `+strconv.FormatInt(1<<seqBits-1, 10)+`, v.column2, s.instance,
 		v.column3, s.action, v.column4, s.result, v.column5, v.column6, v.column7, v.column8, v.column9`)
 }
 
 // insertChain inserts n entries of the chain numbered id, linked already;
-// entry(i) is the i-th. Each run of entries that share their chain,
-// instance, action and result takes statements of its own.
+// entry(i) is the i-th. Entries that all share their chain, instance,
+// action and result (a commit's keyed mints) bind those once a statement;
+// others (the trail's batches, which mix actions) bind every value of
+// every row, as runs of a few entries would take a statement each.
 func (s *Store) insertChain(ctx context.Context, tx *sql.Tx, id int64, n int, entry func(i int) *audit.Entry) error {
-	for from := 0; from < n; {
-		first := entry(from)
-		to := from + 1
-		for ; to < n; to++ {
-			e := entry(to)
-			if e.Chain != first.Chain || e.Instance != first.Instance || e.Action != first.Action || e.Result != first.Result {
-				break
-			}
+	first := entry(0)
+	for i := 1; i < n; i++ {
+		if e := entry(i); e.Chain != first.Chain || e.Instance != first.Instance || e.Action != first.Action || e.Result != first.Result {
+			return s.insertAudit.exec(ctx, tx, n, nil, func(i int, args []any) ([]any, error) {
+				e := entry(i)
+				rowid, err := entryID(id, e.Seq)
+				return append(args, rowid, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
+					e.Result, e.RequestID, e.ClientIP, e.Detail, hashValue(e.Prev), hashValue(e.Hash)), err
+			})
 		}
-		shared := []any{first.Chain, first.Instance, first.Action, first.Result}
-		err := s.insertAudit.exec(ctx, tx, to-from, shared, func(i int, args []any) ([]any, error) {
-			e := entry(from + i)
-			rowid, err := entryID(id, e.Seq)
-			return append(args, rowid, e.Time.UnixNano(), e.Actor, e.Target, e.RequestID, e.ClientIP, e.Detail,
-				hashValue(e.Prev), hashValue(e.Hash)), err
-		})
-		if err != nil {
-			return err
-		}
-		from = to
 	}
-	return nil
+	shared := []any{first.Chain, first.Instance, first.Action, first.Result}
+	return s.insertSharedAudit.exec(ctx, tx, n, shared, func(i int, args []any) ([]any, error) {
+		e := entry(i)
+		rowid, err := entryID(id, e.Seq)
+		return append(args, rowid, e.Time.UnixNano(), e.Actor, e.Target, e.RequestID, e.ClientIP, e.Detail,
+			hashValue(e.Prev), hashValue(e.Hash)), err
+	})
 }
 
 func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {

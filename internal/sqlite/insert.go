@@ -15,8 +15,8 @@ import (
 
 // insertChunks are the row counts of the prepared multi-row INSERTs, largest
 // first: a batch is written in chunks of these sizes, so that any batch
-// takes a few statements, all prepared once (at 14 parameters a row, 256
-// rows stay far below SQLite's 32766).
+// takes a few statements, all prepared once (at 14 parameters a row at
+// most, 256 rows stay far below SQLite's 32766).
 var insertChunks = []int{256, 64, 16, 4, 1}
 
 // Insert queues the record for the next group commit and waits until it is

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ type Store struct {
 	chainID, newChain    *sql.Stmt   // on write: a chain's number, and a new chain numbered
 	insertTokens         multiInsert // on write: records
 	insertAudit          multiInsert // on write: audit entries
+	insertSharedAudit    multiInsert // on write: audit entries that share chain, instance, action and result
 
 	mu    sync.Mutex
 	heads map[string]chainHead // chains as last written or read in a commit (insertEntries)
@@ -229,7 +231,7 @@ func Open(path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	s := &Store{path: path, read: read, write: write, heads: map[string]chainHead{},
-		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newAuditInsert()}
+		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", "id, "+auditColumns), insertSharedAudit: newSharedAuditInsert()}
 	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
@@ -244,7 +246,7 @@ func Open(path string, opts Options) (*Store, error) {
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
 	}
-	for _, m := range []multiInsert{s.insertTokens, s.insertAudit} {
+	for _, m := range []multiInsert{s.insertTokens, s.insertAudit, s.insertSharedAudit} {
 		for i, n := range insertChunks {
 			stmts = append(stmts, struct {
 				db   *sql.DB
@@ -302,7 +304,7 @@ func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
 	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.chainID, s.newChain, s.byJTIStmt, s.byXIDStmt}
-	for _, st := range append(append(stmts, s.insertTokens.stmts...), s.insertAudit.stmts...) {
+	for _, st := range slices.Concat(stmts, s.insertTokens.stmts, s.insertAudit.stmts, s.insertSharedAudit.stmts) {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)

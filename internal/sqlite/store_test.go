@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -429,20 +430,23 @@ func TestEntriesRefusedRecordsWritten(t *testing.T) {
 	}
 }
 
-// An append whose entries change instance, action or result on the way
-// is written a run of shared values at a time (each run's statements bind
-// them once): every entry reads back as it was appended, its sequence
-// number taken from its rowid, and the chain verifies.
-func TestAuditRunsOfSharedValues(t *testing.T) {
+// Appends whose entries share their instance, action and result (bound
+// once a statement) and appends that mix them (every value bound a row)
+// read back entry for entry, each sequence number taken from its rowid,
+// and the chain verifies.
+func TestAuditSharedAndMixedAppends(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	var entries []audit.Entry
-	add := func(n int, instance, action, result string) {
-		for range n {
+	type kind struct{ instance, action, result string }
+	appendBatch := func(kinds ...kind) {
+		t.Helper()
+		from := len(entries)
+		for _, k := range kinds {
 			i := len(entries)
-			e := audit.Entry{Time: now.Add(time.Duration(i) * time.Millisecond), Instance: instance, Actor: fmt.Sprintf("key-%d", i%3),
-				Action: action, Target: fmt.Sprintf("jti:%04d", i), Result: result, RequestID: fmt.Sprintf("req-%d", i),
+			e := audit.Entry{Time: now.Add(time.Duration(i) * time.Millisecond), Instance: k.instance, Actor: fmt.Sprintf("key-%d", i%3),
+				Action: k.action, Target: fmt.Sprintf("jti:%04d", i), Result: k.result, RequestID: fmt.Sprintf("req-%d", i),
 				ClientIP: "192.0.2.7", Detail: fmt.Sprintf("profile=p%d", i%2)}
 			prev := audit.Entry{}
 			if i > 0 {
@@ -451,15 +455,16 @@ func TestAuditRunsOfSharedValues(t *testing.T) {
 			e.Link("host", prev)
 			entries = append(entries, e)
 		}
+		if n, err := s.AppendAudit(ctx, entries[from:]); err != nil || n != len(kinds) {
+			t.Fatalf("AppendAudit: %d %v", n, err)
+		}
 	}
-	add(21, "host", audit.ActionMint, audit.ResultOK) // a chunk of 16, one of 4, one of 1
-	add(1, "host", audit.ActionRevoke, audit.ResultOK)
-	add(2, "host", audit.ActionRevoke, "denied")
-	add(3, "other-host", audit.ActionRevoke, "denied")
-	add(5, "host", audit.ActionMint, audit.ResultOK)
-	if n, err := s.AppendAudit(ctx, entries); err != nil || n != len(entries) {
-		t.Fatalf("AppendAudit: %d %v", n, err)
-	}
+	mint := kind{"host", audit.ActionMint, audit.ResultOK}
+	// Shared: statements of every chunk's size, past sequence number 1,024.
+	appendBatch(slices.Repeat([]kind{mint}, 4*256+64+16+4+1)...)
+	appendBatch(kind{"host", audit.ActionRevoke, audit.ResultOK}, kind{"host", audit.ActionRevoke, "denied"},
+		kind{"other-host", audit.ActionRevoke, "denied"}, mint, mint) // mixed
+	appendBatch(mint)
 	got, err := s.AuditList(ctx, audit.Query{Chain: "host", Order: audit.BySeq})
 	if err != nil {
 		t.Fatal(err)
