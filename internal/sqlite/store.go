@@ -231,7 +231,8 @@ func Open(path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	s := &Store{path: path, read: read, write: write, heads: map[string]chainHead{},
-		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", "id, "+auditColumns), insertSharedAudit: newSharedAuditInsert()}
+		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", "id, "+auditColumns),
+		insertSharedAudit: newSharedAuditInsert()}
 	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
