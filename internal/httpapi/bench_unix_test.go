@@ -26,9 +26,8 @@ import (
 // tokens each server mints after 1024 it is not measured on. make bench
 // runs it on every CPU (GOMAXPROCS), as jwtd serve runs. The collector
 // runs as jwtd serve sets it (GOGC 400 up to 64 MiB of heap,
-// cmd/jwtd/serve.go), unless GOGC or
-// GOMEMLIMIT say otherwise: the garbage a request leaves costs what it
-// does when served.
+// cmd/jwtd/serve.go), unless GOGC or GOMEMLIMIT say otherwise: the
+// garbage a request leaves costs what it does when served.
 func BenchmarkKeyedMintTrailCost(b *testing.B) {
 	const turn, workers = 256, 64
 	if os.Getenv("GOGC") == "" {
