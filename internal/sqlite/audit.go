@@ -1,11 +1,14 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +19,13 @@ import (
 var _ audit.Store = (*Store)(nil)
 
 const auditColumns = `chain, seq, time, instance, actor, action, target, result, request_id, client_ip, detail, prev, hash`
+
+// rowColumns are an audit row's: its first entry's, and the entries of its
+// run after it (more).
+const rowColumns = auditColumns + `, more`
+
+// maxRun is the most entries a row holds.
+const maxRun = 256
 
 // seqBits is where an entry's chain number starts in its rowid, above its
 // sequence number: 2^44 entries a chain (55 years at 10,000 a second), and
@@ -56,7 +66,11 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		if head.Seq != entries[0].Seq-1 {
 			return audit.ErrConflict
 		}
-		if err := s.insertChain(ctx, tx, head.id, len(entries), func(i int) *audit.Entry { return &entries[i] }); err != nil {
+		es := make([]*audit.Entry, len(entries))
+		for i := range entries {
+			es[i] = &entries[i]
+		}
+		if err := s.insertChain(ctx, tx, head.id, es); err != nil {
 			if isUniqueViolation(err) {
 				return audit.ErrConflict
 			}
@@ -132,72 +146,123 @@ func (s *Store) readHead(ctx context.Context, tx *sql.Tx, chain string) (chainHe
 	if err != nil {
 		return chainHead{}, err
 	}
-	var hash any
-	err = tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, first, first+1<<seqBits-1).Scan(&h.Seq, &hash)
+	es, err := scanRow(tx.StmtContext(ctx, s.auditHead).QueryRowContext(ctx, first, first+1<<seqBits-1))
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, nil
 	}
-	h.Hash = hashText(hash)
-	return h, err
-}
-
-// newSharedAuditInsert inserts audit entries that share their chain,
-// instance, action and result (a keyed mint's all do), bound once a
-// statement; a row binds the rowid, whose low bits are seq, and the
-// entry's own values.
-func newSharedAuditInsert() multiInsert {
-	return newSharedInsert("audit", "id, "+auditColumns, 9, []string{"chain", "instance", "action", "result"},
-		`v.column1, s.chain, v.column1 & `+strconv.FormatInt(1<<seqBits-1, 10)+`, v.column2, s.instance,
-		v.column3, s.action, v.column4, s.result, v.column5, v.column6, v.column7, v.column8, v.column9`)
-}
-
-// insertChain inserts n entries of the chain numbered id, linked already;
-// entry(i) is the i-th. Entries that all share their chain, instance,
-// action and result (a commit's keyed mints) bind those once a statement;
-// others (the trail's batches, which mix actions) bind every value of
-// every row, as runs of a few entries would take a statement each.
-func (s *Store) insertChain(ctx context.Context, tx *sql.Tx, id int64, n int, entry func(i int) *audit.Entry) error {
-	first := entry(0)
-	for i := 1; i < n; i++ {
-		if e := entry(i); e.Chain != first.Chain || e.Instance != first.Instance || e.Action != first.Action || e.Result != first.Result {
-			return s.insertAudit.exec(ctx, tx, n, nil, func(i int, args []any) ([]any, error) {
-				e := entry(i)
-				rowid, err := entryID(id, e.Seq)
-				return append(args, rowid, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
-					e.Result, e.RequestID, e.ClientIP, e.Detail, hashValue(e.Prev), hashValue(e.Hash)), err
-			})
-		}
+	if err != nil {
+		return chainHead{}, err
 	}
-	shared := []any{first.Chain, first.Instance, first.Action, first.Result}
-	return s.insertSharedAudit.exec(ctx, tx, n, shared, func(i int, args []any) ([]any, error) {
-		e := entry(i)
+	h.Entry = es[len(es)-1]
+	return h, nil
+}
+
+// A row of the audit table holds one entry, or a run of keyed mints'
+// entries: entries of one chain, one after the other, with one time,
+// instance and result, as a commit of their records writes them (it
+// stamps them with the time of the last). The row's columns are the
+// run's first entry; more is a JSON array of the others, each
+// [actor, target, request_id, client_ip, detail, hash], the others'
+// seq, time, instance, action and result being the first's, and the prev
+// of each the hash before it. A run takes one row, one entry of the time
+// index and one parameter list, where entries of their own took a row,
+// an index entry and a list each, and rebalanced the time index's last
+// pages in every commit: the trail's cost on the keyed minting route.
+// Keyed mints' entries only, so that the actor and target indexes, which
+// leave them out, hold every other entry.
+
+// runs splits entries, which follow one another in one chain, into the
+// rows that hold them: each a slice of entries.
+func runs(entries []*audit.Entry) [][]*audit.Entry {
+	var out [][]*audit.Entry
+	for start := 0; start < len(entries); {
+		first, end := entries[start], start+1
+		if first.Action == audit.ActionMint {
+			for end < len(entries) && end-start < maxRun {
+				if e := entries[end]; e.Action != first.Action || !e.Time.Equal(first.Time) || e.Instance != first.Instance || e.Result != first.Result {
+					break
+				}
+				end++
+			}
+		}
+		out = append(out, entries[start:end])
+		start = end
+	}
+	return out
+}
+
+// insertChain inserts entries of the chain numbered id, linked already, in
+// the rows runs makes of them.
+func (s *Store) insertChain(ctx context.Context, tx *sql.Tx, id int64, entries []*audit.Entry) error {
+	rows := runs(entries)
+	return s.insertAudit.exec(ctx, tx, len(rows), func(i int, args []any) ([]any, error) {
+		e := rows[i][0]
 		rowid, err := entryID(id, e.Seq)
-		return append(args, rowid, e.Time.UnixNano(), e.Actor, e.Target, e.RequestID, e.ClientIP, e.Detail,
-			hashValue(e.Prev), hashValue(e.Hash)), err
+		if err != nil {
+			return nil, err
+		}
+		var more any // NULL for an entry of its own
+		if len(rows[i]) > 1 {
+			rest := make([][6]string, 0, len(rows[i])-1)
+			for _, r := range rows[i][1:] {
+				rest = append(rest, [6]string{r.Actor, r.Target, r.RequestID, r.ClientIP, r.Detail, r.Hash})
+			}
+			b, err := json.Marshal(rest)
+			if err != nil {
+				return nil, err
+			}
+			more = string(b)
+		}
+		return append(args, rowid, e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Actor, e.Action, e.Target,
+			e.Result, e.RequestID, e.ClientIP, e.Detail, hashValue(e.Prev), hashValue(e.Hash), more), nil
 	})
 }
 
-func scanAudit(sc interface{ Scan(...any) error }) (audit.Entry, error) {
+// scanRow reads a row of rowColumns as the entries it holds; a run that
+// is not as insertChain writes it is a *audit.Break.
+func scanRow(sc interface{ Scan(...any) error }) ([]audit.Entry, error) {
 	var e audit.Entry
 	var t int64
 	var prev, hash any
-	err := sc.Scan(&e.Chain, &e.Seq, &t, &e.Instance, &e.Actor, &e.Action, &e.Target, &e.Result,
-		&e.RequestID, &e.ClientIP, &e.Detail, &prev, &hash)
+	var more sql.NullString
+	if err := sc.Scan(&e.Chain, &e.Seq, &t, &e.Instance, &e.Actor, &e.Action, &e.Target, &e.Result,
+		&e.RequestID, &e.ClientIP, &e.Detail, &prev, &hash, &more); err != nil {
+		return nil, err
+	}
 	e.Time = time.Unix(0, t).UTC()
 	e.Prev, e.Hash = hashText(prev), hashText(hash)
-	return e, err
+	if !more.Valid {
+		return []audit.Entry{e}, nil
+	}
+	var rest [][]string
+	if err := json.Unmarshal([]byte(more.String), &rest); err != nil || len(rest) == 0 || len(rest) >= maxRun {
+		return nil, &audit.Break{Chain: e.Chain, Seq: e.Seq + 1,
+			Reason: "the entries after " + strconv.FormatInt(e.Seq, 10) + " in its row (column more) are not a list jwtd writes (changed in the store)"}
+	}
+	out := make([]audit.Entry, 1, 1+len(rest))
+	out[0] = e
+	for i, f := range rest {
+		if len(f) != 6 {
+			return nil, &audit.Break{Chain: e.Chain, Seq: e.Seq + int64(i) + 1,
+				Reason: fmt.Sprintf("the entry has %d fields in its row (column more), not 6 (changed in the store)", len(f))}
+		}
+		out = append(out, audit.Entry{Chain: e.Chain, Seq: e.Seq + int64(i) + 1, Time: e.Time, Instance: e.Instance,
+			Actor: f[0], Action: e.Action, Target: f[1], Result: e.Result, RequestID: f[2], ClientIP: f[3], Detail: f[4],
+			Prev: out[i].Hash, Hash: f[5]})
+	}
+	return out, nil
 }
 
 // AuditHead returns a chain's last entry.
 func (s *Store) AuditHead(ctx context.Context, chain string) (audit.Entry, error) {
-	e, err := scanAudit(s.read.QueryRowContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE `+inChain+` ORDER BY id DESC LIMIT 1`, chain, chain))
+	es, err := scanRow(s.read.QueryRowContext(ctx, `SELECT `+rowColumns+` FROM audit WHERE `+inChain+` ORDER BY id DESC LIMIT 1`, chain, chain))
 	if errors.Is(err, sql.ErrNoRows) {
 		return audit.Entry{}, nil
 	}
 	if err != nil {
-		return audit.Entry{}, unavailable(err)
+		return audit.Entry{}, storeError(err)
 	}
-	return e, nil
+	return es[len(es)-1], nil
 }
 
 // AuditChains names every chain.
@@ -229,39 +294,143 @@ func (s *Store) AuditChains(ctx context.Context) ([]string, error) {
 // match mints scans entries newest first (by the time index).
 const notMint = `action != 'token.mint'`
 
-// AuditList answers q.
+// AuditList answers q. Rows are read in the listing's order, a page of
+// q.Limit rows at a time, and the entries of each that pass q kept, up to
+// q.Limit: SQL selects rows by what a run's entries share (chain, time,
+// action) and by what it may hold, and each entry is checked against q.
 func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, error) {
-	text, args, err := auditQuery(q)
+	pos, _, err := audit.DecodeCursor(q.After)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.read.QueryContext(ctx, text, args...)
-	return collectWith(rows, err, scanAudit)
+	var out []audit.Entry
+	var last *rowKey // the last row read, after the first page
+	for {
+		text, args, err := auditQuery(q, last)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := s.read.QueryContext(ctx, text, args...)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		read, done, err := func() (int, bool, error) {
+			defer rows.Close()
+			read := 0
+			for rows.Next() {
+				var k rowKey
+				es, err := scanRow(rowScanner{rows, &k.id})
+				if err != nil {
+					return read, false, err
+				}
+				read, k.Entry = read+1, es[0]
+				last = &k
+				if q.Order == audit.Newest {
+					slices.Reverse(es)
+				}
+				for _, e := range es {
+					if listed(q, pos, e) {
+						out = append(out, e)
+						if len(out) == q.Limit {
+							return read, true, nil
+						}
+					}
+				}
+			}
+			return read, false, rows.Err()
+		}()
+		if err != nil {
+			return nil, storeError(err)
+		}
+		if done || q.Limit <= 0 || read < q.Limit {
+			return out, nil
+		}
+	}
 }
 
-// auditQuery is the SELECT that answers q, and its arguments.
-func auditQuery(q audit.Query) (string, []any, error) {
+// storeError is err as the store's readers return it: a broken chain as it
+// is, anything else as the store unavailable.
+func storeError(err error) error {
+	if b := (*audit.Break)(nil); errors.As(err, &b) {
+		return err
+	}
+	return unavailable(err)
+}
+
+// rowKey is where a row sits: its rowid and its first entry.
+type rowKey struct {
+	id int64
+	audit.Entry
+}
+
+// rowScanner scans a row's rowid, then its rowColumns.
+type rowScanner struct {
+	sc interface{ Scan(...any) error }
+	id *int64
+}
+
+func (r rowScanner) Scan(dst ...any) error { return r.sc.Scan(append([]any{r.id}, dst...)...) }
+
+// listed reports whether q lists e, after the cursor position pos.
+func listed(q audit.Query, pos audit.Position, e audit.Entry) bool {
+	if q.Chain != "" && e.Chain != q.Chain || q.Actor != "" && e.Actor != q.Actor || q.Action != "" && e.Action != q.Action ||
+		q.Target != "" && !audit.TargetMatches(q.Target, e.Target) ||
+		!q.Since.IsZero() && e.Time.Before(q.Since) || !q.Until.IsZero() && !e.Time.Before(q.Until) {
+		return false
+	}
+	switch q.Order {
+	case audit.BySeq:
+		return e.Seq > q.AfterSeq
+	case audit.Newest:
+		return q.After == "" || compare(e, pos) < 0
+	default:
+		return q.After == "" || compare(e, pos) > 0
+	}
+}
+
+// compare orders e and pos as listings by time do: by time, chain and
+// sequence number.
+func compare(e audit.Entry, pos audit.Position) int {
+	if c := e.Time.Compare(pos.Time); c != 0 {
+		return c
+	}
+	if c := strings.Compare(e.Chain, pos.Chain); c != 0 {
+		return c
+	}
+	return cmp.Compare(e.Seq, pos.Seq)
+}
+
+// auditQuery is the SELECT of the rows that may hold entries q lists, in
+// its order, from the row after last (nil: from the first), and its
+// arguments.
+func auditQuery(q audit.Query, last *rowKey) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
 	if q.Chain != "" {
 		add(inChain, q.Chain, q.Chain)
 	}
-	for _, f := range []struct{ col, v string }{{"actor", q.Actor}, {"action", q.Action}} {
-		if f.v != "" {
-			add(f.col+" = ?", f.v)
-		}
+	// A run holds keyed mints only: a filter that cannot match one selects
+	// rows of one entry, by the actor and target indexes, which leave
+	// keyed mints out; another selects the runs too, whose entries after
+	// the first are checked by listed.
+	exact := q.Action != "" && q.Action != audit.ActionMint || q.Target != "" && !audit.MintTargetMay(q.Target)
+	orRun := " OR more IS NOT NULL)"
+	if exact {
+		orRun = ")"
+		add(notMint)
+	}
+	if q.Actor != "" {
+		add("(actor = ?"+orRun, q.Actor)
+	}
+	if q.Action != "" {
+		add("action = ?", q.Action)
 	}
 	if q.Target != "" {
 		// One range of the target index: the target itself, and the
 		// targets that start with it and a space.
 		from, below := audit.TargetRange(q.Target)
-		add("target >= ? AND target < ? AND (target = ? OR target >= ?)", q.Target, below, q.Target, from)
-	}
-	if q.Action != "" && q.Action != audit.ActionMint || q.Target != "" && !audit.MintTargetMay(q.Target) {
-		// The filter cannot match a keyed mint's entry: saying so lets
-		// SQLite use the actor and target indexes, which leave them out.
-		add(notMint)
+		add("(target >= ? AND target < ? AND (target = ? OR target >= ?)"+orRun, q.Target, below, q.Target, from)
 	}
 	if !q.Since.IsZero() {
 		add("time >= ?", q.Since.UnixNano())
@@ -275,9 +444,14 @@ func auditQuery(q audit.Query) (string, []any, error) {
 		if q.Chain == "" {
 			return "", nil, errors.New("a listing by sequence number names its chain")
 		}
-		// A rowid bound, not seq's: a page after the first starts where
-		// the last ended, not at the chain's first entry.
-		add(`id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?`, q.Chain, max(q.AfterSeq, 0))
+		if last != nil {
+			add("id > ?", last.id)
+		} else {
+			// A rowid bound, not seq's: a page after the first starts
+			// where the last ended, not at the chain's first entry; from
+			// the rows that may hold AfterSeq+1.
+			add(`id > (SELECT id << `+strconv.Itoa(seqBits)+` FROM audit_chains WHERE name = ?) + ?`, q.Chain, max(q.AfterSeq, 0)-maxRun)
+		}
 		order = "id"
 	case audit.Newest, audit.Oldest:
 		c, ok, err := audit.DecodeCursor(q.After)
@@ -288,12 +462,19 @@ func auditQuery(q audit.Query) (string, []any, error) {
 		if q.Order == audit.Newest {
 			op, dir = "<", " DESC"
 		}
-		if ok {
-			add("(time, chain, seq) "+op+" (?, ?, ?)", c.Time.UnixNano(), c.Chain, c.Seq)
+		switch {
+		case last != nil:
+			add("(time, chain, seq) "+op+" (?, ?, ?)", last.Time.UnixNano(), last.Chain, last.Seq)
+		case ok && q.Order == audit.Newest:
+			// A row before the cursor's entry starts before it.
+			add("(time, chain, seq) < (?, ?, ?)", c.Time.UnixNano(), c.Chain, c.Seq)
+		case ok:
+			// A row after it may start up to a run before it.
+			add("(time, chain, seq) > (?, ?, ?)", c.Time.UnixNano(), c.Chain, c.Seq-maxRun)
 		}
 		order = "time" + dir + ", chain" + dir + ", seq" + dir
 	}
-	text := `SELECT ` + auditColumns + ` FROM audit`
+	text := `SELECT id, ` + rowColumns + ` FROM audit`
 	if len(where) > 0 {
 		text += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -304,11 +485,55 @@ func auditQuery(q audit.Query) (string, []any, error) {
 	return text, args, nil
 }
 
-// PurgeAudit deletes up to limit entries of chain below beforeSeq, in one
-// short transaction.
+// PurgeAudit deletes up to limit rows of chain's entries below beforeSeq,
+// oldest first, in one short transaction, and returns how many entries
+// they held. A row that holds beforeSeq and entries before it, the last,
+// is written again from beforeSeq on.
 func (s *Store) PurgeAudit(ctx context.Context, chain string, beforeSeq int64, limit int) (int, error) {
-	return s.exec(ctx, `DELETE FROM audit WHERE id IN
-		(SELECT id FROM audit WHERE `+inChain+` AND seq < ? ORDER BY id LIMIT ?)`, chain, chain, beforeSeq, limit)
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	below := `id < (SELECT id << ` + strconv.Itoa(seqBits) + ` FROM audit_chains WHERE name = ?) + ?`
+	rows, err := tx.QueryContext(ctx, `DELETE FROM audit WHERE id IN
+		(SELECT id FROM audit WHERE `+inChain+` AND `+below+` AND seq + coalesce(json_array_length(more), 0) < ? ORDER BY id LIMIT ?)
+		RETURNING 1 + coalesce(json_array_length(more), 0)`, chain, chain, chain, beforeSeq, beforeSeq, limit)
+	deleted, err := collectWith(rows, err, func(sc interface{ Scan(...any) error }) (n int, err error) { return n, sc.Scan(&n) })
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range deleted {
+		n += d
+	}
+	if len(deleted) < limit {
+		var id int64
+		es, err := scanRow(rowScanner{tx.QueryRowContext(ctx, `SELECT id, `+rowColumns+` FROM audit WHERE `+inChain+` AND `+below+`
+			ORDER BY id DESC LIMIT 1`, chain, chain, chain, beforeSeq), &id})
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, storeError(err)
+		}
+		if err == nil {
+			kept := make([]*audit.Entry, 0, len(es))
+			for i := range es {
+				if es[i].Seq >= beforeSeq {
+					kept = append(kept, &es[i])
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id = ?`, id); err != nil {
+				return 0, unavailable(err)
+			}
+			if err := s.insertChain(ctx, tx, id>>seqBits, kept); err != nil {
+				return 0, unavailable(err)
+			}
+			n += len(es) - len(kept)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
 }
 
 // Backup writes a consistent copy of the database to path (VACUUM INTO,

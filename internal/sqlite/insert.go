@@ -15,7 +15,7 @@ import (
 
 // insertChunks are the row counts of the prepared multi-row INSERTs, largest
 // first: a batch is written in chunks of these sizes, so that any batch
-// takes a few statements, all prepared once (at 14 parameters a row at
+// takes a few statements, all prepared once (at 15 parameters a row at
 // most, 256 rows stay far below SQLite's 32766).
 var insertChunks = []int{256, 64, 16, 4, 1}
 
@@ -132,6 +132,14 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.
 	}
 	heads := make(map[string]chainHead, len(byChain))
 	for chain, es := range byChain {
+		// A commit's entries of a chain are stamped with the time of the
+		// last, so that a run of keyed mints takes one row (runs).
+		at := es[0].Time
+		for _, e := range es {
+			if e.Time.After(at) {
+				at = e.Time
+			}
+		}
 		head, kept := s.keptHead(chain)
 		for {
 			if !kept {
@@ -142,10 +150,11 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.
 			}
 			last := head.Entry
 			for _, e := range es {
+				e.Time = at
 				e.Link(chain, last)
 				last = *e
 			}
-			err := s.insertChain(ctx, tx, head.id, len(es), func(i int) *audit.Entry { return es[i] })
+			err := s.insertChain(ctx, tx, head.id, es)
 			if err != nil && kept && isUniqueViolation(err) {
 				kept = false
 				continue
@@ -209,71 +218,31 @@ const insertColumns = `jti, profile, kid, alg, xid, phone, subject, issued, expi
 // SQLite need not keep a statement journal to undo one statement's rows,
 // which costs a temporary file's writes for every statement after the
 // first that touches a page the transaction wrote.
-//
-// An insert with shared parameters binds them once a statement, not once a
-// row: its rows are SELECTed from the VALUES of their own parameters
-// beside one row of the shared ones. modernc.org/sqlite copies a text
-// parameter into C memory, binds it and clears it, each under the
-// connection's mutex, which costs more than the row's own insert does.
 type multiInsert struct {
 	table, columns string
 	width          int         // parameters a row
-	shared         []string    // names of the parameters bound once a statement
-	selects        string      // with shared: the columns' values, over s.<shared> and v.column<N>
 	stmts          []*sql.Stmt // stmts[i] inserts insertChunks[i] rows
 }
 
-// newMultiInsert inserts rows that give every column a parameter.
 func newMultiInsert(table, columns string) multiInsert {
 	return multiInsert{table: table, columns: columns, width: strings.Count(columns, ",") + 1,
-		stmts: make([]*sql.Stmt, len(insertChunks))}
-}
-
-// newSharedInsert inserts rows of width parameters (v.column1 to
-// v.column<width>) and the shared ones (s.<name>), whose columns' values
-// selects gives.
-func newSharedInsert(table, columns string, width int, shared []string, selects string) multiInsert {
-	return multiInsert{table: table, columns: columns, width: width, shared: shared, selects: selects,
 		stmts: make([]*sql.Stmt, len(insertChunks))}
 }
 
 // text is the INSERT of n rows.
 func (m multiInsert) text(n int) string {
 	row := "(" + strings.Repeat("?,", m.width-1) + "?)"
-	var q strings.Builder
-	q.WriteString(`INSERT OR FAIL INTO ` + m.table + ` (` + m.columns + `) `)
-	if len(m.shared) > 0 {
-		q.WriteString(`SELECT ` + m.selects + ` FROM (SELECT `)
-		for i, name := range m.shared {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString(`? AS ` + name)
-		}
-		q.WriteString(`) AS s, (`)
-	}
-	q.WriteString(`VALUES `)
-	for i := range n {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString(row)
-	}
-	if len(m.shared) > 0 {
-		q.WriteString(`) AS v`)
-	}
-	return q.String()
+	return `INSERT OR FAIL INTO ` + m.table + ` (` + m.columns + `) VALUES ` + strings.Repeat(row+",", n-1) + row
 }
 
-// exec inserts n rows in tx, in chunks of insertChunks' sizes; shared are
-// the shared parameters' values, and row appends the values of row i to
-// args, or fails.
-func (m multiInsert) exec(ctx context.Context, tx *sql.Tx, n int, shared []any, row func(i int, args []any) ([]any, error)) error {
-	args := make([]any, 0, len(shared)+m.width*min(n, insertChunks[0]))
+// exec inserts n rows in tx, in chunks of insertChunks' sizes; row
+// appends the values of row i to args, or fails.
+func (m multiInsert) exec(ctx context.Context, tx *sql.Tx, n int, row func(i int, args []any) ([]any, error)) error {
+	args := make([]any, 0, m.width*min(n, insertChunks[0]))
 	done := 0
 	for c, size := range insertChunks {
 		for n-done >= size {
-			args = append(args[:0], shared...)
+			args = args[:0]
 			for i := done; i < done+size; i++ {
 				var err error
 				if args, err = row(i, args); err != nil {
@@ -291,7 +260,7 @@ func (m multiInsert) exec(ctx context.Context, tx *sql.Tx, n int, shared []any, 
 
 // insert writes rows.
 func (s *Store) insert(ctx context.Context, tx *sql.Tx, rows []*record.Record) error {
-	return s.insertTokens.exec(ctx, tx, len(rows), nil, func(i int, args []any) ([]any, error) {
+	return s.insertTokens.exec(ctx, tx, len(rows), func(i int, args []any) ([]any, error) {
 		r := rows[i]
 		return append(args, r.JTI, r.Profile, r.Kid, r.Alg, r.XID, r.Phone, r.Subject,
 			r.Issued.UnixNano(), r.Expires.UnixNano(), r.ClientIP, hashValue(r.TokenSHA256), r.TokenText), nil

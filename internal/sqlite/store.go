@@ -45,8 +45,7 @@ type Store struct {
 	auditHead            *sql.Stmt   // on write: a chain's last entry, in the commit that links after it
 	chainID, newChain    *sql.Stmt   // on write: a chain's number, and a new chain numbered
 	insertTokens         multiInsert // on write: records
-	insertAudit          multiInsert // on write: audit entries
-	insertSharedAudit    multiInsert // on write: audit entries that share chain, instance, action and result
+	insertAudit          multiInsert // on write: audit rows
 
 	mu    sync.Mutex
 	heads map[string]chainHead // chains as last written or read in a commit (insertEntries)
@@ -103,8 +102,8 @@ CREATE TABLE IF NOT EXISTS key_history (
 	added       INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT NULL) WITHOUT ROWID;
-` + auditTables + auditIndexes + `
-PRAGMA user_version = 6;
+` + auditTables + auditIndexes + auditView + `
+PRAGMA user_version = 7;
 `
 
 // auditTables are the audit table of schema version 6 and the numbers of
@@ -132,7 +131,8 @@ CREATE TABLE IF NOT EXISTS audit (
 	client_ip  TEXT NOT NULL DEFAULT '',
 	detail     TEXT NOT NULL DEFAULT '',
 	prev       BLOB NOT NULL DEFAULT '',
-	hash       BLOB NOT NULL
+	hash       BLOB NOT NULL,
+	more       TEXT
 );
 `
 
@@ -141,6 +141,22 @@ CREATE TABLE IF NOT EXISTS audit (
 const auditIndexes = `CREATE INDEX IF NOT EXISTS audit_time ON audit (time, chain, seq);
 CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time) WHERE action != 'token.mint';
 CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 'token.mint';
+`
+
+// auditView lists every entry of the audit table, a run's as rows of
+// their own, with hashes in hex: for an operator's queries (sqlite3
+// jwtd.db 'SELECT * FROM audit_entries WHERE ...').
+const auditView = `CREATE VIEW IF NOT EXISTS audit_entries AS
+SELECT chain, seq, time, instance, actor, action, target, result, request_id, client_ip, detail,
+	CASE typeof(prev) WHEN 'blob' THEN lower(hex(prev)) ELSE prev END AS prev,
+	CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) ELSE hash END AS hash
+FROM audit
+UNION ALL
+SELECT a.chain, a.seq + r.key + 1, a.time, a.instance, r.value ->> 0, a.action, r.value ->> 1, a.result,
+	r.value ->> 2, r.value ->> 3, r.value ->> 4,
+	CASE WHEN r.key > 0 THEN a.more -> (r.key - 1) ->> 5 WHEN typeof(a.hash) = 'blob' THEN lower(hex(a.hash)) ELSE a.hash END,
+	r.value ->> 5
+FROM audit AS a, json_each(a.more) AS r WHERE a.more IS NOT NULL;
 `
 
 // schemaVersion is the user_version of the schema above. Version 2 added
@@ -154,7 +170,9 @@ CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 
 // a rowid table with binary hashes, a migration of version 4's. Version 6
 // numbered the chains and keyed the table by chain and sequence number in
 // its rowid, which took the place of version 5's UNIQUE (chain, seq).
-const schemaVersion = 6
+// Version 7 added the audit table's more column (a row holds a run of
+// keyed mints' entries) and the audit_entries view.
+const schemaVersion = 7
 
 // migrations bring an older file to the schema above, by its user_version.
 var migrations = map[int]string{
@@ -167,6 +185,7 @@ UPDATE tokens SET token_sha256 = coalesce(unhex(token_sha256), token_sha256) WHE
 `,
 	4: auditMigration,
 	5: auditMigration,
+	6: `ALTER TABLE audit ADD COLUMN more TEXT;`,
 }
 
 // auditMigration brings the audit table of version 4 (WITHOUT ROWID,
@@ -231,8 +250,7 @@ func Open(path string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	s := &Store{path: path, read: read, write: write, heads: map[string]chainHead{},
-		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", "id, "+auditColumns),
-		insertSharedAudit: newSharedAuditInsert()}
+		insertTokens: newMultiInsert("tokens", insertColumns), insertAudit: newMultiInsert("audit", "id, "+rowColumns)}
 	stmts := []struct {
 		db   *sql.DB
 		dst  **sql.Stmt
@@ -241,13 +259,13 @@ func Open(path string, opts Options) (*Store, error) {
 		{write, &s.owners, `SELECT DISTINCT xid, phone FROM tokens WHERE xid != '' AND xid IN (SELECT value FROM json_each(?))`},
 		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
 		{write, &s.closed, `SELECT xid FROM closed_xids WHERE xid IN (SELECT value FROM json_each(?))`},
-		{write, &s.auditHead, `SELECT seq, hash FROM audit WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1`},
+		{write, &s.auditHead, `SELECT ` + rowColumns + ` FROM audit WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1`},
 		{write, &s.chainID, `SELECT id FROM audit_chains WHERE name = ?`},
 		{write, &s.newChain, `INSERT INTO audit_chains (name) VALUES (?) RETURNING id`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
 		{read, &s.byXIDStmt, `SELECT ` + columns + ` FROM tokens WHERE xid = ? AND xid != '' ORDER BY issued DESC, jti DESC LIMIT 1000`},
 	}
-	for _, m := range []multiInsert{s.insertTokens, s.insertAudit, s.insertSharedAudit} {
+	for _, m := range []multiInsert{s.insertTokens, s.insertAudit} {
 		for i, n := range insertChunks {
 			stmts = append(stmts, struct {
 				db   *sql.DB
@@ -305,7 +323,7 @@ func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
 	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.chainID, s.newChain, s.byJTIStmt, s.byXIDStmt}
-	for _, st := range slices.Concat(stmts, s.insertTokens.stmts, s.insertAudit.stmts, s.insertSharedAudit.stmts) {
+	for _, st := range slices.Concat(stmts, s.insertTokens.stmts, s.insertAudit.stmts) {
 		errs = append(errs, st.Close())
 	}
 	return errors.Join(append(errs, s.write.Close(), s.read.Close())...)

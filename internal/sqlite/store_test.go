@@ -212,7 +212,8 @@ func TestMigrateToAuditTable(t *testing.T) {
 }
 
 // A version 4 file, whose audit table was WITHOUT ROWID with hex hashes,
-// and a version 5 file, a rowid table with UNIQUE (chain, seq), open with
+// a version 5 file, a rowid table with UNIQUE (chain, seq), and a version
+// 6 file, keyed by chain and sequence number without runs, open with
 // their entries as they were: the chains verify, read back the same, and
 // go on from their heads, each entry's rowid its chain's number and
 // sequence number.
@@ -241,6 +242,16 @@ CREATE INDEX audit_target ON audit (target, time) WHERE target != '';`, "'%s'"},
 CREATE INDEX audit_time ON audit (time, chain, seq);
 CREATE INDEX audit_actor ON audit (actor, time) WHERE action != 'token.mint';
 CREATE INDEX audit_target ON audit (target, time) WHERE action != 'token.mint';`, "coalesce(unhex('%s'), '')"},
+		{6, `CREATE TABLE audit_chains (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE audit (
+	id INTEGER PRIMARY KEY, chain TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, instance TEXT NOT NULL,
+	actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', result TEXT NOT NULL,
+	request_id TEXT NOT NULL DEFAULT '', client_ip TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '',
+	prev BLOB NOT NULL DEFAULT '', hash BLOB NOT NULL
+);
+CREATE INDEX audit_time ON audit (time, chain, seq);
+CREATE INDEX audit_actor ON audit (actor, time) WHERE action != 'token.mint';
+CREATE INDEX audit_target ON audit (target, time) WHERE action != 'token.mint';`, "coalesce(unhex('%s'), '')"},
 	} {
 		t.Run(fmt.Sprintf("version %d", tc.version), func(t *testing.T) {
 			script := before + tc.table + fmt.Sprintf("\nPRAGMA user_version = %d;\n", tc.version)
@@ -251,8 +262,13 @@ CREATE INDEX audit_target ON audit (target, time) WHERE action != 'token.mint';`
 					Target: fmt.Sprintf("xid:%d", i), Result: audit.ResultOK, Detail: "count=1"}
 				e.Link(c, heads[c])
 				written, heads[c] = append(written, e), e
-				script += fmt.Sprintf("INSERT INTO audit VALUES ('%s', %d, %d, '%s', 'ops', '%s', '%s', 'ok', '', '', 'count=1', "+tc.hash+", "+tc.hash+");\n",
+				values := fmt.Sprintf("'%s', %d, %d, '%s', 'ops', '%s', '%s', 'ok', '', '', 'count=1', "+tc.hash+", "+tc.hash,
 					e.Chain, e.Seq, e.Time.UnixNano(), e.Instance, e.Action, e.Target, e.Prev, e.Hash)
+				if tc.version == 6 {
+					script += fmt.Sprintf("INSERT OR IGNORE INTO audit_chains (name) VALUES ('%s');\n", c)
+					values = fmt.Sprintf("(SELECT id FROM audit_chains WHERE name = '%s') << 44 | %d, ", c, e.Seq) + values
+				}
+				script += "INSERT INTO audit VALUES (" + values + ");\n"
 			}
 			s, err := Open(oldFile(t, script), Options{})
 			if err != nil {
@@ -323,12 +339,13 @@ func checkSchemaVersion(t *testing.T, s *Store) {
 
 // A file from a newer jwtd is refused, not rewritten.
 func TestRefusesNewerSchema(t *testing.T) {
-	path := oldFile(t, `CREATE TABLE tokens (jti TEXT); PRAGMA user_version = 7`)
-	if s, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "schema version 7") {
+	newer := schemaVersion + 1
+	path := oldFile(t, fmt.Sprintf(`CREATE TABLE tokens (jti TEXT); PRAGMA user_version = %d`, newer))
+	if s, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d", newer)) {
 		if s != nil {
 			s.Close()
 		}
-		t.Fatalf("opened a version 7 file: %v", err)
+		t.Fatalf("opened a version %d file: %v", newer, err)
 	}
 }
 
@@ -430,24 +447,30 @@ func TestEntriesRefusedRecordsWritten(t *testing.T) {
 	}
 }
 
-// Appends whose entries share their instance, action and result (bound
-// once a statement) and appends that mix them (every value bound a row)
-// read back entry for entry, each sequence number taken from its rowid,
-// and the chain verifies.
-func TestAuditSharedAndMixedAppends(t *testing.T) {
+// Keyed mints' entries that follow one another with one time, instance
+// and result take a row for up to 256 of them (a run); any other entry
+// takes a row of its own. Appended in runs of every length about 256,
+// and broken by each thing a run shares, they read back entry for entry,
+// in the rows expected, the audit_entries view lists them as the store
+// does, and the chain verifies.
+func TestAuditRunsAppended(t *testing.T) {
 	s := openTemp(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	var entries []audit.Entry
-	type kind struct{ instance, action, result string }
+	wantRows := 0
+	type kind struct {
+		at                       int // milliseconds after now
+		instance, action, result string
+	}
 	appendBatch := func(kinds ...kind) {
 		t.Helper()
 		from := len(entries)
 		for _, k := range kinds {
 			i := len(entries)
-			e := audit.Entry{Time: now.Add(time.Duration(i) * time.Millisecond), Instance: k.instance, Actor: fmt.Sprintf("key-%d", i%3),
+			e := audit.Entry{Time: now.Add(time.Duration(k.at) * time.Millisecond), Instance: k.instance, Actor: fmt.Sprintf("key-%d", i%3),
 				Action: k.action, Target: fmt.Sprintf("jti:%04d", i), Result: k.result, RequestID: fmt.Sprintf("req-%d", i),
-				ClientIP: "192.0.2.7", Detail: fmt.Sprintf("profile=p%d", i%2)}
+				ClientIP: "192.0.2.7", Detail: fmt.Sprintf("profile=p%d \"q\" <%d>", i%2, i)}
 			prev := audit.Entry{}
 			if i > 0 {
 				prev = entries[i-1]
@@ -459,12 +482,18 @@ func TestAuditSharedAndMixedAppends(t *testing.T) {
 			t.Fatalf("AppendAudit: %d %v", n, err)
 		}
 	}
-	mint := kind{"host", audit.ActionMint, audit.ResultOK}
-	// Shared: statements of every chunk's size, past sequence number 1,024.
-	appendBatch(slices.Repeat([]kind{mint}, 4*256+64+16+4+1)...)
-	appendBatch(kind{"host", audit.ActionRevoke, audit.ResultOK}, kind{"host", audit.ActionRevoke, "denied"},
-		kind{"other-host", audit.ActionRevoke, "denied"}, mint, mint) // mixed
-	appendBatch(mint)
+	run := func(at, n int) []kind {
+		wantRows += (n + maxRun - 1) / maxRun
+		return slices.Repeat([]kind{{at, "host", audit.ActionMint, audit.ResultOK}}, n)
+	}
+	for at, n := range []int{1, 2, 3, 255, 256, 257, 2*256 + 7} {
+		appendBatch(run(at, n)...)
+	}
+	// Mixed: each entry breaks the run before it.
+	appendBatch(slices.Concat(run(10, 3), []kind{{10, "host", audit.ActionRevoke, audit.ResultOK}}, run(10, 2),
+		[]kind{{10, "other-host", audit.ActionMint, audit.ResultOK}}, run(10, 1), []kind{{10, "host", audit.ActionMint, "failed"}},
+		run(11, 2), run(10, 4))...)
+	wantRows += 3
 	got, err := s.AuditList(ctx, audit.Query{Chain: "host", Order: audit.BySeq})
 	if err != nil {
 		t.Fatal(err)
@@ -477,8 +506,200 @@ func TestAuditSharedAndMixedAppends(t *testing.T) {
 			t.Errorf("entry %d read back as\n%+v, want\n%+v", i, got[i], entries[i])
 		}
 	}
+	var rows, runs int
+	if err := s.read.QueryRow(`SELECT count(*), count(more) FROM audit`).Scan(&rows, &runs); err != nil || rows != wantRows || runs == 0 {
+		t.Errorf("%d rows, %d of them runs (%v), want %d rows", rows, runs, err, wantRows)
+	}
+	checkView(t, s, entries)
 	if reps, err := audit.Verify(ctx, s); err != nil || len(reps) != 1 || reps[0].Entries != int64(len(entries)) {
 		t.Errorf("verify: %+v %v", reps, err)
+	}
+}
+
+// checkView checks that the audit_entries view lists entries, and no
+// other, as the store reads them.
+func checkView(t *testing.T, s *Store, entries []audit.Entry) {
+	t.Helper()
+	rows, err := s.read.Query(`SELECT ` + auditColumns + ` FROM audit_entries ORDER BY chain, seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []audit.Entry
+	for rows.Next() {
+		var e audit.Entry
+		var ns int64
+		if err := rows.Scan(&e.Chain, &e.Seq, &ns, &e.Instance, &e.Actor, &e.Action, &e.Target, &e.Result, &e.RequestID,
+			&e.ClientIP, &e.Detail, &e.Prev, &e.Hash); err != nil {
+			t.Fatal(err)
+		}
+		e.Time = time.Unix(0, ns).UTC()
+		got = append(got, e)
+	}
+	if err := rows.Err(); err != nil || !slices.Equal(got, entries) {
+		t.Errorf("audit_entries lists %d entries (%v), want the %d the store reads; first that differs:\n%v", len(got), err, len(entries),
+			firstDiff(got, entries))
+	}
+}
+
+func firstDiff(got, want []audit.Entry) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("%+v\nwant\n%+v", got[i], want[i])
+		}
+	}
+	return "(one is a prefix of the other)"
+}
+
+// A commit's keyed mints, minted at different times, are stamped with the
+// last one's and take one row. Every listing reads them back as they were
+// linked, in pages that cut the run or not; the head is the run's last
+// entry; a purge that cuts the run keeps the rest of it; and verify finds
+// an entry of the run changed, the run cut short, and a run that is not
+// the list jwtd writes, each at its entry.
+func TestAuditRunOfACommit(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	tr := audit.NewTrail(s, audit.Options{Chain: "n", Required: true})
+	defer tr.Close()
+	record1 := func(target string) {
+		t.Helper()
+		if err := tr.Record(ctx, audit.Entry{Actor: "ops", Action: audit.ActionRevoke, Target: target}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record1("xid:1")
+	now := time.Now().UTC()
+	batch := make([]*record.Record, 20)
+	for i := range batch {
+		jti := fmt.Sprintf("j%02d", i)
+		e := tr.Stamp(audit.Entry{Actor: []string{"a", "b"}[i%2], Action: audit.ActionMint, Target: audit.MintTarget(jti, ""),
+			RequestID: "r" + jti, ClientIP: "192.0.2.1", Detail: "profile=default"})
+		e.Time = now.Add(time.Duration(i) * time.Microsecond)
+		batch[i] = &record.Record{JTI: jti, Profile: "default", Kid: "k", Alg: "ES256", Issued: now, Expires: now.Add(time.Minute),
+			TokenSHA256: fmt.Sprintf("%064x", i), Audit: &e}
+	}
+	results, err := s.commit(batch)
+	if err != nil || errors.Join(results...) != nil {
+		t.Fatal(err, results)
+	}
+	for _, r := range batch {
+		if !r.Audit.Time.Equal(now.Add(19 * time.Microsecond)) {
+			t.Errorf("entry %d stamped %v, want the last mint's time", r.Audit.Seq, r.Audit.Time)
+		}
+		tr.Committed(*r.Audit)
+	}
+	record1("xid:2")
+	all, err := s.AuditList(ctx, audit.Query{Chain: "n", Order: audit.BySeq})
+	if err != nil || len(all) != 22 {
+		t.Fatalf("%d entries, %v", len(all), err)
+	}
+	for i, r := range batch {
+		if all[i+1] != *r.Audit {
+			t.Errorf("entry %d read back as\n%+v, want\n%+v", i+1, all[i+1], *r.Audit)
+		}
+	}
+	var rows, runs int
+	if err := s.read.QueryRow(`SELECT count(*), count(more) FROM audit`).Scan(&rows, &runs); err != nil || rows != 3 || runs != 1 {
+		t.Errorf("%d rows, %d runs (%v), want 3 rows, one a run", rows, runs, err)
+	}
+	checkView(t, s, all)
+
+	// Listings against the entries sorted, every page size.
+	byTime := slices.Clone(all)
+	slices.SortStableFunc(byTime, func(a, b audit.Entry) int { return a.Time.Compare(b.Time) })
+	for _, q := range []audit.Query{{}, {Order: audit.Oldest}, {Actor: "b"}, {Actor: "a", Order: audit.Oldest}, {Target: "jti:j07"},
+		{Action: audit.ActionMint, Order: audit.Oldest}, {Action: audit.ActionRevoke}, {Since: now.Add(time.Second)}} {
+		var want []audit.Entry
+		for _, e := range byTime {
+			if (q.Actor == "" || e.Actor == q.Actor) && (q.Action == "" || e.Action == q.Action) &&
+				(q.Target == "" || audit.TargetMatches(q.Target, e.Target)) && (q.Since.IsZero() || !e.Time.Before(q.Since)) {
+				want = append(want, e)
+			}
+		}
+		if q.Order == audit.Newest {
+			slices.Reverse(want)
+		}
+		for _, limit := range []int{1, 3, 7, 100} {
+			q := q
+			q.Limit = limit
+			var got []audit.Entry
+			for range 30 {
+				p, err := audit.List(ctx, s, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, p.Entries...)
+				if q.After = p.Next; q.After == "" {
+					break
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v: %d entries, want %d: %s", q, len(got), len(want), firstDiff(got, want))
+			}
+		}
+	}
+	for after := range int64(23) {
+		got, err := s.AuditList(ctx, audit.Query{Chain: "n", Order: audit.BySeq, AfterSeq: after, Limit: 5})
+		if want := all[min(after, 22):min(after+5, 22)]; err != nil || !slices.Equal(got, want) {
+			t.Errorf("after seq %d: %v %v, want %v", after, got, err, want)
+		}
+	}
+	if h, err := s.AuditHead(ctx, "n"); err != nil || h != all[21] {
+		t.Errorf("head %+v %v", h, err)
+	}
+
+	// Changed in the store: each found at its entry, then put back.
+	var more string
+	if err := s.read.QueryRow(`SELECT more FROM audit WHERE more IS NOT NULL`).Scan(&more); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		set    string
+		seq    int64
+		reason string
+	}{
+		{`json_set(more, '$[4][1]', 'jti:forged')`, 7, "does not match its hash"},
+		{`json_set(more, '$[4][5]', '` + strings.Repeat("0", 64) + `')`, 7, "does not match its hash"},
+		{`json_remove(more, '$[18]')`, 21, "missing"},
+		{`NULL`, 3, "missing"},
+		{`'[["a"]]'`, 3, "not 6"},
+		{`'not json'`, 3, "not a list"},
+	} {
+		if _, err := s.write.Exec(`UPDATE audit SET more = ` + tc.set + ` WHERE more IS NOT NULL`); err != nil {
+			t.Fatal(err)
+		}
+		_, err := audit.Verify(ctx, s)
+		var b *audit.Break
+		if !errors.As(err, &b) || b.Seq != tc.seq || !strings.Contains(b.Reason, tc.reason) {
+			t.Errorf("more = %s: verify %v, want a break at %d (%s)", tc.set, err, tc.seq, tc.reason)
+		}
+		if _, err := s.write.Exec(`UPDATE audit SET more = ? WHERE seq = 2`, more); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := audit.Verify(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+
+	// A purge to the middle of the run deletes the entries before it and
+	// keeps the rest, a row of its own; one row a call.
+	for _, want := range []int{1, 5} {
+		if n, err := s.PurgeAudit(ctx, "n", 7, 1); err != nil || n != want {
+			t.Errorf("purge: %d %v, want %d", n, err, want)
+		}
+	}
+	if n, err := s.PurgeAudit(ctx, "n", 7, 1); err != nil || n != 0 {
+		t.Errorf("purge again: %d %v, want 0", n, err)
+	}
+	got, err := s.AuditList(ctx, audit.Query{Chain: "n", Order: audit.BySeq})
+	if err != nil || !slices.Equal(got, all[6:]) {
+		t.Errorf("after the purge: %v %v, want %v", got, err, all[6:])
+	}
+	checkView(t, s, all[6:])
+	var b *audit.Break
+	if _, err := audit.Verify(ctx, s); !errors.As(err, &b) || b.Seq != 6 || !strings.Contains(b.Reason, "no purge entry") {
+		t.Errorf("verify after an unclaimed purge: %v", err)
 	}
 }
 
@@ -527,22 +748,30 @@ func TestKeptHeadAdvancedElsewhere(t *testing.T) {
 
 // The audit filters use the indexes made for them: by time, by actor and
 // target where the filter cannot match a keyed mint's entry (the indexes
-// leave those out), and the rowid (chain and sequence number) for a chain.
+// leave those out), and the rowid (chain and sequence number) for a chain;
+// a listing's rows come in its order, with no sort, on every page.
 func TestAuditQueryPlans(t *testing.T) {
 	s := openTemp(t)
+	last := &rowKey{id: 1 << seqBits, Entry: audit.Entry{Chain: "c", Seq: 1, Time: time.Now()}}
+	cursor := audit.Cursor(last.Entry)
 	for _, tc := range []struct {
 		q    audit.Query
+		last *rowKey
 		want string
 	}{
-		{audit.Query{Limit: 101}, "INDEX audit_time "},
-		{audit.Query{Since: time.Now(), Order: audit.Oldest}, "INDEX audit_time "},
-		{audit.Query{Chain: "c", Order: audit.BySeq, AfterSeq: 7}, "SEARCH audit USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"},
-		{audit.Query{Target: "xid:tx-1", Limit: 101}, "INDEX audit_target "},
-		{audit.Query{Target: "profile:default", Action: audit.ActionKeyRotate}, "INDEX audit_target "},
-		{audit.Query{Actor: "ops", Action: audit.ActionRevoke, Limit: 101}, "INDEX audit_actor "},
-		{audit.Query{Actor: "issuer", Limit: 101}, "INDEX audit_time "}, // may be mints: newest first
+		{audit.Query{Limit: 101}, nil, "INDEX audit_time "},
+		{audit.Query{Limit: 101}, last, "SEARCH audit USING INDEX audit_time ((time,chain,seq)<(?,?,?))"},
+		{audit.Query{Limit: 101, After: cursor}, nil, "SEARCH audit USING INDEX audit_time ((time,chain,seq)<(?,?,?))"},
+		{audit.Query{Order: audit.Oldest, Limit: 101, After: cursor}, nil, "SEARCH audit USING INDEX audit_time ((time,chain,seq)>(?,?,?))"},
+		{audit.Query{Since: time.Now(), Order: audit.Oldest}, nil, "INDEX audit_time "},
+		{audit.Query{Chain: "c", Order: audit.BySeq, AfterSeq: 7}, nil, "SEARCH audit USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"},
+		{audit.Query{Chain: "c", Order: audit.BySeq, Limit: 1000}, last, "SEARCH audit USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"},
+		{audit.Query{Target: "xid:tx-1", Limit: 101}, nil, "INDEX audit_target "},
+		{audit.Query{Target: "profile:default", Action: audit.ActionKeyRotate}, nil, "INDEX audit_target "},
+		{audit.Query{Actor: "ops", Action: audit.ActionRevoke, Limit: 101}, nil, "INDEX audit_actor "},
+		{audit.Query{Actor: "issuer", Limit: 101}, nil, "INDEX audit_time "}, // may be mints: newest first
 	} {
-		text, args, err := auditQuery(tc.q)
+		text, args, err := auditQuery(tc.q, tc.last)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -560,8 +789,9 @@ func TestAuditQueryPlans(t *testing.T) {
 			plan = append(plan, detail)
 		}
 		rows.Close()
-		if !strings.Contains(strings.Join(plan, " ; ")+" ", tc.want) {
-			t.Errorf("%+v: plan %q, want %q", tc.q, plan, tc.want)
+		p := strings.Join(plan, " ; ") + " "
+		if !strings.Contains(p, tc.want) || strings.Contains(tc.want, "audit_time") && strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%+v after %v: plan %q, want %q", tc.q, tc.last, plan, tc.want)
 		}
 	}
 }
