@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -604,6 +606,22 @@ func TestAuditRunOfACommit(t *testing.T) {
 		t.Errorf("%d rows, %d runs (%v), want 3 rows, one a run", rows, runs, err)
 	}
 	checkView(t, s, all)
+	// The view as an operator reads it, with the sqlite3 CLI (make test
+	// installs it) beside the open store.
+	out, err := exec.Command("sqlite3", "-readonly", "-json", s.Path(),
+		`SELECT chain, seq, actor, target, prev, hash FROM audit_entries ORDER BY chain, seq`).Output()
+	if err != nil {
+		t.Fatalf("sqlite3: %v", err)
+	}
+	var cli []audit.Entry
+	if err := json.Unmarshal(out, &cli); err != nil || len(cli) != len(all) {
+		t.Fatalf("sqlite3 listed %d entries (%v), want %d:\n%s", len(cli), err, len(all), out)
+	}
+	for i, e := range cli {
+		if w := all[i]; e.Chain != w.Chain || e.Seq != w.Seq || e.Actor != w.Actor || e.Target != w.Target || e.Prev != w.Prev || e.Hash != w.Hash {
+			t.Errorf("sqlite3 lists %+v, want %+v", e, w)
+		}
+	}
 
 	// Listings against the entries sorted, every page size.
 	byTime := slices.Clone(all)

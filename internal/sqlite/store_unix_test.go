@@ -45,9 +45,9 @@ func TestFilesPrivate(t *testing.T) {
 // store first every other turn), with the process's CPU time (user and
 // system) around each turn. It reports the CPU of a record without an
 // entry and with one, and their difference, the entry's cost (entry-µs):
-// its link, its parameters, its row and index, and the pages they add to
-// the commit's WAL frames and fsync. Turns put both under the same load
-// of a shared machine.
+// its link, its share of the commit's run (one audit row, runs), and the
+// pages that adds to the commit's WAL frames and fsync. Turns put both
+// under the same load of a shared machine.
 func BenchmarkCommitAudited(b *testing.B) {
 	const size, turn = 16, 50
 	n := 0
