@@ -100,9 +100,13 @@ var (
 // one place errors become HTTP statuses.
 func errorFor(err error) (e *apiError, fault bool) {
 	var limited *ratelimit.LimitedError
+	var broken *audit.Break
 	switch {
 	case errors.As(err, &e):
 		return e, false
+	case errors.As(err, &broken): // an audit row changed in the store
+		return &apiError{Status: http.StatusInternalServerError, Title: "Audit trail broken",
+			Detail: broken.Error() + "; jwtd audit verify reports every chain"}, true
 	case errors.Is(err, audit.ErrNotWritten):
 		return errAuditNotWritten, false
 	case errors.As(err, &limited):
