@@ -89,7 +89,9 @@ const (
 
 // Entry is one audited action. Chain, Seq, Prev and Hash are set by the
 // Trail that writes it; Time is when the action happened (UTC, kept to the
-// nanosecond in every store). Never a token, a secret or key material.
+// nanosecond in every store), but for keyed mints in the embedded store,
+// which stamps a commit's with the time of its last (a run). Never a
+// token, a secret or key material.
 type Entry struct {
 	Chain     string    `json:"chain"`
 	Seq       int64     `json:"seq"`
@@ -228,8 +230,9 @@ func DecodeCursor(c string) (Position, bool, error) {
 // written before another writer's entry was met (a prefix; SQLite writes
 // all or none). AuditHead is a chain's last entry, the zero Entry for a
 // chain with none. AuditChains names every chain. AuditList answers a
-// Query. PurgeAudit deletes up to limit entries of a chain below
-// beforeSeq, oldest first, and returns how many.
+// Query. PurgeAudit deletes entries of a chain below beforeSeq, oldest
+// first, up to limit of them or, in a store that keeps a run of entries
+// together, up to limit runs, and returns how many entries.
 type Store interface {
 	AppendAudit(ctx context.Context, entries []Entry) (int, error)
 	AuditHead(ctx context.Context, chain string) (Entry, error)

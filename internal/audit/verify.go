@@ -110,9 +110,10 @@ func Verify(ctx context.Context, s Store) ([]ChainReport, error) {
 	return reports, nil
 }
 
-// purgeChunk is how many entries one purge statement deletes: the
-// embedded store's one writer (which the group committer shares) is held
-// for a chunk at a time, never for a whole purge.
+// purgeChunk is how many entries (in the embedded store, rows: an entry
+// or a run of keyed mints') one purge statement deletes: the embedded
+// store's one writer (which the group committer shares) is held for a
+// chunk at a time, never for a whole purge.
 const purgeChunk = 200
 
 // Purge deletes the entries older than before from every chain, keeping

@@ -104,11 +104,11 @@ func errorFor(err error) (e *apiError, fault bool) {
 	switch {
 	case errors.As(err, &e):
 		return e, false
-	case errors.As(err, &broken): // an audit row changed in the store
+	case errors.Is(err, audit.ErrNotWritten): // whatever the cause, below
+		return errAuditNotWritten, false
+	case errors.As(err, &broken): // a listing met an audit row changed in the store
 		return &apiError{Status: http.StatusInternalServerError, Title: "Audit trail broken",
 			Detail: broken.Error() + "; jwtd audit verify reports every chain"}, true
-	case errors.Is(err, audit.ErrNotWritten):
-		return errAuditNotWritten, false
 	case errors.As(err, &limited):
 		return &apiError{Status: http.StatusTooManyRequests, Title: "Too many requests", Detail: limited.Error()}, false
 	case errors.Is(err, phone.ErrInvalid):

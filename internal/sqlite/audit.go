@@ -61,7 +61,7 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		}
 		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 		if head, err = s.readHead(ctx, tx, name); err != nil {
-			return unavailable(err)
+			return storeError(err)
 		}
 		if head.Seq != entries[0].Seq-1 {
 			return audit.ErrConflict
@@ -116,6 +116,17 @@ func (s *Store) keepHeads(heads map[string]chainHead) {
 	}
 }
 
+// checkHeads drops every head kept when the write connection's
+// data_version is not the one last seen: another connection committed.
+func (s *Store) checkHeads(version int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if version != s.version {
+		clear(s.heads)
+		s.version = version
+	}
+}
+
 // forgetHeads drops the heads kept of chains whose commit failed: what the
 // store holds of them (their numbers too: a chain numbered in a commit
 // rolled back is not) is read again.
@@ -128,7 +139,7 @@ func (s *Store) forgetHeads(heads map[string]chainHead) {
 }
 
 // isUniqueViolation reports whether a statement failed on a UNIQUE
-// constraint: an entry's rowid, its (chain, seq), taken by another writer.
+// constraint: a row's rowid, its (chain, seq), taken.
 func isUniqueViolation(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint") }
 
 // readHead is a chain's number, numbering a new chain, and its last entry
@@ -170,7 +181,7 @@ func (s *Store) readHead(ctx context.Context, tx *sql.Tx, chain string) (chainHe
 // pages in every commit: the trail's cost on the keyed minting route.
 // Keyed mints' entries only, so that the actor and target indexes, which
 // leave them out, hold every other entry.
-
+//
 // runs splits entries, which follow one another in one chain, into the
 // rows that hold them: each a slice of entries.
 func runs(entries []*audit.Entry) [][]*audit.Entry {
@@ -234,17 +245,18 @@ func scanRow(sc interface{ Scan(...any) error }) ([]audit.Entry, error) {
 	if !more.Valid {
 		return []audit.Entry{e}, nil
 	}
-	var rest [][]string
+	var rest []json.RawMessage
 	if err := json.Unmarshal([]byte(more.String), &rest); err != nil || len(rest) == 0 || len(rest) >= maxRun {
 		return nil, &audit.Break{Chain: e.Chain, Seq: e.Seq + 1,
 			Reason: "the entries after " + strconv.FormatInt(e.Seq, 10) + " in its row (column more) are not a list jwtd writes (changed in the store)"}
 	}
 	out := make([]audit.Entry, 1, 1+len(rest))
 	out[0] = e
-	for i, f := range rest {
-		if len(f) != 6 {
+	for i, raw := range rest {
+		var f []string
+		if err := json.Unmarshal(raw, &f); err != nil || len(f) != 6 {
 			return nil, &audit.Break{Chain: e.Chain, Seq: e.Seq + int64(i) + 1,
-				Reason: fmt.Sprintf("the entry has %d fields in its row (column more), not 6 (changed in the store)", len(f))}
+				Reason: "the entry in its row (column more) is not six strings as jwtd writes it (changed in the store)"}
 		}
 		out = append(out, audit.Entry{Chain: e.Chain, Seq: e.Seq + int64(i) + 1, Time: e.Time, Instance: e.Instance,
 			Actor: f[0], Action: e.Action, Target: f[1], Result: e.Result, RequestID: f[2], ClientIP: f[3], Detail: f[4],
@@ -303,14 +315,21 @@ func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, er
 	if err != nil {
 		return nil, err
 	}
+	// Pages of rows in one transaction: one snapshot, which no commit or
+	// purge changes between pages.
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
 	var out []audit.Entry
 	var last *rowKey // the last row read, after the first page
-	for {
-		text, args, err := auditQuery(q, last)
+	for rowLimit := q.Limit; ; rowLimit *= 2 {
+		text, args, err := auditQuery(q, last, rowLimit)
 		if err != nil {
 			return nil, err
 		}
-		rows, err := s.read.QueryContext(ctx, text, args...)
+		rows, err := tx.QueryContext(ctx, text, args...)
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -342,7 +361,9 @@ func (s *Store) AuditList(ctx context.Context, q audit.Query) ([]audit.Entry, er
 		if err != nil {
 			return nil, storeError(err)
 		}
-		if done || q.Limit <= 0 || read < q.Limit {
+		// Twice as many rows a page each time: a query SQLite answers with
+		// a sort runs a few times, not once a page of q.Limit.
+		if done || rowLimit <= 0 || read < rowLimit {
 			return out, nil
 		}
 	}
@@ -400,10 +421,10 @@ func compare(e audit.Entry, pos audit.Position) int {
 	return cmp.Compare(e.Seq, pos.Seq)
 }
 
-// auditQuery is the SELECT of the rows that may hold entries q lists, in
-// its order, from the row after last (nil: from the first), and its
-// arguments.
-func auditQuery(q audit.Query, last *rowKey) (string, []any, error) {
+// auditQuery is the SELECT of up to limit rows (all for 0) that may hold
+// entries q lists, in its order, from the row after last (nil: from the
+// first), and its arguments.
+func auditQuery(q audit.Query, last *rowKey, limit int) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
@@ -479,11 +500,16 @@ func auditQuery(q audit.Query, last *rowKey) (string, []any, error) {
 		text += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	text += ` ORDER BY ` + order
-	if q.Limit > 0 {
-		text += fmt.Sprintf(` LIMIT %d`, q.Limit)
+	if limit > 0 {
+		text += fmt.Sprintf(` LIMIT %d`, limit)
 	}
 	return text, args, nil
 }
+
+// runLength is the number of entries a row holds after its first, as SQL
+// reads it; 0 for a run that is not a JSON array (changed in the store:
+// Verify finds it, and a purge past it deletes it).
+const runLength = `CASE WHEN json_valid(more) THEN json_array_length(more) ELSE 0 END`
 
 // PurgeAudit deletes up to limit rows of chain's entries below beforeSeq,
 // oldest first, in one short transaction, and returns how many entries
@@ -497,8 +523,8 @@ func (s *Store) PurgeAudit(ctx context.Context, chain string, beforeSeq int64, l
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	below := `id < (SELECT id << ` + strconv.Itoa(seqBits) + ` FROM audit_chains WHERE name = ?) + ?`
 	rows, err := tx.QueryContext(ctx, `DELETE FROM audit WHERE id IN
-		(SELECT id FROM audit WHERE `+inChain+` AND `+below+` AND seq + coalesce(json_array_length(more), 0) < ? ORDER BY id LIMIT ?)
-		RETURNING 1 + coalesce(json_array_length(more), 0)`, chain, chain, chain, beforeSeq, beforeSeq, limit)
+		(SELECT id FROM audit WHERE `+inChain+` AND `+below+` AND seq + `+runLength+` < ? ORDER BY id LIMIT ?)
+		RETURNING 1 + `+runLength, chain, chain, chain, beforeSeq, beforeSeq, limit)
 	deleted, err := collectWith(rows, err, func(sc interface{ Scan(...any) error }) (n int, err error) { return n, sc.Scan(&n) })
 	if err != nil {
 		return 0, err

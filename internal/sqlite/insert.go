@@ -38,7 +38,7 @@ func (s *Store) commit(batch []*record.Record) ([]error, error) {
 		if results, err = s.commitTx(batch, false); err == nil {
 			for i, r := range batch {
 				if r.Audit != nil && results[i] == nil {
-					results[i] = fmt.Errorf("%w: %w", audit.ErrNotWritten, unavailable(ee.err))
+					results[i] = fmt.Errorf("%w: %w", audit.ErrNotWritten, storeError(ee.err))
 				}
 			}
 		}
@@ -117,21 +117,33 @@ func (s *Store) commitTx(batch []*record.Record, withEntries bool) ([]error, err
 
 // insertEntries links entries after their chains' heads, in order, and
 // inserts them, and returns the chains' new heads. A head is the one this
-// store last wrote or read (heads), else read in tx, which holds the
-// store's write lock: no other writer, of this process or another,
-// advances a chain before tx commits. A head another process advanced
-// since it was kept is found by the entry's rowid, (chain, seq), taken at
-// the first entry, and read again.
+// store last wrote or read (heads) while no other connection committed to
+// the file (PRAGMA data_version, read in tx, which holds the write lock:
+// no other writer, of this process or another, commits before tx does);
+// else it is read in tx. So a head another process advanced, or a run
+// another process's purge cut, is never linked after.
 func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.Entry) (map[string]chainHead, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
+	var version int64
+	if err := tx.StmtContext(ctx, s.dataVersion).QueryRowContext(ctx).Scan(&version); err != nil {
+		return nil, err
+	}
+	s.checkHeads(version)
 	byChain := map[string][]*audit.Entry{}
 	for _, e := range entries {
 		byChain[e.Chain] = append(byChain[e.Chain], e)
 	}
 	heads := make(map[string]chainHead, len(byChain))
 	for chain, es := range byChain {
+		head, kept := s.keptHead(chain)
+		if !kept {
+			var err error
+			if head, err = s.readHead(ctx, tx, chain); err != nil {
+				return nil, err
+			}
+		}
 		// A commit's entries of a chain are stamped with the time of the
 		// last, so that a run of keyed mints takes one row (runs).
 		at := es[0].Time
@@ -140,31 +152,16 @@ func (s *Store) insertEntries(ctx context.Context, tx *sql.Tx, entries []*audit.
 				at = e.Time
 			}
 		}
-		head, kept := s.keptHead(chain)
-		for {
-			if !kept {
-				var err error
-				if head, err = s.readHead(ctx, tx, chain); err != nil {
-					return nil, err
-				}
-			}
-			last := head.Entry
-			for _, e := range es {
-				e.Time = at
-				e.Link(chain, last)
-				last = *e
-			}
-			err := s.insertChain(ctx, tx, head.id, es)
-			if err != nil && kept && isUniqueViolation(err) {
-				kept = false
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			heads[chain] = chainHead{head.id, last}
-			break
+		last := head.Entry
+		for _, e := range es {
+			e.Time = at
+			e.Link(chain, last)
+			last = *e
 		}
+		if err := s.insertChain(ctx, tx, head.id, es); err != nil {
+			return nil, err
+		}
+		heads[chain] = chainHead{head.id, last}
 	}
 	return heads, nil
 }

@@ -43,12 +43,14 @@ type Store struct {
 	owners, existing     *sql.Stmt   // on write: the phones of a batch's XIDs, its jtis already stored
 	closed               *sql.Stmt   // on write: which of a batch's XIDs are closed
 	auditHead            *sql.Stmt   // on write: a chain's last entry, in the commit that links after it
+	dataVersion          *sql.Stmt   // on write: PRAGMA data_version, which other connections' commits change
 	chainID, newChain    *sql.Stmt   // on write: a chain's number, and a new chain numbered
 	insertTokens         multiInsert // on write: records
 	insertAudit          multiInsert // on write: audit rows
 
-	mu    sync.Mutex
-	heads map[string]chainHead // chains as last written or read in a commit (insertEntries)
+	mu      sync.Mutex
+	heads   map[string]chainHead // chains as last written or read in a commit (insertEntries)
+	version int64                // the write connection's data_version when heads were last known good
 
 	group *record.GroupCommitter
 }
@@ -106,11 +108,12 @@ CREATE TABLE IF NOT EXISTS closed_xids (xid TEXT PRIMARY KEY, closed INTEGER NOT
 PRAGMA user_version = 7;
 `
 
-// auditTables are the audit table of schema version 6 and the numbers of
-// its chains. An entry's rowid is its chain's number above its sequence
-// number (entryID), so the table is its own (chain, seq) key: a commit
-// writes no separate index for it, and a sequence number taken by another
-// writer is refused as a rowid taken (compare-and-swap). It is a rowid
+// auditTables are the audit table of schema version 7 and the numbers of
+// its chains. A row holds an entry, or a run of keyed mints' entries (its
+// first in the columns, the others in more: runs); its rowid is its
+// chain's number above its first entry's sequence number (entryID), so the
+// table is its own (chain, seq) key: a commit writes no separate index for
+// it, and a row at a sequence number taken is refused as a rowid taken. It is a rowid
 // table, so that a chain's entries are appended (SQLite splits the last
 // page of a rowid table in a step; version 4's WITHOUT ROWID table, whose
 // rows are large for one, rebalanced pages as entries came), with hashes of
@@ -145,17 +148,21 @@ CREATE INDEX IF NOT EXISTS audit_target ON audit (target, time) WHERE action != 
 
 // auditView lists every entry of the audit table, a run's as rows of
 // their own, with hashes in hex: for an operator's queries (sqlite3
-// jwtd.db 'SELECT * FROM audit_entries WHERE ...').
+// jwtd.db 'SELECT * FROM audit_entries WHERE ...'). Functions, not the
+// -> and ->> operators of SQLite 3.38: every SQLite that opens the file
+// parses its views, and one that cannot parse a view reads nothing of it.
 const auditView = `CREATE VIEW IF NOT EXISTS audit_entries AS
 SELECT chain, seq, time, instance, actor, action, target, result, request_id, client_ip, detail,
 	CASE typeof(prev) WHEN 'blob' THEN lower(hex(prev)) ELSE prev END AS prev,
 	CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) ELSE hash END AS hash
 FROM audit
 UNION ALL
-SELECT a.chain, a.seq + r.key + 1, a.time, a.instance, r.value ->> 0, a.action, r.value ->> 1, a.result,
-	r.value ->> 2, r.value ->> 3, r.value ->> 4,
-	CASE WHEN r.key > 0 THEN a.more -> (r.key - 1) ->> 5 WHEN typeof(a.hash) = 'blob' THEN lower(hex(a.hash)) ELSE a.hash END,
-	r.value ->> 5
+SELECT a.chain, a.seq + r.key + 1, a.time, a.instance, json_extract(r.value, '$[0]'), a.action,
+	json_extract(r.value, '$[1]'), a.result, json_extract(r.value, '$[2]'), json_extract(r.value, '$[3]'),
+	json_extract(r.value, '$[4]'),
+	CASE WHEN r.key > 0 THEN json_extract(a.more, '$[' || (r.key - 1) || '][5]')
+		WHEN typeof(a.hash) = 'blob' THEN lower(hex(a.hash)) ELSE a.hash END,
+	json_extract(r.value, '$[5]')
 FROM audit AS a, json_each(a.more) AS r WHERE a.more IS NOT NULL;
 `
 
@@ -260,6 +267,7 @@ func Open(path string, opts Options) (*Store, error) {
 		{write, &s.existing, `SELECT jti FROM tokens WHERE jti IN (SELECT value FROM json_each(?))`},
 		{write, &s.closed, `SELECT xid FROM closed_xids WHERE xid IN (SELECT value FROM json_each(?))`},
 		{write, &s.auditHead, `SELECT ` + rowColumns + ` FROM audit WHERE id BETWEEN ? AND ? ORDER BY id DESC LIMIT 1`},
+		{write, &s.dataVersion, `PRAGMA data_version`},
 		{write, &s.chainID, `SELECT id FROM audit_chains WHERE name = ?`},
 		{write, &s.newChain, `INSERT INTO audit_chains (name) VALUES (?) RETURNING id`},
 		{read, &s.byJTIStmt, `SELECT ` + columns + ` FROM tokens WHERE jti = ?`},
@@ -322,7 +330,7 @@ func migrate(db *sql.DB) error {
 func (s *Store) Close() error {
 	s.group.Close()
 	var errs []error
-	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.chainID, s.newChain, s.byJTIStmt, s.byXIDStmt}
+	stmts := []*sql.Stmt{s.owners, s.existing, s.closed, s.auditHead, s.dataVersion, s.chainID, s.newChain, s.byJTIStmt, s.byXIDStmt}
 	for _, st := range slices.Concat(stmts, s.insertTokens.stmts, s.insertAudit.stmts) {
 		errs = append(errs, st.Close())
 	}

@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -611,7 +613,7 @@ func TestAuditRunOfACommit(t *testing.T) {
 	out, err := exec.Command("sqlite3", "-readonly", "-json", s.Path(),
 		`SELECT chain, seq, actor, target, prev, hash FROM audit_entries ORDER BY chain, seq`).Output()
 	if err != nil {
-		t.Fatalf("sqlite3: %v", err)
+		t.Fatalf("sqlite3 -readonly -json: %v (make test installs the sqlite3 CLI: apt-get install sqlite3)", err)
 	}
 	var cli []audit.Entry
 	if err := json.Unmarshal(out, &cli); err != nil || len(cli) != len(all) {
@@ -681,7 +683,8 @@ func TestAuditRunOfACommit(t *testing.T) {
 		{`json_set(more, '$[4][5]', '` + strings.Repeat("0", 64) + `')`, 7, "does not match its hash"},
 		{`json_remove(more, '$[18]')`, 21, "missing"},
 		{`NULL`, 3, "missing"},
-		{`'[["a"]]'`, 3, "not 6"},
+		{`'[["a"]]'`, 3, "not six strings"},
+		{`json_set(more, '$[3][1]', 7)`, 6, "not six strings"},
 		{`'not json'`, 3, "not a list"},
 	} {
 		if _, err := s.write.Exec(`UPDATE audit SET more = ` + tc.set + ` WHERE more IS NOT NULL`); err != nil {
@@ -718,6 +721,276 @@ func TestAuditRunOfACommit(t *testing.T) {
 	var b *audit.Break
 	if _, err := audit.Verify(ctx, s); !errors.As(err, &b) || b.Seq != 6 || !strings.Contains(b.Reason, "no purge entry") {
 		t.Errorf("verify after an unclaimed purge: %v", err)
+	}
+}
+
+// mintBatch is n records of keyed mints whose entries are of chain,
+// minted a nanosecond apart.
+func mintBatch(prefix string, n int, chain string) []*record.Record {
+	now := time.Now().UTC()
+	out := make([]*record.Record, n)
+	for i := range out {
+		jti := fmt.Sprintf("%s-%d", prefix, i)
+		out[i] = &record.Record{JTI: jti, Profile: "default", Kid: "k1", Alg: "ES256", Issued: now, Expires: now.Add(time.Hour),
+			Audit: &audit.Entry{Chain: chain, Instance: chain, Time: now.Add(time.Duration(i)), Actor: "issuer", Action: audit.ActionMint,
+				Target: "jti:" + jti, Result: audit.ResultOK}}
+	}
+	return out
+}
+
+// commitOK commits b on s, every record and entry written.
+func commitOK(t *testing.T, s *Store, b []*record.Record) {
+	t.Helper()
+	res, err := s.commit(b)
+	if err != nil || errors.Join(res...) != nil {
+		t.Fatal(err, res)
+	}
+}
+
+// Runs of every length about 256 in three chains whose times tie within
+// and across them, with revocations and failed mints between: every
+// listing, each order and filter, whole and in pages that cut runs,
+// lists what a model of the entries does, and a listing by sequence
+// number from every entry of a chain does too.
+func TestAuditListingsOfRuns(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	rng := rand.New(rand.NewPCG(1, 3))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var all []audit.Entry
+	for _, c := range []string{"b", "a", "c"} {
+		head, at := audit.Entry{}, base
+		for batch := range 5 {
+			var es []audit.Entry
+			n := []int{1, 2, 3, 5, 40, 255, 256, 257, 300}[rng.IntN(9)]
+			if rng.IntN(3) == 0 {
+				n = 1 + rng.IntN(4)
+			}
+			at = at.Add(time.Duration(rng.IntN(3)) * time.Second)
+			for i := range n {
+				e := audit.Entry{Time: at, Instance: c, Actor: []string{"x", "y", "z"}[rng.IntN(3)], Action: audit.ActionMint,
+					Target: audit.MintTarget(fmt.Sprintf("%s%d-%d", c, batch, i), fmt.Sprintf("tx%d", rng.IntN(4))), Result: audit.ResultOK,
+					RequestID: "r", Detail: "profile=p"}
+				if rng.IntN(12) == 0 {
+					e.Action, e.Actor, e.Target = audit.ActionRevoke, "x", fmt.Sprintf("xid:tx%d", rng.IntN(4))
+				}
+				if rng.IntN(40) == 0 {
+					e.Result = audit.ResultFailed
+				}
+				e.Link(c, head)
+				es, head = append(es, e), e
+			}
+			if _, err := s.AppendAudit(ctx, es); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, es...)
+		}
+	}
+	var runs int
+	if err := s.read.QueryRow(`SELECT count(more) FROM audit`).Scan(&runs); err != nil || runs < 20 {
+		t.Fatalf("%d runs (%v), want many", runs, err)
+	}
+	byTime := slices.Clone(all)
+	slices.SortFunc(byTime, func(a, b audit.Entry) int {
+		return cmp.Or(a.Time.Compare(b.Time), strings.Compare(a.Chain, b.Chain), cmp.Compare(a.Seq, b.Seq))
+	})
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	for i, f := range []audit.Query{{}, {Actor: "x"}, {Chain: "a"}, {Since: at(10)}, {Actor: "y", Action: audit.ActionMint}, {Action: audit.ActionRevoke},
+		{Action: audit.ActionMint}, {Target: "xid:tx1"}, {Target: "jti:a3-1"}, {Target: "jti:a3-1 xid:tx1"}, {Target: "jti:a3"},
+		{Until: at(12)}, {Since: at(5), Until: at(20), Actor: "z"}, {Chain: "b", Actor: "x"},
+		{Chain: "c", Since: at(7)}, {Actor: "x", Action: audit.ActionRevoke}} {
+		var want []audit.Entry
+		for _, e := range byTime {
+			if (f.Chain == "" || e.Chain == f.Chain) && (f.Actor == "" || e.Actor == f.Actor) && (f.Action == "" || e.Action == f.Action) &&
+				(f.Target == "" || audit.TargetMatches(f.Target, e.Target)) && (f.Since.IsZero() || !e.Time.Before(f.Since)) &&
+				(f.Until.IsZero() || e.Time.Before(f.Until)) {
+				want = append(want, e)
+			}
+		}
+		for _, order := range []audit.Order{audit.Newest, audit.Oldest, audit.BySeq} {
+			if order == audit.BySeq && f.Chain == "" {
+				continue
+			}
+			w := slices.Clone(want)
+			switch order {
+			case audit.Newest:
+				slices.Reverse(w)
+			case audit.BySeq:
+				slices.SortFunc(w, func(a, b audit.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+			}
+			limits := []int{0, 256}
+			if i < 4 { // pages of 7 too, for the listings of the most entries
+				limits = append(limits, 7)
+			}
+			for _, limit := range limits {
+				q := f
+				q.Order, q.Limit = order, limit
+				var got []audit.Entry
+				for pages := 0; ; pages++ {
+					if pages > len(all) {
+						t.Fatalf("%+v: more pages than entries", q)
+					}
+					es, err := s.AuditList(ctx, q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, es...)
+					if limit == 0 || len(es) < limit {
+						break
+					}
+					q.After, q.AfterSeq = audit.Cursor(es[len(es)-1]), es[len(es)-1].Seq
+				}
+				if !slices.Equal(got, w) {
+					t.Errorf("%+v: %d entries, want %d: %s", q, len(got), len(w), firstDiff(got, w))
+				}
+			}
+		}
+	}
+	var chainA []audit.Entry
+	for _, e := range all {
+		if e.Chain == "a" {
+			chainA = append(chainA, e)
+		}
+	}
+	for after := int64(-1); after <= int64(len(chainA))+1; after++ {
+		got, err := s.AuditList(ctx, audit.Query{Chain: "a", Order: audit.BySeq, AfterSeq: after, Limit: 5})
+		lo := min(max(after, 0), int64(len(chainA)))
+		if want := chainA[lo:min(lo+5, int64(len(chainA)))]; err != nil || !slices.Equal(got, want) {
+			t.Fatalf("after seq %d: %d entries %v, want %d", after, len(got), err, len(want))
+		}
+	}
+	if h, err := s.AuditHead(ctx, "a"); err != nil || h != chainA[len(chainA)-1] {
+		t.Errorf("head of a: %+v %v", h, err)
+	}
+	if _, err := audit.Verify(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store whose kept head is stale after another store on the file wrote
+// a run and purged to the middle of it (the rowid of the run's first
+// entry free again) links its next commit after the other's last entry,
+// not after its own kept head.
+func TestAuditStaleHeadAfterPurgeCut(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "jwtd.db")
+	a, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	commitOK(t, a, mintBatch("a", 10, "host")) // 1 to 10; a keeps 10
+	commitOK(t, b, mintBatch("b", 10, "host")) // 11 to 20, one row at 11
+	if n, err := b.PurgeAudit(ctx, "host", 15, 200); err != nil || n != 14 {
+		t.Fatalf("purge: %d %v, want 14", n, err)
+	}
+	batch := mintBatch("c", 6, "host")
+	commitOK(t, a, batch)
+	if first := batch[0].Audit.Seq; first != 21 {
+		t.Errorf("the stale store linked its run from seq %d, want 21", first)
+	}
+	got, err := a.AuditList(ctx, audit.Query{Chain: "host", Order: audit.BySeq})
+	if err != nil || len(got) != 12 || got[0].Seq != 15 || got[11].Seq != 26 {
+		t.Fatalf("entries %d from %d (%v), want 15 to 26", len(got), got[0].Seq, err)
+	}
+	var br *audit.Break // the chain is whole but for its unclaimed start
+	if _, err := audit.Verify(ctx, a); !errors.As(err, &br) || br.Seq != 14 || !strings.Contains(br.Reason, "no purge entry") {
+		t.Errorf("verify: %v, want only the unclaimed start", err)
+	}
+}
+
+// A retention purge whose first entry kept is a chain's head, the last of
+// a run, cuts the run there (the purging instance's chain the same or
+// another); the chains verify and the view lists what is left.
+func TestAuditPurgeToHeadInRun(t *testing.T) {
+	ctx := context.Background()
+	for _, purger := range []string{"n", "p"} {
+		s := openTemp(t)
+		commitOK(t, s, mintBatch("x", 5, "n"))
+		commitOK(t, s, mintBatch("y", 300, "n")) // rows at 6 (256 entries) and 262 (44)
+		tr := audit.NewTrail(s, audit.Options{Chain: purger, Required: true, Now: func() time.Time { return time.Now().Add(time.Hour) }})
+		n, err := audit.Purge(ctx, s, tr, time.Now().Add(time.Minute)) // keeps the head alone: seq 305
+		tr.Close()
+		if err != nil || n != 304 {
+			t.Errorf("purged by %s: %d %v, want 304", purger, n, err)
+		}
+		if _, err := audit.Verify(ctx, s); err != nil {
+			t.Errorf("purged by %s: %v", purger, err)
+		}
+		got, err := s.AuditList(ctx, audit.Query{Chain: "n", Order: audit.BySeq})
+		if err != nil || len(got) == 0 || got[0].Seq != 305 {
+			t.Fatalf("purged by %s: %+v %v, want n from its head", purger, got, err)
+		}
+		var left []audit.Entry
+		for _, c := range []string{"n", "p"} {
+			es, err := s.AuditList(ctx, audit.Query{Chain: c, Order: audit.BySeq})
+			if err != nil {
+				t.Fatal(err)
+			}
+			left = append(left, es...)
+		}
+		checkView(t, s, left)
+	}
+}
+
+// A run changed in the store so that it cannot be read is a broken chain
+// to every reader and writer: a commit writes its records and refuses
+// their entries (the trail retries them, or a required trail refuses the
+// mint), an append and a listing through it fail, each naming the break;
+// the head row put back from a backup with the sqlite3 command the docs
+// give, the chain goes on; a purge past a broken row deletes it.
+func TestAuditUnreadableRun(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	commitOK(t, s, mintBatch("x", 5, "n")) // a row at 1
+	commitOK(t, s, mintBatch("y", 3, "n")) // a row at 6, the head
+	backup := filepath.Join(t.TempDir(), "jwtd-backup.db")
+	if err := s.Backup(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.Exec(`UPDATE audit SET more = 'not json'`); err != nil {
+		t.Fatal(err)
+	}
+	other, err := Open(s.Path(), Options{}) // no head kept
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var br *audit.Break
+	res, err := other.commit(mintBatch("z", 2, "n"))
+	if err != nil || len(res) != 2 || !errors.Is(res[0], audit.ErrNotWritten) || !errors.As(res[0], &br) || br.Seq != 7 {
+		t.Errorf("commit after the head row broke: %v %v", res, err)
+	}
+	if r, err := other.ByJTI(ctx, "z-0"); err != nil || r.JTI != "z-0" {
+		t.Errorf("the record of a refused entry: %v %v", r, err)
+	}
+	e := audit.Entry{Time: time.Now(), Instance: "n", Actor: "ops", Action: audit.ActionRevoke, Result: audit.ResultOK}
+	e.Link("n", audit.Entry{Seq: 8})
+	if _, err := other.AppendAudit(ctx, []audit.Entry{e}); !errors.As(err, &br) {
+		t.Errorf("append after the head row broke: %v", err)
+	}
+	if _, err := other.AuditList(ctx, audit.Query{Action: audit.ActionMint}); !errors.As(err, &br) {
+		t.Errorf("a listing through the broken rows: %v", err)
+	}
+	// The head row back (docs/audit-and-backup.md), the first row still broken.
+	restore := fmt.Sprintf(`ATTACH '%s' AS b;
+  UPDATE audit SET more = (SELECT o.more FROM b.audit AS o WHERE o.id = main.audit.id)
+  WHERE id = (SELECT id FROM b.audit WHERE chain = 'n' AND seq <= %d ORDER BY id DESC LIMIT 1)`, backup, br.Seq)
+	if out, err := exec.Command("sqlite3", s.Path(), restore).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	commitOK(t, other, mintBatch("w", 2, "n"))
+	if n, err := other.PurgeAudit(ctx, "n", 6, 200); err != nil || n != 1 {
+		t.Errorf("a purge of the broken row below 6: %d %v, want the row gone", n, err)
+	}
+	var claim *audit.Break // the chain verifies but for its unclaimed start
+	if _, err := audit.Verify(ctx, other); !errors.As(err, &claim) || claim.Seq != 5 || !strings.Contains(claim.Reason, "no purge entry") {
+		t.Errorf("verify after the head row was put back and the broken one purged: %v", err)
 	}
 }
 
@@ -789,7 +1062,7 @@ func TestAuditQueryPlans(t *testing.T) {
 		{audit.Query{Actor: "ops", Action: audit.ActionRevoke, Limit: 101}, nil, "INDEX audit_actor "},
 		{audit.Query{Actor: "issuer", Limit: 101}, nil, "INDEX audit_time "}, // may be mints: newest first
 	} {
-		text, args, err := auditQuery(tc.q, tc.last)
+		text, args, err := auditQuery(tc.q, tc.last, tc.q.Limit)
 		if err != nil {
 			t.Fatal(err)
 		}
