@@ -724,6 +724,19 @@ func TestAuditRunOfACommit(t *testing.T) {
 	}
 }
 
+// openTwo opens two stores on one file (two processes), closed when the
+// test ends.
+func openTwo(t *testing.T) (*Store, *Store) {
+	t.Helper()
+	a := openTemp(t)
+	b, err := Open(a.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return a, b
+}
+
 // mintBatch is n records of keyed mints whose entries are of chain,
 // minted a nanosecond apart.
 func mintBatch(prefix string, n int, chain string) []*record.Record {
@@ -873,17 +886,7 @@ func TestAuditListingsOfRuns(t *testing.T) {
 // not after its own kept head.
 func TestAuditStaleHeadAfterPurgeCut(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "jwtd.db")
-	a, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openTwo(t)
 	commitOK(t, a, mintBatch("a", 10, "host")) // 1 to 10; a keeps 10
 	commitOK(t, b, mintBatch("b", 10, "host")) // 11 to 20, one row at 11
 	if n, err := b.PurgeAudit(ctx, "host", 15, 200); err != nil || n != 14 {
@@ -999,17 +1002,7 @@ func TestAuditUnreadableRun(t *testing.T) {
 // goes stale when the other writes, and its next entry is linked after
 // the entry the other wrote, not beside it.
 func TestKeptHeadAdvancedElsewhere(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jwtd.db")
-	server, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	cli, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	server, cli := openTwo(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	mint := func(jti string) *record.Record {
