@@ -7,13 +7,14 @@
 // Chains: one per instance name (the audit.instance setting, by default
 // the host name), advanced by compare-and-swap on the sequence number. An
 // instance writes its entries through its Trail, and the entries of keyed
-// mints in the commits of their records (the store links them after the
-// head; Trail.Stamp and Trail.Committed), so its chain needs no
-// coordination with other instances; when two writers advance one chain
-// (those two, or two processes sharing a name: two servers on one host, or
-// the CLI beside the server), the store refuses the second writer of a
-// sequence number and that writer reads the head again and re-chains its
-// entries after it.
+// mints in the commits of their records (Trail.Stamp and
+// Trail.Committed), so its chain needs no coordination with other
+// instances. Either way the store links entries after the head as it
+// holds it when it writes them; when two writers advance one chain (those
+// two, or two processes sharing a name: two servers on one host, or the
+// CLI beside the server), the store refuses the second writer of a
+// sequence number (SQLite under its write lock, MongoDB by the unique
+// _id), which reads the head again and links its entries after it.
 package audit
 
 import (
@@ -161,8 +162,8 @@ func (e *Entry) Link(chain string, prev Entry) {
 
 // Errors of the Store contract.
 var (
-	// ErrConflict is AppendAudit when the chain's head is no longer the
-	// entry before the first appended: another writer advanced it.
+	// ErrConflict is AppendAudit when other writers kept advancing the
+	// chain past the head it linked after, attempt after attempt.
 	ErrConflict = errors.New("the audit chain advanced since its head was read")
 	// ErrInvalidCursor is a cursor Store.AuditList did not make.
 	ErrInvalidCursor = errors.New("invalid cursor: pass next_cursor from the previous page as it was")
@@ -224,11 +225,12 @@ func DecodeCursor(c string) (Position, bool, error) {
 
 // Store keeps audit entries. Implementations are safe for concurrent use.
 //
-// AppendAudit writes entries, which continue one chain in order, if the
-// chain's stored head is still the entry before the first (none for Seq
-// 1), and returns how many it wrote: all, or, with ErrConflict, the ones
-// written before another writer's entry was met (a prefix; SQLite writes
-// all or none). AuditHead is a chain's last entry, the zero Entry for a
+// AppendAudit links entries, of one chain, after the chain's head as the
+// store holds it when it writes them (Entry.Link, in entries: a head the
+// caller linked after that another writer has moved on is not kept), and
+// writes them in order; it returns how many it wrote: all, or, with an
+// error, a prefix (SQLite writes all or none; MongoDB, with ErrConflict,
+// what it wrote before writers kept taking its sequence numbers). AuditHead is a chain's last entry, the zero Entry for a
 // chain with none. AuditChains names every chain. AuditList answers a
 // Query. PurgeAudit deletes entries of a chain below beforeSeq, oldest
 // first, up to limit of them or, in a store that keeps a run of entries

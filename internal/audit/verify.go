@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -126,39 +127,47 @@ func Purge(ctx context.Context, s Store, t *Trail, before time.Time) (int, error
 		return 0, err
 	}
 	total := 0
+	var errs []error
 	for _, c := range chains {
-		first, err := s.AuditList(ctx, Query{Chain: c, Order: BySeq, Limit: 1})
-		if err != nil || len(first) == 0 {
-			return total, err
-		}
-		keep, err := s.AuditList(ctx, Query{Chain: c, Order: BySeq, Since: before, Limit: 1})
-		if err != nil {
-			return total, err
-		}
-		var k Entry
-		if len(keep) == 1 {
-			k = keep[0]
-		} else if k, err = s.AuditHead(ctx, c); err != nil {
-			return total, err
-		}
-		if k.Seq <= first[0].Seq {
-			continue
-		}
-		err = t.Commit(ctx, Entry{Actor: ActorJWTD, Action: ActionPurge, Target: PurgeTarget(c),
-			Detail: purgeClaim(k.Seq, k.Prev)})
-		if err != nil {
-			return total, err
-		}
-		for {
-			n, err := s.PurgeAudit(ctx, c, k.Seq, purgeChunk)
-			total += n
-			if err != nil {
-				return total, err
-			}
-			if n < purgeChunk {
-				break
-			}
+		n, err := purgeChain(ctx, s, t, c, before)
+		total += n
+		if err != nil { // the others are purged all the same
+			errs = append(errs, fmt.Errorf("purging chain %q: %w", c, err))
 		}
 	}
-	return total, nil
+	return total, errors.Join(errs...)
+}
+
+// purgeChain is Purge of one chain.
+func purgeChain(ctx context.Context, s Store, t *Trail, c string, before time.Time) (int, error) {
+	first, err := s.AuditList(ctx, Query{Chain: c, Order: BySeq, Limit: 1})
+	if err != nil || len(first) == 0 {
+		return 0, err
+	}
+	keep, err := s.AuditList(ctx, Query{Chain: c, Order: BySeq, Since: before, Limit: 1})
+	if err != nil {
+		return 0, err
+	}
+	var k Entry
+	if len(keep) == 1 {
+		k = keep[0]
+	} else if k, err = s.AuditHead(ctx, c); err != nil {
+		return 0, err
+	}
+	if k.Seq <= first[0].Seq {
+		return 0, nil
+	}
+	err = t.Commit(ctx, Entry{Actor: ActorJWTD, Action: ActionPurge, Target: PurgeTarget(c),
+		Detail: purgeClaim(k.Seq, k.Prev)})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		n, err := s.PurgeAudit(ctx, c, k.Seq, purgeChunk)
+		total += n
+		if err != nil || n < purgeChunk {
+			return total, err
+		}
+	}
 }

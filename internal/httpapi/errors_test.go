@@ -30,7 +30,7 @@ func TestBusyIs503(t *testing.T) {
 // broken and where (the server's fault, logged), not a bare internal
 // error.
 func TestBrokenAuditTrail(t *testing.T) {
-	err := fmt.Errorf("listing: %w", &audit.Break{Chain: "node-a", Seq: 7, Reason: "the entry has 1 fields in its row (column more), not 6 (changed in the store)"})
+	err := fmt.Errorf("listing: %w", &audit.Break{Chain: "node-a", Seq: 7, Reason: "the entry in its row (column more) is not six strings as jwtd writes it (changed in the store)"})
 	e, fault := errorFor(err)
 	if e.Status != 500 || !fault || e.Title != "Audit trail broken" || !strings.Contains(e.Detail, `"node-a" broken at seq 7`) ||
 		!strings.Contains(e.Detail, "jwtd audit verify") {

@@ -44,21 +44,27 @@ func (d *auditDoc) entry() audit.Entry {
 		Detail: d.Detail, Prev: d.Prev, Hash: d.Hash}
 }
 
-// AppendAudit inserts entries in order after checking the chain's head;
-// the unique _id refuses a sequence number another writer took since, and
-// the entries before it stay written.
+// AppendAudit links entries after the chain's head and inserts them in
+// order; when another writer of the chain took a sequence number first
+// (the unique _id), the head is read again and the rest linked after it.
 func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, error) {
-	if len(entries) == 0 {
-		return 0, nil
+	done := 0
+	for attempt := 0; done < len(entries); attempt++ {
+		head, err := s.AuditHead(ctx, entries[0].Chain)
+		if err != nil {
+			return done, err
+		}
+		for i := done; i < len(entries); i++ {
+			entries[i].Link(entries[0].Chain, head)
+			head = entries[i]
+		}
+		n, err := s.insertAudit(ctx, len(entries)-done, func(i int) *audit.Entry { return &entries[done+i] })
+		done += n
+		if err != nil && (!errors.Is(err, audit.ErrConflict) || attempt >= 100) {
+			return done, err
+		}
 	}
-	head, err := s.AuditHead(ctx, entries[0].Chain)
-	if err != nil {
-		return 0, err
-	}
-	if head.Seq != entries[0].Seq-1 {
-		return 0, audit.ErrConflict
-	}
-	return s.insertAudit(ctx, len(entries), func(i int) *audit.Entry { return &entries[i] })
+	return done, nil
 }
 
 // insertAudit inserts n entries in order (entry(i) is the i-th), and

@@ -46,8 +46,9 @@ func entryID(chain, seq int64) (int64, error) {
 var inChain = `id BETWEEN (SELECT id << ` + strconv.Itoa(seqBits) + ` FROM audit_chains WHERE name = ?)
 	AND (SELECT (id + 1 << ` + strconv.Itoa(seqBits) + `) - 1 FROM audit_chains WHERE name = ?)`
 
-// AppendAudit writes entries in one transaction if the chain's head is
-// still the entry before the first: all or none.
+// AppendAudit links entries after the chain's head as the transaction
+// that writes them reads it, under the store's write lock, and writes
+// them: all or none.
 func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
@@ -63,12 +64,11 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 		if head, err = s.readHead(ctx, tx, name); err != nil {
 			return storeError(err)
 		}
-		if head.Seq != entries[0].Seq-1 {
-			return audit.ErrConflict
-		}
 		es := make([]*audit.Entry, len(entries))
+		last := head.Entry
 		for i := range entries {
-			es[i] = &entries[i]
+			entries[i].Link(name, last)
+			es[i], last = &entries[i], entries[i]
 		}
 		if err := s.insertChain(ctx, tx, head.id, es); err != nil {
 			if isUniqueViolation(err) {
@@ -76,18 +76,19 @@ func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, er
 			}
 			return unavailable(err)
 		}
+		// Kept before the commit, while tx holds the one write
+		// connection (see commitTx).
+		head.Entry = entries[len(entries)-1]
+		s.keepHeads(map[string]chainHead{name: head})
 		if err := tx.Commit(); err != nil {
 			return unavailable(err)
 		}
 		return nil
 	}()
-	head.Entry = entries[len(entries)-1]
-	chain := map[string]chainHead{name: head}
 	if err != nil {
-		s.forgetHeads(chain)
+		s.forgetHeads(map[string]chainHead{name: {}})
 		return 0, err
 	}
-	s.keepHeads(chain)
 	return len(entries), nil
 }
 
@@ -127,12 +128,15 @@ func (s *Store) checkHeads(version int64) {
 	}
 }
 
-// forgetHeads drops the heads kept of chains whose commit failed: what the
-// store holds of them (their numbers too: a chain numbered in a commit
-// rolled back is not) is read again.
+// forgetHeads drops the heads kept of chains whose commit failed (nil:
+// of every chain): what the store holds of them (their numbers too: a
+// chain numbered in a commit rolled back is not) is read again.
 func (s *Store) forgetHeads(heads map[string]chainHead) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if heads == nil {
+		clear(s.heads)
+	}
 	for c := range heads {
 		delete(s.heads, c)
 	}

@@ -34,6 +34,12 @@ func (s *Store) Insert(ctx context.Context, r *record.Record) error { return s.g
 func (s *Store) commit(batch []*record.Record) ([]error, error) {
 	results, err := s.commitTx(batch, true)
 	var ee entriesError
+	if errors.As(err, &ee) && isUniqueViolation(ee.err) {
+		// A head kept went stale (another connection's write that
+		// data_version did not show): the heads are forgotten, so the
+		// batch's second transaction reads them.
+		results, err = s.commitTx(batch, true)
+	}
 	if errors.As(err, &ee) {
 		if results, err = s.commitTx(batch, false); err == nil {
 			for i, r := range batch {
@@ -105,13 +111,17 @@ func (s *Store) commitTx(batch []*record.Record, withEntries bool) ([]error, err
 	}
 	heads, err := s.insertEntries(ctx, tx, entries)
 	if err != nil {
+		s.forgetHeads(nil)
 		return nil, entriesError{err}
 	}
+	// Kept before the commit, while tx holds the one write connection: no
+	// other transaction of this store (AppendAudit's) keeps a head between
+	// this commit and its keeping.
+	s.keepHeads(heads)
 	if err := tx.Commit(); err != nil {
 		s.forgetHeads(heads)
 		return nil, err
 	}
-	s.keepHeads(heads)
 	return results, nil
 }
 

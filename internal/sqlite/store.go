@@ -163,7 +163,7 @@ SELECT a.chain, a.seq + r.key + 1, a.time, a.instance, json_extract(r.value, '$[
 	CASE WHEN r.key > 0 THEN json_extract(a.more, '$[' || (r.key - 1) || '][5]')
 		WHEN typeof(a.hash) = 'blob' THEN lower(hex(a.hash)) ELSE a.hash END,
 	json_extract(r.value, '$[5]')
-FROM audit AS a, json_each(a.more) AS r WHERE a.more IS NOT NULL;
+FROM audit AS a, json_each(CASE WHEN json_valid(a.more) THEN a.more END) AS r WHERE a.more IS NOT NULL;
 `
 
 // schemaVersion is the user_version of the schema above. Version 2 added

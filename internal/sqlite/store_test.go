@@ -907,6 +907,96 @@ func TestAuditStaleHeadAfterPurgeCut(t *testing.T) {
 	}
 }
 
+// Keyed mints' commits and the same store's trail write one chain at
+// once (an instance's mints and its revocations): every mint's entry is
+// written, and the chain verifies. And a head kept that went stale
+// without another connection's commit to show it (kept out of order) is
+// found at the commit's first row taken, read again, and forgotten: the
+// commit and the ones after it write their entries.
+func TestAuditTrailBesideCommits(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	tr := audit.NewTrail(s, audit.Options{Chain: "m", Required: true})
+	defer tr.Close()
+	now := time.Now().UTC()
+	stop := make(chan struct{})
+	trailDone := make(chan int)
+	go func() {
+		n := 0
+		for ; ; n++ {
+			select {
+			case <-stop:
+				trailDone <- n
+				return
+			default:
+			}
+			if err := tr.Record(ctx, audit.Entry{Actor: "ops", Action: audit.ActionRevoke, Target: fmt.Sprintf("xid:%d", n)}); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	const minters, each = 8, 150
+	for w := range minters {
+		wg.Go(func() {
+			for i := range each {
+				jti := fmt.Sprintf("j-%d-%d", w, i)
+				e := tr.Stamp(audit.Entry{Actor: "issuer", Action: audit.ActionMint, Target: "jti:" + jti})
+				r := &record.Record{JTI: jti, Profile: "default", Kid: "k1", Alg: "ES256", Issued: now, Expires: now.Add(time.Hour), Audit: &e}
+				if err := s.Insert(ctx, r); err != nil {
+					t.Errorf("mint %s: %v", jti, err)
+					return
+				}
+				tr.Committed(*r.Audit)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	revocations := <-trailDone
+	if reps, err := audit.Verify(ctx, s); err != nil || len(reps) != 1 || reps[0].Entries != int64(minters*each+revocations) {
+		t.Errorf("verify: %+v %v, want %d entries", reps, err, minters*each+revocations)
+	}
+
+	stale, _ := s.keptHead("m")
+	commitOK(t, s, mintBatch("a", 3, "m"))
+	s.keepHeads(map[string]chainHead{"m": stale})
+	for i := range 3 {
+		batch := mintBatch(fmt.Sprint("b", i), 2, "m")
+		commitOK(t, s, batch)
+		if want := stale.Seq + 4 + 2*int64(i); batch[0].Audit.Seq != want {
+			t.Errorf("commit %d after a stale head: linked from %d, want %d", i, batch[0].Audit.Seq, want)
+		}
+	}
+	if _, err := audit.Verify(ctx, s); err != nil {
+		t.Error(err)
+	}
+}
+
+// A retention purge goes past a chain it cannot read (its first run
+// changed in the store) and purges the others, and says which it could
+// not.
+func TestAuditPurgePastUnreadableChain(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	commitOK(t, s, mintBatch("a", 5, "a"))
+	commitOK(t, s, mintBatch("b", 5, "b"))
+	commitOK(t, s, mintBatch("b2", 1, "b"))
+	if _, err := s.write.Exec(`UPDATE audit SET more = 'not json' WHERE chain = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	tr := audit.NewTrail(s, audit.Options{Chain: "p", Required: true, Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	defer tr.Close()
+	n, err := audit.Purge(ctx, s, tr, time.Now().Add(time.Minute))
+	var br *audit.Break
+	if n != 5 || !errors.As(err, &br) || br.Chain != "a" || !strings.Contains(err.Error(), `purging chain "a"`) {
+		t.Errorf("purge: %d %v, want b's 5 purged and a's break", n, err)
+	}
+	if got, err := s.AuditList(ctx, audit.Query{Chain: "b", Order: audit.BySeq}); err != nil || len(got) != 1 || got[0].Seq != 6 {
+		t.Errorf("b after the purge: %+v %v, want its head alone", got, err)
+	}
+}
+
 // A retention purge whose first entry kept is a chain's head, the last of
 // a run, cuts the run there (the purging instance's chain the same or
 // another); the chains verify and the view lists what is left.
@@ -983,10 +1073,16 @@ func TestAuditUnreadableRun(t *testing.T) {
 	// The head row back (docs/audit-and-backup.md), the first row still broken.
 	restore := fmt.Sprintf(`ATTACH '%s' AS b;
   UPDATE audit SET more = (SELECT o.more FROM b.audit AS o WHERE o.id = main.audit.id)
-  WHERE id = (SELECT id FROM b.audit WHERE chain = 'n' AND seq <= %d ORDER BY id DESC LIMIT 1)`, backup, br.Seq)
-	if out, err := exec.Command("sqlite3", s.Path(), restore).CombinedOutput(); err != nil {
-		t.Fatalf("sqlite3: %v %s", err, out)
+  WHERE id = (SELECT id FROM b.audit WHERE chain = 'n' AND seq <= %d ORDER BY id DESC LIMIT 1);
+  SELECT changes()`, backup, br.Seq)
+	if out, err := exec.Command("sqlite3", s.Path(), restore).CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Fatalf("sqlite3: %v %s, want 1 row changed", err, out)
 	}
+	var listed int // the broken run's first entry alone, and the run put back
+	if err := s.read.QueryRow(`SELECT count(*) FROM audit_entries`).Scan(&listed); err != nil || listed != 1+3 {
+		t.Errorf("audit_entries beside a broken run: %d entries, %v; want 4", listed, err)
+	}
+
 	commitOK(t, other, mintBatch("w", 2, "n"))
 	if n, err := other.PurgeAudit(ctx, "n", 6, 200); err != nil || n != 1 {
 		t.Errorf("a purge of the broken row below 6: %d %v, want the row gone", n, err)
