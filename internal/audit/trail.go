@@ -54,7 +54,7 @@ type Trail struct {
 	mu      sync.Mutex
 	failing error // the last write's error; nil once one succeeds
 	head    Entry // the chain's last entry, as last known
-	known   bool  // head was read or written by this trail
+	known   bool  // head was written by this trail or a store's commit
 	dropped int
 }
 
@@ -321,48 +321,29 @@ func (t *Trail) drain() {
 	}
 }
 
-// write chains batch after the head and appends it, reading the head
-// again when another writer advanced the chain. On success every waiter
-// is told.
+// write appends batch to the chain (the store links it after the head
+// it writes after), trying again after a store that gave up to other
+// writers taking the chain's next sequence numbers (ErrConflict, with what
+// it wrote before). On success every waiter is told.
 func (t *Trail) write(batch []*pending) error {
 	rest := batch
 	for attempt := 0; len(rest) > 0; attempt++ {
-		// A deadline per attempt: writers racing for one chain's head
-		// must not spend one write's time between them.
-		ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
-		defer cancel()
-		t.mu.Lock()
-		head, known := t.head, t.known
-		t.mu.Unlock()
-		if !known {
-			h, err := t.store.AuditHead(ctx, t.opts.Chain)
-			if err != nil {
-				return t.fail(err)
-			}
-			head = h
-		}
 		entries := make([]Entry, len(rest))
-		prev := head
 		for i, p := range rest {
 			entries[i] = p.e
-			entries[i].Link(t.opts.Chain, prev)
-			prev = entries[i]
+			entries[i].Chain = t.opts.Chain
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
 		n, err := t.store.AppendAudit(ctx, entries)
+		cancel()
 		if n > 0 {
 			t.written(rest[:n], entries[:n])
 			rest = rest[n:]
 		}
 		switch {
 		case errors.Is(err, ErrConflict) && attempt < 100:
-			t.mu.Lock()
-			t.known = false
-			t.mu.Unlock()
 			continue
 		case err != nil:
-			t.mu.Lock()
-			t.known = false
-			t.mu.Unlock()
 			return t.fail(err)
 		}
 	}

@@ -45,21 +45,32 @@ func (d *auditDoc) entry() audit.Entry {
 }
 
 // AppendAudit links entries after the chain's head and inserts them in
-// order; when another writer of the chain took a sequence number first
-// (the unique _id), the head is read again and the rest linked after it.
+// order (appendLinked).
 func (s *Store) AppendAudit(ctx context.Context, entries []audit.Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	return s.appendLinked(ctx, entries[0].Chain, len(entries), func(i int) *audit.Entry { return &entries[i] })
+}
+
+// appendLinked links n entries of chain (entry(i) is the i-th) after the
+// head the store holds and inserts them in order; when another writer of
+// the chain took a sequence number first (the unique _id), the head is
+// read again and the rest linked after it. It returns how many it wrote:
+// all, or those before an error (ErrConflict after 100 attempts).
+func (s *Store) appendLinked(ctx context.Context, chain string, n int, entry func(i int) *audit.Entry) (int, error) {
 	done := 0
-	for attempt := 0; done < len(entries); attempt++ {
-		head, err := s.AuditHead(ctx, entries[0].Chain)
+	for attempt := 0; done < n; attempt++ {
+		head, err := s.AuditHead(ctx, chain)
 		if err != nil {
 			return done, err
 		}
-		for i := done; i < len(entries); i++ {
-			entries[i].Link(entries[0].Chain, head)
-			head = entries[i]
+		for i := done; i < n; i++ {
+			entry(i).Link(chain, head)
+			head = *entry(i)
 		}
-		n, err := s.insertAudit(ctx, len(entries)-done, func(i int) *audit.Entry { return &entries[done+i] })
-		done += n
+		written, err := s.insertAudit(ctx, n-done, func(i int) *audit.Entry { return entry(done + i) })
+		done += written
 		if err != nil && (!errors.Is(err, audit.ErrConflict) || attempt >= 100) {
 			return done, err
 		}
@@ -112,23 +123,7 @@ func (s *Store) insertEntries(ctx context.Context, batch []*record.Record, resul
 	}
 	for _, chain := range order {
 		idx := chains[chain]
-		done, err := 0, error(nil)
-		for attempt := 0; done < len(idx); attempt++ {
-			var head audit.Entry
-			if head, err = s.AuditHead(ctx, chain); err != nil {
-				break
-			}
-			for _, i := range idx[done:] {
-				batch[i].Audit.Link(chain, head)
-				head = *batch[i].Audit
-			}
-			var n int
-			n, err = s.insertAudit(ctx, len(idx)-done, func(k int) *audit.Entry { return batch[idx[done+k]].Audit })
-			done += n
-			if !errors.Is(err, audit.ErrConflict) || attempt >= 100 {
-				break
-			}
-		}
+		done, err := s.appendLinked(ctx, chain, len(idx), func(k int) *audit.Entry { return batch[idx[k]].Audit })
 		for _, i := range idx[done:] {
 			results[i] = fmt.Errorf("%w: %w", audit.ErrNotWritten, err)
 		}
